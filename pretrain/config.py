@@ -1,0 +1,101 @@
+"""Recipes as mmengine config files: resolve a short recipe name to its file, load it, hash it, dump it.
+
+Every stage keeps its recipes under ``configs/<stage>/`` (``pretrain``, ``det``, ``seg``, ``cls``, ``suites``).
+``--config`` accepts a path to a config file, a recipe name (``smoke``, ``basic``, ``paper-3x``), which resolves to
+``configs/<stage>/<name>.py`` or, for per-model recipes, to the one file whose name holds both the model and the
+recipe (``mask-rcnn_swin-femto_fpn_paper-3x_coco.py``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from mmengine.config import Config
+
+__all__ = ["CONFIG_ROOT", "config_hash", "dump_config", "list_recipes", "load_config", "plain", "resolve_config"]
+
+CONFIG_ROOT = Path(os.environ.get("DROPBENCH_CONFIGS", Path(__file__).resolve().parents[1] / "configs"))
+
+
+def model_slug(model: str) -> str:
+    """File-name form of a model name, as mmdet names its configs (``swin_femto`` -> ``swin-femto``)."""
+    return model.replace("_", "-")
+
+
+def list_recipes(stage: str) -> list[str]:
+    """Recipe names available for a stage (file stems under ``configs/<stage>/``, bases excluded)."""
+    folder = CONFIG_ROOT / stage
+    return sorted(p.stem for p in folder.glob("*.py")) if folder.is_dir() else []
+
+
+def resolve_config(stage: str, config: str, model: str | None = None) -> Path:
+    """Turn ``--config`` (a file or a recipe name) into a config file path.
+
+    Raises:
+        ValueError: nothing matches; the message lists the recipes of the stage.
+    """
+    path = Path(config)
+    if path.suffix == ".py" or os.sep in config:
+        if not path.is_file():
+            raise ValueError(f"config file {config} does not exist")
+        return path
+    folder = CONFIG_ROOT / stage
+    candidates = []
+    if model is not None:
+        slug = model_slug(model)
+        candidates = [p for p in sorted(folder.glob(f"*{slug}*.py")) if _recipe_part(p.stem, slug) == config]
+    if not candidates and (folder / f"{config}.py").is_file():
+        candidates = [folder / f"{config}.py"]
+    if len(candidates) == 1:
+        return candidates[0]
+    names = ", ".join(list_recipes(stage)) or "(none)"
+    what = f"recipe {config!r}" + (f" for model {model}" if model else "")
+    if not candidates:
+        raise ValueError(f"no {what} under {folder}; give a config file or one of: {names}")
+    raise ValueError(f"{what} is ambiguous: {', '.join(str(c) for c in candidates)}")
+
+
+def _recipe_part(stem: str, slug: str) -> str | None:
+    """``mask-rcnn_swin-femto_fpn_paper-3x_coco`` -> ``paper-3x`` (the part after the model and its neck)."""
+    parts = stem.split("_")
+    if slug not in parts:
+        return None
+    rest = parts[parts.index(slug) + 1 :]
+    names = [p for p in rest if p not in ("fpn", "coco", "ade20k", "upernet", "in1k")]
+    return names[0] if len(names) == 1 else None
+
+
+def load_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> Config:
+    """Load a config file and apply dotted-key overrides (``{'optim.lr': 1e-3}``), skipping ``None`` values."""
+    cfg = Config.fromfile(str(path))
+    if overrides:
+        cfg.merge_from_dict({k: v for k, v in overrides.items() if v is not None})
+    return cfg
+
+
+def plain(obj: Any) -> Any:
+    """A config (or any nesting of dicts, lists, tuples and scalars) as plain JSON-able Python types."""
+    if hasattr(obj, "to_dict"):
+        obj = obj.to_dict()
+    return json.loads(json.dumps(obj, default=str))
+
+
+def config_hash(cfg: Any, exclude: tuple[str, ...] = ()) -> str:
+    """Content hash (sha256, 16 hex digits) of a config's resolved values, top-level keys in ``exclude`` left out."""
+    data = {k: v for k, v in plain(cfg).items() if k not in exclude}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def dump_config(cfg: Config, out_dir: str | os.PathLike, name: str = "config.py") -> Path:
+    """Write the resolved config beside a run's outputs, with its hash in a header comment."""
+    out = Path(out_dir) / name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    text = f"# resolved by dropbench; config hash {config_hash(cfg)}\n" + cfg.pretty_text
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, out)
+    return out

@@ -1,0 +1,101 @@
+"""SLURM submission through submitit, for every stage (pretraining, fine-tuning, suite runs).
+
+A job is one :class:`SlurmTask`: an entry point (``"module:function"`` taking an argv list) and its arguments. On the
+cluster each task exports the torch.distributed variables from submitit's ``JobEnvironment`` (``RANK``,
+``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``), so the same code path as torchrun runs. On
+pre-emption or time-out submitit calls :meth:`SlurmTask.checkpoint`, which requeues the task with ``--resume auto``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+from pathlib import Path
+from typing import Any
+
+__all__ = ["SlurmTask", "slurm_executor", "strip_slurm_args", "submit_slurm"]
+
+_SLURM_FLAGS = {"--slurm": 0, "--nodes": 1, "--gpus-per-node": 1, "--partition": 1, "--timeout-min": 1,
+                "--slurm-comment": 1}
+_ENTRIES = {"pretrain": "pretrain.train:cli"}
+
+
+class SlurmTask:
+    """A picklable callable that runs ``entry(argv)`` inside a SLURM task with torch.distributed set up."""
+
+    def __init__(self, entry: str, argv: list[str]) -> None:
+        self.entry, self.argv = entry, list(argv)
+
+    def __call__(self) -> Any:
+        import submitit
+
+        env = submitit.JobEnvironment()
+        os.environ.update(
+            RANK=str(env.global_rank),
+            WORLD_SIZE=str(env.num_tasks),
+            LOCAL_RANK=str(env.local_rank),
+            MASTER_ADDR=env.hostnames[0],
+            MASTER_PORT=os.environ.get("MASTER_PORT", str(20000 + int(env.job_id.split("_")[0]) % 20000)),
+        )
+        module, func = self.entry.split(":")
+        return getattr(importlib.import_module(module), func)(self.argv)
+
+    def checkpoint(self) -> Any:
+        """Requeue on pre-emption / time-out, resuming from the run's latest checkpoint."""
+        import submitit
+
+        argv = strip_flag(self.argv, "--resume") + ["--resume", "auto"]
+        return submitit.helpers.DelayedSubmission(SlurmTask(self.entry, argv))
+
+
+def strip_flag(argv: list[str], flag: str, nargs: int = 1) -> list[str]:
+    """``argv`` without ``flag`` and its values (also the ``--flag=value`` form)."""
+    out, skip = [], 0
+    for a in argv:
+        if skip:
+            skip -= 1
+            continue
+        if a == flag:
+            skip = nargs
+            continue
+        if a.startswith(flag + "="):
+            continue
+        out.append(a)
+    return out
+
+
+def strip_slurm_args(argv: list[str]) -> list[str]:
+    """The arguments a SLURM task reruns: the command line without the submission flags."""
+    for flag, nargs in _SLURM_FLAGS.items():
+        argv = strip_flag(argv, flag, nargs)
+    return argv
+
+
+def slurm_executor(folder: str | Path, nodes: int, gpus_per_node: int, timeout_min: int,
+                   partition: str | None = None, comment: str = "", cluster: str | None = None) -> Any:
+    """A submitit executor with one task per GPU (``cluster='local'`` runs jobs here, for testing)."""
+    import submitit
+
+    executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster, slurm_max_num_timeout=30)
+    tasks = max(gpus_per_node, 1)
+    params: dict[str, Any] = dict(timeout_min=timeout_min, nodes=nodes, tasks_per_node=tasks,
+                                  gpus_per_node=gpus_per_node, cpus_per_task=10, mem_gb=40 * tasks, name="dropbench")
+    if executor.cluster == "slurm":
+        params.update(slurm_signal_delay_s=120)
+        if partition:
+            params["slurm_partition"] = partition
+        if comment:
+            params["slurm_comment"] = comment
+    executor.update_parameters(**params)
+    return executor
+
+
+def submit_slurm(stage: str, argv: list[str], args: argparse.Namespace, cluster: str | None = None) -> Any:
+    """Submit ``dropbench <stage> <argv>`` as a SLURM job; returns the submitit job."""
+    if stage not in _ENTRIES:
+        raise ValueError(f"stage {stage!r} cannot be submitted; choose one of {', '.join(_ENTRIES)}")
+    out = Path(args.out)
+    executor = slurm_executor(out / "slurm", args.nodes, args.gpus_per_node, args.timeout_min, args.partition,
+                              args.slurm_comment, cluster=cluster)
+    return executor.submit(SlurmTask(_ENTRIES[stage], strip_slurm_args(list(argv))))

@@ -1,0 +1,441 @@
+"""ImageNet pretraining with early / late / standard dropout or stochastic depth: the recipe, top to bottom.
+
+    dropbench pretrain --config basic --model vit_tiny --data /imagenet --out runs/vit_tiny_early_do \
+        --dropout 0.1 --drop-mode early --drop-schedule linear --cutoff-epoch 50
+
+    torchrun --nproc_per_node 8 -m pretrain.train --config basic ...   # DDP, same flags
+
+``run`` is a straight line: data -> model -> drop schedule -> optimizer -> LR schedule -> resume -> epochs. Each epoch
+appends one JSON line to ``log.jsonl``; checkpoints are ``checkpoint.pth`` (latest, possibly mid-epoch) and
+``checkpoint-<epoch>.pth``, in the paper's layout (``model``, ``optimizer``, ``epoch``, ``scaler``, ...) plus
+``iteration``, ``config`` and ``pretrain`` metadata, all loadable with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+from mmengine.config import Config
+from timm.data import Mixup
+from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
+from timm.optim import create_optimizer_v2
+from timm.scheduler import CosineLRScheduler
+from timm.utils import ModelEmaV3
+
+from pretrain.checkpoint import CheckpointError, atomic_save, load_checkpoint_file
+from pretrain.config import CONFIG_ROOT, config_hash, dump_config, load_config, plain, resolve_config
+from pretrain.data import ResumableSampler, build_imagenet, build_transforms, eval_loader, train_loader
+from pretrain.distributed import all_reduce_sum, barrier, cleanup, init_distributed
+from pretrain.engine import DropControl, TrainContext, evaluate, train_one_epoch
+from pretrain.models import create_paper_model, paper_model
+from pretrain.schedules import DROP_KINDS, DropRateApplier, drop_schedule
+
+__all__ = ["build_config", "cli", "get_args_parser", "main", "pretrain_metadata", "run", "variants"]
+
+log = logging.getLogger(__name__)
+CHECKPOINT = "checkpoint.pth"
+# Keys that may differ between a run and its resumption without changing what it computes.
+_RESUME_FREE = ("runtime",)
+
+
+def variants() -> dict[str, dict]:
+    """The paper's pretraining variants (drop settings), from ``configs/pretrain/_base_/variants.py``."""
+    return Config.fromfile(str(CONFIG_ROOT / "pretrain" / "_base_" / "variants.py"))["variants"].to_dict()
+
+
+def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
+    """Arguments of ``dropbench pretrain`` (the official code's vocabulary, dashes for underscores)."""
+    p = argparse.ArgumentParser("dropbench pretrain", add_help=add_help, description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", default="basic", help="basic | improved | smoke | a config file (configs/pretrain/)")
+    p.add_argument("--model", help="vit_tiny | vit_base | swin_femto | convnext_femto | mixer_s32 | mixer_b16")
+    p.add_argument("--data", help="ImageNet-layout root (train/<class>/*, val/<class>/*)")
+    p.add_argument("--out", required=True, help="run directory (checkpoints, log.jsonl, config.py)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--warmup-epochs", type=int)
+    p.add_argument("--batch-size", type=int, help="per-process batch size")
+    p.add_argument("--update-freq", type=int, help="gradient accumulation steps")
+    p.add_argument("--lr", type=float, help="learning rate at the recipe's reference batch (optim.lr_batch_size)")
+    p.add_argument("--variant", help=f"a paper variant: {', '.join(variants())} (sets the drop flags below)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--dropout", type=float, help="dropout rate (peak of the schedule)")
+    g.add_argument("--drop-path", type=float, help="stochastic-depth rate (peak of the schedule)")
+    p.add_argument("--drop-mode", choices=("standard", "early", "late"))
+    p.add_argument("--drop-schedule", choices=("constant", "linear"))
+    p.add_argument("--cutoff-epoch", type=int, help="epoch where early dropout ends / late dropout starts")
+    p.add_argument("--resume", help="'auto' (latest checkpoint in --out, if any) or a checkpoint path")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--num-workers", type=int)
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
+    p.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="override any config key, e.g. optim.weight_decay=0.1 data.input_size=192")
+    return p
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def build_config(args: argparse.Namespace) -> Config:
+    """The recipe named by ``--config`` with the command line applied on top."""
+    cfg = load_config(resolve_config("pretrain", args.config))
+    drop: dict[str, Any] = {}
+    if args.variant:
+        table = variants()
+        if args.variant not in table:
+            raise ValueError(f"unknown variant {args.variant!r}; choose one of: {', '.join(table)}")
+        drop.update(table[args.variant])
+    if args.dropout is not None:
+        drop.update(kind="dropout" if args.dropout > 0 else "none", rate=args.dropout)
+    if args.drop_path is not None:
+        drop.update(kind="drop_path" if args.drop_path > 0 else "none", rate=args.drop_path)
+    for key, value in (("mode", args.drop_mode), ("schedule", args.drop_schedule), ("cutoff_epoch", args.cutoff_epoch)):
+        if value is not None:
+            drop[key] = value
+    overrides = {
+        "model.name": args.model,
+        "data.root": args.data,
+        "data.batch_size": args.batch_size,
+        "data.update_freq": args.update_freq,
+        "data.num_workers": args.num_workers,
+        "schedule.epochs": args.epochs,
+        "schedule.warmup_epochs": args.warmup_epochs,
+        "optim.lr": args.lr,
+        "runtime.seed": args.seed,
+        "runtime.device": args.device,
+        **{f"drop.{k}": v for k, v in drop.items()},
+    }
+    if args.no_progress:
+        overrides["runtime.progress"] = False
+    for item in args.cfg_options:
+        if "=" not in item:
+            raise ValueError(f"--cfg-options takes KEY=VALUE pairs, got {item!r}")
+        key, value = item.split("=", 1)
+        overrides[key] = _parse_value(value)
+    cfg.merge_from_dict({k: v for k, v in overrides.items() if v is not None})
+    check_config(cfg)
+    return cfg
+
+
+def check_config(cfg: Config) -> None:
+    """Refuse settings the paper's method does not define, naming the bad value and the fix."""
+    spec = paper_model(cfg.model.name)
+    d = cfg.drop
+    if d.kind not in DROP_KINDS:
+        raise ValueError(f"drop.kind must be one of {DROP_KINDS}, got {d.kind!r}")
+    if d.kind == "dropout" and not spec.supports_dropout:
+        raise ValueError(f"{spec.name} has no dropout (as in the paper's code); use --drop-path instead")
+    if d.kind == "none" and d.mode != "standard":
+        raise ValueError(f"--drop-mode {d.mode} needs a rate: give --dropout P or --drop-path P")
+    if d.kind != "none":
+        drop_schedule(d.rate, cfg.schedule.epochs, 1, d.cutoff_epoch, d.mode, d.schedule)  # validates, raises
+    if cfg.data.root is None:
+        raise ValueError("no data root: give --data (an ImageNet-layout folder; `dropbench data synth-imagenet` "
+                         "makes a small generated one)")
+    for key in ("batch_size", "update_freq"):
+        if int(cfg.data[key]) < 1:
+            raise ValueError(f"data.{key} must be >= 1, got {cfg.data[key]}")
+
+
+def pretrain_metadata(cfg: Config) -> dict:
+    """What a checkpoint records about how it was pretrained (read back by the fine-tuning tasks and tables)."""
+    d = cfg.drop
+    return {
+        "model": cfg.model.name,
+        "drop_kind": d.kind,
+        "drop_rate": float(d.rate) if d.kind != "none" else 0.0,
+        "drop_mode": d.mode,
+        "drop_schedule": d.schedule,
+        "cutoff_epoch": int(d.cutoff_epoch),
+        "epochs": int(cfg.schedule.epochs),
+        "config_hash": config_hash(cfg, exclude=_RESUME_FREE),
+    }
+
+
+def _build_model(cfg: Config, num_classes: int) -> nn.Module:
+    d = cfg.drop
+    peak = float(d.rate) if d.kind != "none" else 0.0
+    return create_paper_model(
+        cfg.model.name,
+        num_classes=num_classes,
+        dropout=peak if d.kind == "dropout" else 0.0,
+        drop_path=peak if d.kind == "drop_path" else 0.0,
+        img_size=cfg.model.img_size or cfg.data.input_size,
+    )
+
+
+def _find_resume(resume: str | None, out_dir: Path) -> Path | None:
+    if not resume:
+        return None
+    if resume == "auto":
+        path = out_dir / CHECKPOINT
+        return path if path.is_file() else None
+    path = Path(resume)
+    if not path.is_file():
+        raise CheckpointError(f"--resume {resume}: no such checkpoint file")
+    return path
+
+
+class _StopFlag:
+    """Set by SIGTERM/SIGUSR1 (SLURM pre-emption): the loop saves a checkpoint at the next step and exits."""
+
+    def __init__(self) -> None:
+        self.raised = False
+        for sig in (signal.SIGTERM, signal.SIGUSR1):
+            try:
+                signal.signal(sig, self._set)
+            except ValueError:  # not the main thread
+                pass
+
+    def _set(self, *_: Any) -> None:
+        self.raised = True
+
+
+class Preempted(SystemExit):
+    """Raised after the checkpoint is saved when the job was asked to stop; resume with --resume auto."""
+
+
+def run(cfg: Config, out_dir: str | os.PathLike, resume: str | None = None) -> dict:
+    """Pretrain as ``cfg`` says, into ``out_dir``; returns a summary (final val top-1/top-5, checkpoint, time).
+
+    Args:
+        cfg: a resolved pretraining config (see ``configs/pretrain/basic.py``).
+        out_dir: run directory.
+        resume: ``auto``, a checkpoint path, or None to start afresh (an existing run directory is then refused).
+    """
+    t_start = time.time()
+    out_dir = Path(out_dir)
+    check_config(cfg)
+    dist = init_distributed(cfg.runtime.device)
+    progress = bool(cfg.runtime.progress) and dist.is_main and sys.stderr.isatty()
+    seed = int(cfg.runtime.seed)
+    resume_path = _find_resume(resume, out_dir)
+    if resume_path is None and (out_dir / CHECKPOINT).exists():
+        raise FileExistsError(f"{out_dir} already holds a run; pass --resume auto to continue it or choose a new --out")
+    if dist.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        dump_config(cfg, out_dir)
+
+    # data
+    torch.manual_seed(seed)
+    train_tf, eval_tf = build_transforms(cfg.data, cfg.augment)
+    train_set, val_set = build_imagenet(cfg.data.root, train_tf, eval_tf, seed)
+    num_classes = cfg.model.num_classes or len(train_set.base.classes)
+    batch, update_freq = int(cfg.data.batch_size), int(cfg.data.update_freq)
+    total_batch = batch * update_freq * dist.world_size
+    iters_per_epoch = len(train_set) // total_batch
+    if iters_per_epoch < 1:
+        raise ValueError(f"{len(train_set)} training images are fewer than one total batch of {total_batch} "
+                         f"(batch_size x update_freq x world_size); lower --batch-size")
+    sampler = ResumableSampler(len(train_set), batch, dist.rank, dist.world_size, seed=seed)
+    loader = train_loader(train_set, sampler, int(cfg.data.num_workers), bool(cfg.data.pin_memory) and
+                          dist.device.type == "cuda")
+    val_loader = eval_loader(val_set, int(cfg.data.eval_batch_size), dist.rank, dist.world_size,
+                             int(cfg.data.num_workers))
+
+    # model and drop schedule
+    model = _build_model(cfg, num_classes).to(dist.device)
+    epochs = int(cfg.schedule.epochs)
+    drop = None
+    if cfg.drop.kind != "none":
+        rates = drop_schedule(float(cfg.drop.rate), epochs, iters_per_epoch, int(cfg.drop.cutoff_epoch),
+                              cfg.drop.mode, cfg.drop.schedule)
+        drop = DropControl(rates, DropRateApplier(model, cfg.drop.kind, float(cfg.drop.rate)))
+    ema = ModelEmaV3(model, decay=float(cfg.ema.decay)) if cfg.ema.enabled else None
+    model_ddp = model
+    if dist.distributed:
+        model_ddp = nn.parallel.DistributedDataParallel(
+            model, device_ids=[dist.local_rank] if dist.device.type == "cuda" else None)
+
+    # optimizer, LR schedule, loss
+    o = cfg.optim
+    lr = float(o.lr) * total_batch / float(o.lr_batch_size)
+    opt_kwargs = {k: v for k, v in (("eps", o.opt_eps), ("betas", o.opt_betas)) if v is not None}
+    optimizer = create_optimizer_v2(model, opt=o.opt, lr=lr, weight_decay=float(o.weight_decay),
+                                    layer_decay=o.layer_decay, **opt_kwargs)
+    warmup = int(cfg.schedule.warmup_epochs) * iters_per_epoch
+    lr_scheduler = CosineLRScheduler(optimizer, t_initial=max(epochs * iters_per_epoch - warmup, 1),
+                                     lr_min=float(cfg.schedule.min_lr), warmup_t=warmup,
+                                     warmup_lr_init=float(cfg.schedule.warmup_lr), warmup_prefix=True,
+                                     t_in_epochs=False)
+    a = cfg.augment
+    mixup = None
+    if a.mixup > 0 or a.cutmix > 0 or a.cutmix_minmax is not None:
+        mixup = Mixup(mixup_alpha=a.mixup, cutmix_alpha=a.cutmix, cutmix_minmax=a.cutmix_minmax, prob=a.mixup_prob,
+                      switch_prob=a.mixup_switch_prob, mode=a.mixup_mode, label_smoothing=a.smoothing,
+                      num_classes=num_classes)
+        criterion: nn.Module = SoftTargetCrossEntropy()
+    elif a.smoothing > 0:
+        criterion = LabelSmoothingCrossEntropy(smoothing=a.smoothing)
+    else:
+        criterion = nn.CrossEntropyLoss()
+    use_amp = bool(cfg.runtime.amp) and dist.device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda") if use_amp else None
+
+    # resume
+    start_iter, records, meters = 0, [], None
+    run_hash = config_hash(cfg, exclude=_RESUME_FREE)
+    if resume_path is not None:
+        ckpt = load_checkpoint_file(resume_path)
+        if ckpt.get("config_hash") != run_hash:
+            raise CheckpointError(f"{resume_path} was written by a different config (hash {ckpt.get('config_hash')}, "
+                                  f"this run {run_hash}); resume with the same recipe and flags, or a new --out")
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        if scaler is not None and ckpt.get("scaler"):
+            scaler.load_state_dict(ckpt["scaler"])
+        if ema is not None and ckpt.get("model_ema"):
+            ema.module.load_state_dict(ckpt["model_ema"])
+        start_iter, records, meters = int(ckpt["iteration"]), list(ckpt["log"]), ckpt.get("meters")
+        log.info("resumed %s at iteration %d (epoch %d)", resume_path, start_iter, start_iter // iters_per_epoch)
+    if dist.is_main:
+        _write_log(out_dir, records)
+
+    ctx = TrainContext(model=model_ddp, criterion=criterion, optimizer=optimizer, device=dist.device,
+                       iters_per_epoch=iters_per_epoch, update_freq=update_freq, lr_scheduler=lr_scheduler,
+                       drop=drop, mixup=mixup, scaler=scaler, amp_dtype=torch.float16 if use_amp else None,
+                       clip_grad=o.clip_grad, ema=ema, seed=seed, rank=dist.rank, progress=progress)
+    meta = pretrain_metadata(cfg)
+    stop = _StopFlag()
+
+    def save(path: Path, epoch: int, iteration: int, epoch_meters: dict | None) -> None:
+        if not dist.is_main:
+            return
+        atomic_save({
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "lr_scheduler": lr_scheduler.state_dict(),
+            "scaler": scaler.state_dict() if scaler is not None else None,
+            "model_ema": ema.module.state_dict() if ema is not None else None,
+            "epoch": epoch,
+            "iteration": iteration,
+            "meters": epoch_meters,
+            "log": records,
+            "config": plain(cfg),
+            "config_hash": run_hash,
+            "pretrain": meta,
+            "num_classes": num_classes,
+        }, path)
+
+    def on_step(it: int, step_in_epoch: int, epoch_meters: dict) -> None:
+        every = int(cfg.runtime.save_every_iters)
+        preempted = stop.raised
+        if (every and it % every == 0 and step_in_epoch < iters_per_epoch) or preempted:
+            save(out_dir / CHECKPOINT, it // iters_per_epoch, it, epoch_meters)
+        if preempted:
+            barrier()
+            raise Preempted(f"stopped by signal at iteration {it}; checkpoint saved, resume with --resume auto")
+
+    log.info("pretraining %s (%s) for %d epochs x %d iterations, total batch %d, lr %.2e",
+             cfg.model.name, _describe_drop(cfg), epochs, iters_per_epoch, total_batch, lr)
+    first_epoch, first_step = divmod(start_iter, iters_per_epoch)
+    for epoch in range(first_epoch, epochs):
+        start_step = first_step if epoch == first_epoch else 0
+        sampler.set_epoch(epoch, start_step * update_freq)
+        t_epoch = time.time()
+        stats = train_one_epoch(ctx, loader, epoch, start_step, meters if start_step else None, on_step)
+        meters = None
+        seen = all_reduce_sum(torch.tensor([float(stats["samples"])], device=dist.device))
+        record = {"epoch": epoch, "iteration": stats["iteration"], "train_loss": stats["train_loss"],
+                  "lr": stats["lr"], "dropout": stats["dropout"], "drop_path": stats["drop_path"],
+                  "images_per_sec": stats["images_per_sec"] * dist.world_size, "samples": int(seen.item())}
+        last = epoch == epochs - 1
+        if last or (epoch + 1) % int(cfg.runtime.eval_every) == 0:
+            ev = evaluate(model_ddp, val_loader, dist.device, ctx.amp_dtype)
+            record.update(val_top1=ev["top1"], val_top5=ev["top5"], val_loss=ev["loss"])
+            if ema is not None:
+                ev = evaluate(ema.module, val_loader, dist.device, ctx.amp_dtype)
+                record.update(val_ema_top1=ev["top1"], val_ema_top5=ev["top5"])
+        record["epoch_time"] = time.time() - t_epoch
+        records.append(record)
+        save(out_dir / CHECKPOINT, epoch, stats["iteration"], None)
+        if dist.is_main:
+            atomic_link_copy(out_dir / CHECKPOINT, out_dir / f"checkpoint-{epoch}.pth")
+            _prune(out_dir, epoch, int(cfg.runtime.keep_checkpoints), epochs)
+            _write_log(out_dir, records)
+            log.info("epoch %d: %s", epoch, _fmt(record))
+        barrier()
+    final = records[-1] if records else {}
+    summary = {
+        "checkpoint": str(out_dir / CHECKPOINT),
+        "top1": final.get("val_top1"),
+        "top5": final.get("val_top5"),
+        "train_loss": final.get("train_loss"),
+        "epochs": epochs,
+        "num_classes": num_classes,
+        "pretrain": meta,
+        "wall_time_s": time.time() - t_start,
+        "world_size": dist.world_size,
+    }
+    cleanup()
+    return summary
+
+
+def atomic_link_copy(src: Path, dst: Path) -> None:
+    """Make ``dst`` a hard link of ``src`` (a copy where links are impossible), replacing it atomically."""
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        import shutil
+
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
+def _prune(out_dir: Path, epoch: int, keep: int, epochs: int) -> None:
+    old = epoch - keep
+    if keep > 0 and old >= 0 and old != epochs - 1:
+        (out_dir / f"checkpoint-{old}.pth").unlink(missing_ok=True)
+
+
+def _write_log(out_dir: Path, records: list[dict]) -> None:
+    tmp = out_dir / ".log.jsonl.tmp"
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
+    os.replace(tmp, out_dir / "log.jsonl")
+
+
+def _describe_drop(cfg: Config) -> str:
+    d = cfg.drop
+    if d.kind == "none":
+        return "no dropout"
+    extra = f", cutoff epoch {d.cutoff_epoch}" if d.mode != "standard" else ""
+    return f"{d.mode} {d.kind} {d.rate} ({d.schedule}{extra})"
+
+
+def _fmt(record: dict) -> str:
+    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items())
+
+
+def main(args: argparse.Namespace) -> dict:
+    """Entry point for ``dropbench pretrain`` and ``python -m pretrain.train``."""
+    cfg = build_config(args)
+    return run(cfg, args.out, args.resume)
+
+
+def cli(argv: list[str] | None = None) -> dict:
+    """``python -m pretrain.train ARGS`` (what torchrun and SLURM tasks run): parse, log, run."""
+    args = get_args_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if os.environ.get("RANK", "0") == "0" else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    return main(args)
+
+
+if __name__ == "__main__":
+    summary = cli()
+    if os.environ.get("RANK", "0") == "0":
+        print(json.dumps(summary, indent=2))
