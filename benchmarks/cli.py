@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 
@@ -15,20 +16,100 @@ log = logging.getLogger("dropbench")
 _EPILOG = """stages:
   data       generate the embedded default data sets (ImageNet, COCO, ADE20K, classification layouts)
   pretrain   ImageNet pretraining with early / late / standard dropout or stochastic depth
+  convert    normalise any checkpoint (dropbench, the paper's, timm) to a paper model's timm state dict
+  finetune   fine-tune a checkpoint on COCO (Mask R-CNN), ADE20K (UperNet) or a classification set
 run `dropbench <stage> --help` for the options of each."""
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from pretrain.launch import submit_slurm
+
+    job = submit_slurm("benchmarks.cli:main", [args.command, *args.stage_argv], args)
+    print(f"submitted SLURM job {job.job_id}; its logs go to {args.out}/slurm")
+    return 0
+
+
+def _print_result(result) -> None:
+    if os.environ.get("RANK", "0") == "0":
+        print(json.dumps({"task": result.task, "model": result.model, "variant": result.variant,
+                          "metrics": result.metrics, "wall_time_s": round(result.wall_time_s, 1),
+                          "result": f"{result.run_dir}/result.json"}, indent=2))
 
 
 def _cmd_pretrain(args: argparse.Namespace) -> int:
     if args.slurm:
-        from pretrain.launch import submit_slurm
+        return _submit(args)
+    from benchmarks.runs import pretrain_run, run_and_record
+    from pretrain.train import build_config
 
-        job = submit_slurm("pretrain", args.stage_argv, args)
-        print(f"submitted SLURM job {job.job_id}; logs in {args.out}/slurm")
-        return 0
-    from pretrain.train import main as pretrain_main
+    cfg = build_config(args)
+    result = run_and_record("pretrain", "imagenet", cfg.model.name, args.out,
+                            lambda: pretrain_run(cfg, args.out, args.resume))
+    _print_result(result)
+    return 0
 
-    summary = pretrain_main(args)
-    print(json.dumps(summary, indent=2))
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from finetune.convert import convert_checkpoint
+
+    report = convert_checkpoint(args.checkpoint, args.model, args.out, use_ema=args.ema, img_size=args.img_size)
+    print(report.summary())
+    print(f"wrote {args.out}")
+    return 0
+
+
+# task -> (module, function, data set name in results); each function returns a stage outcome (benchmarks.runs)
+FINETUNE_TASKS = {
+    "coco": ("finetune.det", "run_coco"),
+    "ade20k": ("finetune.seg", "run_ade20k"),
+    "cls": ("finetune.cls", "run_cls"),
+}
+
+
+def _cmd_finetune(args: argparse.Namespace) -> int:
+    if args.slurm:
+        return _submit(args)
+    import importlib
+
+    from benchmarks.runs import run_and_record
+
+    module, func = FINETUNE_TASKS[args.task]
+    fn = getattr(importlib.import_module(module), func)
+    kwargs = dict(checkpoint=args.checkpoint, model=args.model, data_root=args.data, out_dir=args.out,
+                  config=args.config, launcher=args.launcher, seed=args.seed, use_ema=args.ema, resume=args.resume,
+                  cfg_options=_cfg_options(args.cfg_options))
+    dataset = args.task
+    if args.task == "cls":
+        kwargs["dataset"] = dataset = args.dataset
+    result = run_and_record(args.task, dataset, args.model, args.out, lambda: fn(**kwargs))
+    _print_result(result)
+    return 0
+
+
+def _cfg_options(items: list[str]) -> dict:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"--cfg-options takes KEY=VALUE pairs, got {item!r}")
+        key, value = item.split("=", 1)
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    import importlib
+
+    module, func = {"synth-coco": ("finetune.datasets.coco", "write_synth_coco"),
+                    "synth-ade20k": ("finetune.datasets.ade20k", "write_synth_ade20k"),
+                    "synth-cls": ("finetune.datasets.cls", "write_synth_cls")}[args.data_command]
+    kwargs = {"seed": args.seed}
+    if args.data_command == "synth-cls":
+        kwargs["dataset"] = args.dataset
+    out = getattr(importlib.import_module(module), func)(args.out, **kwargs)
+    print(f"wrote a generated {args.data_command[6:]} set to {out}")
     return 0
 
 
@@ -38,6 +119,9 @@ def _cmd_synth_imagenet(args: argparse.Namespace) -> int:
     out = write_synth_imagenet(args.out, args.classes, args.train_per_class, args.val_per_class, args.size, args.seed)
     print(f"wrote a generated ImageNet-layout set to {out}")
     return 0
+
+
+_CFG_DIR = {"coco": "det", "ade20k": "seg", "cls": "cls"}
 
 
 def _add_slurm(p: argparse.ArgumentParser) -> None:
@@ -69,6 +153,48 @@ def build_parser() -> argparse.ArgumentParser:
     _add_slurm(p)
     p.set_defaults(func=_cmd_pretrain)
 
+    p = sub.add_parser("convert", help="normalise a checkpoint to a paper model's timm state dict",
+                       description="Convert a dropbench, paper (facebookresearch/dropout) or timm checkpoint to the "
+                       "timm state dict of --model, checking that every backbone tensor fits (only the classifier "
+                       "head may be dropped). Prints how many tensors were loaded, missing and unexpected.")
+    p.add_argument("--checkpoint", required=True, help="input checkpoint file")
+    p.add_argument("--model", required=True, help="paper model name the checkpoint holds (e.g. swin_femto)")
+    p.add_argument("--out", required=True, help="output file ({'model': timm state dict, 'pretrain': metadata})")
+    p.add_argument("--ema", action="store_true", help="take the EMA weights ('model_ema')")
+    p.add_argument("--img-size", type=int, help="resolution to convert for (default: the checkpoint's)")
+    p.set_defaults(func=_cmd_convert)
+
+    ft = sub.add_parser("finetune", help="fine-tune a checkpoint on a downstream task (fixed drop rates)",
+                        description="Fine-tune a checkpoint (dropbench's, the paper's or timm's; see `dropbench "
+                        "convert`) on COCO (mmdet Mask R-CNN), ADE20K (mmseg UperNet) or a classification set, and "
+                        "write RUN_DIR/result.json. Drop rates are fixed by the recipe: no dropout scheduling.")
+    ftsub = ft.add_subparsers(dest="task", metavar="<task>", required=True)
+    for task, help_text, data_help in (
+        ("coco", "COCO detection + instance segmentation (Table 4)",
+         "COCO root: train2017/, val2017/, annotations/instances_{train,val}2017.json"),
+        ("ade20k", "ADE20K semantic segmentation (Table 5)",
+         "ADEChallengeData2016 root: images/{training,validation}/, annotations/{training,validation}/"),
+        ("cls", "classification on CIFAR-100, Flowers-102, Pets, STL-10, Food-101 or an image folder (Table 6)",
+         "the data set's root as its distribution ships it"),
+    ):
+        p = ftsub.add_parser(task, help=help_text, description=help_text)
+        if task == "cls":
+            p.add_argument("--dataset", required=True,
+                           choices=("cifar100", "flowers102", "pets", "stl10", "food101", "imagefolder"))
+        p.add_argument("--checkpoint", required=True, help="pretrained checkpoint (any layout `convert` reads)")
+        p.add_argument("--model", required=True, help="paper model the checkpoint holds (e.g. swin_femto)")
+        p.add_argument("--data", required=True, help=data_help)
+        p.add_argument("--config", default="smoke", help=f"recipe name or config file (configs/{_CFG_DIR[task]}/)")
+        p.add_argument("--out", required=True, help="run directory (checkpoints, logs, result.json)")
+        p.add_argument("--launcher", default="none", choices=("none", "pytorch", "slurm"),
+                       help="none: one process; pytorch: under torchrun; slurm: inside an srun task")
+        p.add_argument("--seed", type=int, help="random seed (default: the recipe's)")
+        p.add_argument("--ema", action="store_true", help="fine-tune from the checkpoint's EMA weights")
+        p.add_argument("--resume", help="'auto': continue the run in --out from its latest checkpoint")
+        p.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE", help="override config keys")
+        _add_slurm(p)
+        p.set_defaults(func=_cmd_finetune)
+
     data = sub.add_parser("data", help="generate the embedded default data sets")
     dsub = data.add_subparsers(dest="data_command", metavar="<generator>", required=True)
     p = dsub.add_parser("synth-imagenet", help="a small generated ImageNet-layout set with learnable classes")
@@ -79,6 +205,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=64, help="image side in pixels")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_synth_imagenet)
+    for name, help_text in (("synth-coco", "a small generated COCO-layout set (boxes, polygon masks)"),
+                            ("synth-ade20k", "a small generated ADE20K-layout set (150-class label maps)"),
+                            ("synth-cls", "a tiny generated set in one classification data set's own format")):
+        p = dsub.add_parser(name, help=help_text)
+        if name == "synth-cls":
+            p.add_argument("--dataset", required=True, choices=("cifar100", "flowers102", "pets", "stl10", "food101",
+                                                                "imagefolder"))
+        p.add_argument("--out", required=True, help="output root")
+        p.add_argument("--seed", type=int, default=0)
+        p.set_defaults(func=_cmd_synth)
     return parser
 
 

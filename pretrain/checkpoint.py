@@ -69,7 +69,7 @@ def load_checkpoint_file(path: str | os.PathLike, map_location: str | torch.devi
                 f"(torch.load(path, weights_only=False)['model']) in a separate session. Detail: {msg.splitlines()[0]}"
             ) from None
         raise CheckpointError(f"checkpoint {path} is not a readable torch checkpoint: {msg.splitlines()[0]}") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as e:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, KeyError, IndexError, ValueError, TypeError) as e:
         raise CheckpointError(
             f"checkpoint {path} is truncated or not a torch checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})"
         ) from None

@@ -1,6 +1,7 @@
 """SLURM submission through submitit, for every stage (pretraining, fine-tuning, suite runs).
 
-A job is one :class:`SlurmTask`: an entry point (``"module:function"`` taking an argv list) and its arguments. On the
+A job is one :class:`SlurmTask`: an entry point (``"module:function"`` taking an argv list, named by the caller so
+that this module imports nothing above it) and its arguments. On the
 cluster each task exports the torch.distributed variables from submitit's ``JobEnvironment`` (``RANK``,
 ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``), so the same code path as torchrun runs. On
 pre-emption or time-out submitit calls :meth:`SlurmTask.checkpoint`, which requeues the task with ``--resume auto``.
@@ -18,7 +19,6 @@ __all__ = ["SlurmTask", "slurm_executor", "strip_slurm_args", "submit_slurm"]
 
 _SLURM_FLAGS = {"--slurm": 0, "--nodes": 1, "--gpus-per-node": 1, "--partition": 1, "--timeout-min": 1,
                 "--slurm-comment": 1}
-_ENTRIES = {"pretrain": "pretrain.train:cli"}
 
 
 class SlurmTask:
@@ -91,11 +91,13 @@ def slurm_executor(folder: str | Path, nodes: int, gpus_per_node: int, timeout_m
     return executor
 
 
-def submit_slurm(stage: str, argv: list[str], args: argparse.Namespace, cluster: str | None = None) -> Any:
-    """Submit ``dropbench <stage> <argv>`` as a SLURM job; returns the submitit job."""
-    if stage not in _ENTRIES:
-        raise ValueError(f"stage {stage!r} cannot be submitted; choose one of {', '.join(_ENTRIES)}")
+def submit_slurm(entry: str, argv: list[str], args: argparse.Namespace, cluster: str | None = None) -> Any:
+    """Submit ``entry(argv)`` (e.g. ``benchmarks.cli:main`` with ``["pretrain", ...]``) as a SLURM job.
+
+    ``args`` carries the submission flags (``out``, ``nodes``, ``gpus_per_node``, ``timeout_min``, ``partition``,
+    ``slurm_comment``); they are stripped from ``argv``. Returns the submitit job.
+    """
     out = Path(args.out)
     executor = slurm_executor(out / "slurm", args.nodes, args.gpus_per_node, args.timeout_min, args.partition,
                               args.slurm_comment, cluster=cluster)
-    return executor.submit(SlurmTask(_ENTRIES[stage], strip_slurm_args(list(argv))))
+    return executor.submit(SlurmTask(entry, strip_slurm_args(list(argv))))

@@ -20,6 +20,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,9 @@ from pretrain.engine import DropControl, TrainContext, evaluate, train_one_epoch
 from pretrain.models import create_paper_model, paper_model
 from pretrain.schedules import DROP_KINDS, DropRateApplier, drop_schedule
 
-__all__ = ["build_config", "cli", "get_args_parser", "main", "pretrain_metadata", "run", "variants"]
+__all__ = [
+    "build_config", "cli", "get_args_parser", "imagenet_datasets", "main", "pretrain_metadata", "run", "variants",
+]
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pth"
@@ -208,13 +211,32 @@ class Preempted(SystemExit):
     """Raised after the checkpoint is saved when the job was asked to stop; resume with --resume auto."""
 
 
-def run(cfg: Config, out_dir: str | os.PathLike, resume: str | None = None) -> dict:
-    """Pretrain as ``cfg`` says, into ``out_dir``; returns a summary (final val top-1/top-5, checkpoint, time).
+def imagenet_datasets(cfg: Config, train_tf: Callable, eval_tf: Callable, seed: int) -> tuple[Any, Any, int]:
+    """The default data of :func:`run`: the ImageNet-layout folder at ``cfg.data.root``."""
+    train_set, val_set = build_imagenet(cfg.data.root, train_tf, eval_tf, seed)
+    return train_set, val_set, len(train_set.base.classes)
+
+
+def run(
+    cfg: Config,
+    out_dir: str | os.PathLike,
+    resume: str | None = None,
+    datasets: Callable[[Config, Callable, Callable, int], tuple[Any, Any, int]] = imagenet_datasets,
+    prepare_model: Callable[[nn.Module], dict] | None = None,
+) -> dict:
+    """Train as ``cfg`` says, into ``out_dir``; returns a summary (final val top-1/top-5, checkpoint, time).
+
+    Pretraining uses it as is; classification fine-tuning passes its own data and weight loading.
 
     Args:
-        cfg: a resolved pretraining config (see ``configs/pretrain/basic.py``).
+        cfg: a resolved training config (see ``configs/pretrain/basic.py``).
         out_dir: run directory.
         resume: ``auto``, a checkpoint path, or None to start afresh (an existing run directory is then refused).
+        datasets: ``(cfg, train_transform, eval_transform, seed) -> (train set, val set, num_classes)``; the sets
+            are :class:`~pretrain.data.SeededDataset` (ImageNet folders by default).
+        prepare_model: called with the freshly built model before training (e.g. to load pretrained weights); its
+            returned dict is kept in the summary as ``init``, and its ``pretrain`` entry, if any, replaces the
+            metadata recorded in checkpoints.
     """
     t_start = time.time()
     out_dir = Path(out_dir)
@@ -232,8 +254,8 @@ def run(cfg: Config, out_dir: str | os.PathLike, resume: str | None = None) -> d
     # data
     torch.manual_seed(seed)
     train_tf, eval_tf = build_transforms(cfg.data, cfg.augment)
-    train_set, val_set = build_imagenet(cfg.data.root, train_tf, eval_tf, seed)
-    num_classes = cfg.model.num_classes or len(train_set.base.classes)
+    train_set, val_set, found_classes = datasets(cfg, train_tf, eval_tf, seed)
+    num_classes = cfg.model.num_classes or found_classes
     batch, update_freq = int(cfg.data.batch_size), int(cfg.data.update_freq)
     total_batch = batch * update_freq * dist.world_size
     iters_per_epoch = len(train_set) // total_batch
@@ -247,10 +269,12 @@ def run(cfg: Config, out_dir: str | os.PathLike, resume: str | None = None) -> d
                              int(cfg.data.num_workers))
 
     # model and drop schedule
-    model = _build_model(cfg, num_classes).to(dist.device)
+    model = _build_model(cfg, num_classes)
+    init = prepare_model(model) if prepare_model is not None else {}
+    model = model.to(dist.device)
     epochs = int(cfg.schedule.epochs)
-    drop = None
-    if cfg.drop.kind != "none":
+    drop = None  # standard mode: the rates fixed at build time are the rates in force, nothing to schedule
+    if cfg.drop.kind != "none" and cfg.drop.mode != "standard":
         rates = drop_schedule(float(cfg.drop.rate), epochs, iters_per_epoch, int(cfg.drop.cutoff_epoch),
                               cfg.drop.mode, cfg.drop.schedule)
         drop = DropControl(rates, DropRateApplier(model, cfg.drop.kind, float(cfg.drop.rate)))
@@ -307,8 +331,10 @@ def run(cfg: Config, out_dir: str | os.PathLike, resume: str | None = None) -> d
     ctx = TrainContext(model=model_ddp, criterion=criterion, optimizer=optimizer, device=dist.device,
                        iters_per_epoch=iters_per_epoch, update_freq=update_freq, lr_scheduler=lr_scheduler,
                        drop=drop, mixup=mixup, scaler=scaler, amp_dtype=torch.float16 if use_amp else None,
-                       clip_grad=o.clip_grad, ema=ema, seed=seed, rank=dist.rank, progress=progress)
-    meta = pretrain_metadata(cfg)
+                       clip_grad=o.clip_grad, ema=ema, seed=seed, rank=dist.rank, progress=progress,
+                       fixed_rates=_fixed_rates(cfg))
+    meta = init.get("pretrain") or pretrain_metadata(cfg)
+    per_class = num_classes if cfg.runtime.get("per_class_accuracy") else None
     stop = _StopFlag()
 
     def save(path: Path, epoch: int, iteration: int, epoch_meters: dict | None) -> None:
@@ -354,8 +380,10 @@ def run(cfg: Config, out_dir: str | os.PathLike, resume: str | None = None) -> d
                   "images_per_sec": stats["images_per_sec"] * dist.world_size, "samples": int(seen.item())}
         last = epoch == epochs - 1
         if last or (epoch + 1) % int(cfg.runtime.eval_every) == 0:
-            ev = evaluate(model_ddp, val_loader, dist.device, ctx.amp_dtype)
+            ev = evaluate(model_ddp, val_loader, dist.device, ctx.amp_dtype, num_classes=per_class)
             record.update(val_top1=ev["top1"], val_top5=ev["top5"], val_loss=ev["loss"])
+            if per_class:
+                record["val_per_class_top1"] = ev["per_class_top1"]
             if ema is not None:
                 ev = evaluate(ema.module, val_loader, dist.device, ctx.amp_dtype)
                 record.update(val_ema_top1=ev["top1"], val_ema_top5=ev["top5"])
@@ -377,6 +405,8 @@ def run(cfg: Config, out_dir: str | os.PathLike, resume: str | None = None) -> d
         "epochs": epochs,
         "num_classes": num_classes,
         "pretrain": meta,
+        "init": init,
+        "per_class_top1": final.get("val_per_class_top1"),
         "wall_time_s": time.time() - t_start,
         "world_size": dist.world_size,
     }
@@ -407,6 +437,11 @@ def _write_log(out_dir: Path, records: list[dict]) -> None:
     tmp = out_dir / ".log.jsonl.tmp"
     tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
     os.replace(tmp, out_dir / "log.jsonl")
+
+
+def _fixed_rates(cfg: Config) -> dict[str, float]:
+    d = cfg.drop
+    return {d.kind: float(d.rate)} if d.kind != "none" and d.mode == "standard" else {}
 
 
 def _describe_drop(cfg: Config) -> str:

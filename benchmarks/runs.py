@@ -1,0 +1,92 @@
+"""Run one stage and record it: time it, write its ``result.json`` (also when it fails), return the result.
+
+Stage functions (``pretrain.train.run`` through :func:`pretrain_run`, ``finetune.det.run_coco``,
+``finetune.seg.run_ade20k``, ``finetune.cls.run_cls``) return a plain dict with the keys ``metrics``, ``config``,
+``config_hash``, ``seed``, ``checkpoint``, ``checkpoint_sha256``, ``pretrain``, ``log_path`` and optionally
+``extra``; :func:`run_and_record` turns it into a :class:`~benchmarks.results.RunResult`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from benchmarks.results import RunResult, package_versions, variant_name, write_result
+
+__all__ = ["pretrain_run", "run_and_record"]
+
+log = logging.getLogger(__name__)
+_OUTCOME_KEYS = ("metrics", "config", "config_hash", "seed", "checkpoint", "checkpoint_sha256", "pretrain", "log_path",
+                 "extra")
+
+
+def _is_main() -> bool:
+    return os.environ.get("RANK", "0") == "0"
+
+
+def run_and_record(task: str, dataset: str, model: str, run_dir: str | os.PathLike, fn: Callable[[], dict],
+                   variant: str | None = None) -> RunResult:
+    """Call ``fn`` (a stage returning an outcome dict), write ``run_dir/result.json`` and return the result.
+
+    A stage that raises is recorded as ``status: failed`` with its error and traceback in ``extra``, then the
+    exception propagates. Only rank 0 writes under torchrun / SLURM.
+    """
+    run_dir = Path(run_dir)
+    t0 = time.time()
+    try:
+        outcome = fn()
+    except BaseException as e:
+        if _is_main() and not isinstance(e, KeyboardInterrupt):
+            failed = RunResult(task=task, dataset=dataset, model=model, metrics={}, config={}, config_hash="",
+                               variant=variant or "unknown", versions=package_versions(), wall_time_s=time.time() - t0,
+                               status="failed", error=f"{type(e).__name__}: {e}", run_dir=str(run_dir),
+                               log_path=_find_log(run_dir),
+                               extra={"traceback": traceback.format_exc(limit=20)})
+            write_result(failed, run_dir)
+        raise
+    unknown = set(outcome) - set(_OUTCOME_KEYS)
+    if unknown:
+        raise ValueError(f"stage outcome has unknown keys {sorted(unknown)}")
+    pretrain = outcome.get("pretrain") or {}
+    result = RunResult(
+        task=task, dataset=dataset, model=model, metrics={k: float(v) for k, v in outcome["metrics"].items()},
+        config=outcome["config"], config_hash=outcome["config_hash"], variant=variant or variant_name(pretrain),
+        checkpoint=outcome.get("checkpoint"), checkpoint_sha256=outcome.get("checkpoint_sha256"), pretrain=pretrain,
+        seed=outcome.get("seed"), versions=package_versions(), wall_time_s=time.time() - t0,
+        log_path=outcome.get("log_path"), run_dir=str(run_dir), extra=outcome.get("extra") or {})
+    if _is_main():
+        path = write_result(result, run_dir)
+        log.info("wrote %s", path)
+    return result
+
+
+def _find_log(run_dir: Path) -> str | None:
+    for name in ("log.jsonl", "run.log"):
+        if (run_dir / name).exists():
+            return str(run_dir / name)
+    logs = sorted(run_dir.rglob("*.log"))
+    return str(logs[-1]) if logs else None
+
+
+def pretrain_run(cfg, out_dir: str | os.PathLike, resume: str | None = None) -> dict:
+    """Pretraining as a stage: ``pretrain.train.run`` with its summary as an outcome dict."""
+    from pretrain.config import plain
+    from pretrain.train import run
+
+    summary = run(cfg, out_dir, resume)
+    metrics = {k: summary[k] for k in ("top1", "top5", "train_loss") if summary.get(k) is not None}
+    return {
+        "metrics": metrics,
+        "config": plain(cfg),
+        "config_hash": summary["pretrain"]["config_hash"],
+        "seed": int(cfg.runtime.seed),
+        "checkpoint": summary["checkpoint"],
+        "checkpoint_sha256": None,
+        "pretrain": summary["pretrain"],
+        "log_path": str(Path(out_dir) / "log.jsonl"),
+        "extra": {"epochs": summary["epochs"], "world_size": summary["world_size"]},
+    }
