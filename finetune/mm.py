@@ -1,0 +1,126 @@
+"""What the mmdet and mmseg fine-tuning paths share around mmengine's Runner.
+
+* :func:`install_safe_checkpoint_loading`: mmengine 0.10.7 calls ``torch.load`` without ``weights_only``; under
+  torch >= 2.6 that refuses the paper's checkpoints and mmengine's own resume files. Local loads are re-routed to
+  :func:`pretrain.checkpoint.load_checkpoint_file` (weights-only, a short allow-list of plain types), so resume works
+  and a checkpoint that needs code to load is still refused.
+* :func:`prepare_runner_config`: one recipe (``configs/det`` or ``configs/seg``) + the checkpoint, work dir, launcher,
+  seed and overrides -> the resolved mmengine Config.
+* :func:`run_runner`: build the Runner, train (resuming from the work dir's last checkpoint when asked), evaluate
+  the final weights, return the metrics; :func:`outcome` packs them for :mod:`benchmarks.runs`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from mmengine.config import Config
+from mmengine.runner.checkpoint import CheckpointLoader
+
+from finetune.convert import file_sha256
+from pretrain.checkpoint import load_checkpoint_file
+from pretrain.config import config_hash, dump_config, plain, resolve_config
+
+__all__ = ["install_safe_checkpoint_loading", "outcome", "prepare_runner_config", "run_runner"]
+
+log = logging.getLogger(__name__)
+_RUNTIME_KEYS = ("work_dir", "launcher", "resume", "load_from", "env_cfg", "log_level", "visualizer")
+
+
+def _safe_load_from_local(filename: str, map_location: Any = None) -> Any:
+    filename = os.path.expanduser(filename)
+    if not os.path.isfile(filename):
+        raise FileNotFoundError(f"{filename} can not be found.")
+    return load_checkpoint_file(filename, map_location=map_location or "cpu")
+
+
+def install_safe_checkpoint_loading() -> None:
+    """Route mmengine's local checkpoint loads through dropbench's weights-only loader (idempotent)."""
+    CheckpointLoader.register_scheme(prefixes="", loader=_safe_load_from_local, force=True)
+
+
+def _launcher_env(launcher: str) -> None:
+    """Inside an srun task without torchrun, export the torch.distributed variables from SLURM's."""
+    if launcher == "slurm" and "RANK" not in os.environ and "SLURM_PROCID" in os.environ:
+        os.environ.setdefault("RANK", os.environ["SLURM_PROCID"])
+        os.environ.setdefault("WORLD_SIZE", os.environ.get("SLURM_NTASKS", "1"))
+        os.environ.setdefault("LOCAL_RANK", os.environ.get("SLURM_LOCALID", "0"))
+
+
+def prepare_runner_config(
+    stage: str,
+    config: str,
+    model: str,
+    checkpoint: str | None,
+    work_dir: str | os.PathLike,
+    launcher: str = "none",
+    seed: int | None = None,
+    use_ema: bool = False,
+    resume: str | None = None,
+    cfg_options: dict | None = None,
+) -> Config:
+    """Resolve a det / seg recipe for ``model`` and set the run's checkpoint, work dir, launcher, seed, resume.
+
+    The backbone loads ``checkpoint`` in its own ``init_weights`` (through the converter); ``resume='auto'``
+    continues from the work dir's last checkpoint. The seed defaults to the recipe's ``randomness.seed`` (0 if none):
+    mmengine would otherwise draw a random one.
+    """
+    if launcher not in ("none", "pytorch", "slurm"):
+        raise ValueError(f"launcher must be none, pytorch or slurm, got {launcher!r}")
+    if resume not in (None, "auto"):
+        raise ValueError(f"resume must be 'auto' (continue the run in the work dir) or omitted, got {resume!r}")
+    cfg = Config.fromfile(str(resolve_config(stage, config, model)))
+    if cfg.model.backbone.get("type") == "TimmPyramidBackbone":
+        if cfg.model.backbone.get("model_name") != model:
+            raise ValueError(f"recipe {config!r} builds {cfg.model.backbone.get('model_name')}, not {model}")
+        cfg.model.backbone.checkpoint = str(checkpoint) if checkpoint else None
+        cfg.model.backbone.use_ema = use_ema
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    randomness = dict(cfg.get("randomness", {}) or {})
+    randomness["seed"] = seed if seed is not None else randomness.get("seed", 0)
+    cfg.randomness = randomness
+    cfg.work_dir = str(work_dir)
+    cfg.launcher = launcher
+    cfg.resume = resume == "auto"
+    _launcher_env(launcher)
+    return cfg
+
+
+def run_runner(cfg: Config) -> tuple[dict[str, float], Any]:
+    """Train with mmengine's Runner, then evaluate the final weights on the validation split.
+
+    Returns:
+        (metrics under the engine's own names, the runner).
+    """
+    from mmengine.runner import Runner
+
+    install_safe_checkpoint_loading()
+    Path(cfg.work_dir).mkdir(parents=True, exist_ok=True)
+    dump_config(cfg, cfg.work_dir)
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    metrics = runner.val_loop.run()
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}, runner
+
+
+def outcome(cfg: Config, metrics: dict[str, float], runner: Any, checkpoint: str | None, extra: dict | None = None
+            ) -> dict:
+    """The stage outcome :func:`benchmarks.runs.run_and_record` turns into ``result.json``."""
+    backbone = runner.model.module.backbone if hasattr(runner.model, "module") else runner.model.backbone
+    report = getattr(backbone, "load_report", None)
+    log_file = getattr(runner.logger, "log_file", None)
+    return {
+        "metrics": metrics,
+        "config": plain(cfg),
+        "config_hash": config_hash(cfg, exclude=_RUNTIME_KEYS),
+        "seed": int(cfg.randomness.seed),
+        "checkpoint": str(checkpoint) if checkpoint else None,
+        "checkpoint_sha256": report.sha256 if report else (file_sha256(checkpoint) if checkpoint else None),
+        "pretrain": report.pretrain if report else {},
+        "log_path": str(log_file) if log_file else None,
+        "extra": {"load_report": report.summary() if report else None, **(extra or {})},
+    }
