@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 __all__ = ["main"]
 
@@ -18,6 +19,10 @@ _EPILOG = """stages:
   pretrain   ImageNet pretraining with early / late / standard dropout or stochastic depth
   convert    normalise any checkpoint (dropbench, the paper's, timm) to a paper model's timm state dict
   finetune   fine-tune a checkpoint on COCO (Mask R-CNN), ADE20K (UperNet) or a classification set
+  suite      plan / run a preset: every pretraining variant and fine-tune, then Tables 4-6
+  evaluate   run every downstream task for one new checkpoint, beside the suite's rows
+  tables     build the tables from result files (md, tex, csv)
+  report     figures and tables in one Markdown report
 run `dropbench <stage> --help` for the options of each."""
 
 
@@ -44,7 +49,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
 
     cfg = build_config(args)
     result = run_and_record("pretrain", "imagenet", cfg.model.name, args.out,
-                            lambda: pretrain_run(cfg, args.out, args.resume))
+                            lambda: pretrain_run(cfg, args.out, args.resume, recipe=args.config))
     _print_result(result)
     return 0
 
@@ -58,20 +63,12 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
-# task -> (module, function, data set name in results); each function returns a stage outcome (benchmarks.runs)
-FINETUNE_TASKS = {
-    "coco": ("finetune.det", "run_coco"),
-    "ade20k": ("finetune.seg", "run_ade20k"),
-    "cls": ("finetune.cls", "run_cls"),
-}
-
-
 def _cmd_finetune(args: argparse.Namespace) -> int:
     if args.slurm:
         return _submit(args)
     import importlib
 
-    from benchmarks.runs import run_and_record
+    from benchmarks.runs import FINETUNE_TASKS, run_and_record
 
     module, func = FINETUNE_TASKS[args.task]
     fn = getattr(importlib.import_module(module), func)
@@ -110,6 +107,91 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         kwargs["dataset"] = args.dataset
     out = getattr(importlib.import_module(module), func)(args.out, **kwargs)
     print(f"wrote a generated {args.data_command[6:]} set to {out}")
+    return 0
+
+
+def _parse_roots(items: list[str]) -> dict[str, str]:
+    roots = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"--data-root takes NAME=PATH pairs (e.g. coco=/data/coco), got {item!r}")
+        name, path = item.split("=", 1)
+        roots[name] = path
+    return roots
+
+
+def _print_tables(results_dir: Path, fmt: str = "md") -> dict:
+    from benchmarks.results import collect_results
+    from benchmarks.tables import TABLES, build_tables, load_reference, render
+
+    results = collect_results(results_dir)
+    tables = build_tables(results, load_reference())
+    for name, table in tables.items():
+        print(render(table, fmt, TABLES[name].title))
+    for problem in results.attrs.get("problems", []):
+        print(f"warning: skipped unreadable result: {problem}", file=sys.stderr)
+    return tables
+
+
+def _finish_suite(plan, report) -> int:
+    from benchmarks.suite import index
+    from benchmarks.tables import write_tables
+
+    if plan.out.joinpath("runs").exists():
+        index(plan.out)
+        tables = _print_tables(plan.out / "runs")
+        written = write_tables(tables, plan.out / "tables")
+        print(f"tables written to {plan.out / 'tables'} ({len(written)} files)")
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
+def _cmd_suite(args: argparse.Namespace) -> int:
+    from benchmarks.suite import describe, load_preset, plan, run_suite
+
+    preset = load_preset(args.preset)
+    suite_plan = plan(preset, args.out, _parse_roots(args.data_root), seeds=args.seeds)
+    if args.suite_command == "plan":
+        print(describe(suite_plan))
+        return 0
+    print(describe(suite_plan).splitlines()[0])
+    report = run_suite(suite_plan, preset, executor=args.executor, jobs=args.jobs, progress=not args.no_progress)
+    return _finish_suite(suite_plan, report)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from benchmarks.suite import describe, load_preset, plan, run_suite
+
+    preset = load_preset(args.preset)
+    suite_plan = plan(preset, args.out, _parse_roots(args.data_root), seeds=args.seeds, checkpoint=args.checkpoint,
+                      model=args.model, label=args.label)
+    print(describe(suite_plan).splitlines()[0])
+    report = run_suite(suite_plan, preset, executor=args.executor, jobs=args.jobs, progress=not args.no_progress)
+    return _finish_suite(suite_plan, report)
+
+
+def _cmd_tables(args: argparse.Namespace) -> int:
+    from benchmarks.results import collect_results
+    from benchmarks.tables import TABLES, build_tables, load_reference, render
+
+    root = Path(args.results)
+    if not root.is_dir():
+        raise FileNotFoundError(f"results folder {root} does not exist")
+    tables = build_tables(collect_results(root), load_reference())
+    text = "\n".join(render(t, args.format, TABLES[name].title) for name, t in tables.items())
+    if args.out:
+        Path(args.out).write_text(text)
+        print(f"wrote {args.out}")
+    else:
+        print(text)
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from benchmarks.report import write_report
+
+    path = write_report(args.results, args.out)
+    print(f"wrote {path}")
     return 0
 
 
@@ -194,6 +276,52 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE", help="override config keys")
         _add_slurm(p)
         p.set_defaults(func=_cmd_finetune)
+
+    suite = sub.add_parser("suite", help="plan and run a preset: pretraining -> every fine-tune -> Tables 4-6",
+                           description="Run a suite preset (configs/suites/): every pretraining variant, then every "
+                           "downstream fine-tune, skipping runs already done with the same config and input "
+                           "checkpoint; then write the tables to OUT/tables/. Killing it and running it again loses "
+                           "nothing and redoes nothing finished.")
+    ssub = suite.add_subparsers(dest="suite_command", metavar="<run|plan>", required=True)
+    for name, help_text in (("run", "run what is not done yet, then write the tables"),
+                            ("plan", "print the runs and which are done, without running anything")):
+        p = ssub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--preset", default="smoke", help="smoke | paper | a preset file (configs/suites/)")
+        p.add_argument("--out", required=True, help="suite folder (runs/, data/, tables/, index.csv)")
+        p.add_argument("--data-root", nargs="+", default=[], metavar="NAME=PATH",
+                       help="real data roots, e.g. imagenet=/data/imagenet coco=/data/coco (default: generated)")
+        p.add_argument("--seeds", type=int, help="fine-tuning seeds 0..K-1 (default: the preset's)")
+        if name == "run":
+            p.add_argument("--executor", default="local", choices=("local", "slurm"))
+            p.add_argument("--jobs", type=int, default=1, help="local worker processes")
+            p.add_argument("--no-progress", action="store_true")
+        p.set_defaults(func=_cmd_suite)
+
+    p = sub.add_parser("evaluate", help="run every downstream task of a preset for one checkpoint",
+                       description="Fine-tune one checkpoint on every downstream task of a preset and print Tables "
+                       "4-6 with its row beside the suite's rows already in --out.")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--model", required=True, help="paper model the checkpoint holds")
+    p.add_argument("--preset", default="smoke", help="smoke | paper | a preset file")
+    p.add_argument("--label", help="row label in the tables (default: the checkpoint's file name)")
+    p.add_argument("--out", required=True, help="suite folder (shared with `suite run` to compare)")
+    p.add_argument("--data-root", nargs="+", default=[], metavar="NAME=PATH")
+    p.add_argument("--seeds", type=int)
+    p.add_argument("--executor", default="local", choices=("local", "slurm"))
+    p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("tables", help="build Tables 4-6 and the pretraining table from result files")
+    p.add_argument("--results", required=True, help="folder searched for result.json files")
+    p.add_argument("--format", default="md", choices=("md", "tex", "csv"))
+    p.add_argument("--out", help="write to this file instead of printing")
+    p.set_defaults(func=_cmd_tables)
+
+    p = sub.add_parser("report", help="figures (schedules, pretraining curves) and tables in one Markdown report")
+    p.add_argument("--results", required=True, help="a suite folder or any folder of result.json files")
+    p.add_argument("--out", help="report folder (default: RESULTS/report)")
+    p.set_defaults(func=_cmd_report)
 
     data = sub.add_parser("data", help="generate the embedded default data sets")
     dsub = data.add_subparsers(dest="data_command", metavar="<generator>", required=True)

@@ -17,9 +17,15 @@ from pathlib import Path
 
 from benchmarks.results import RunResult, package_versions, variant_name, write_result
 
-__all__ = ["pretrain_run", "run_and_record"]
+__all__ = ["FINETUNE_TASKS", "pretrain_run", "run_and_record"]
 
 log = logging.getLogger(__name__)
+# task -> (module, function); each function returns a stage outcome (see the module docstring)
+FINETUNE_TASKS = {
+    "coco": ("finetune.det", "run_coco"),
+    "ade20k": ("finetune.seg", "run_ade20k"),
+    "cls": ("finetune.cls", "run_cls"),
+}
 _OUTCOME_KEYS = ("metrics", "config", "config_hash", "seed", "checkpoint", "checkpoint_sha256", "pretrain", "log_path",
                  "extra")
 
@@ -72,8 +78,8 @@ def _find_log(run_dir: Path) -> str | None:
     return str(logs[-1]) if logs else None
 
 
-def pretrain_run(cfg, out_dir: str | os.PathLike, resume: str | None = None) -> dict:
-    """Pretraining as a stage: ``pretrain.train.run`` with its summary as an outcome dict."""
+def pretrain_run(cfg, out_dir: str | os.PathLike, resume: str | None = None, recipe: str | None = None) -> dict:
+    """Pretraining as a stage: ``pretrain.train.run`` with its summary as an outcome dict (``recipe``: its name)."""
     from pretrain.config import plain
     from pretrain.train import run
 
@@ -88,5 +94,5 @@ def pretrain_run(cfg, out_dir: str | os.PathLike, resume: str | None = None) -> 
         "checkpoint_sha256": None,
         "pretrain": summary["pretrain"],
         "log_path": str(Path(out_dir) / "log.jsonl"),
-        "extra": {"epochs": summary["epochs"], "world_size": summary["world_size"]},
+        "extra": {"epochs": summary["epochs"], "world_size": summary["world_size"], "recipe": recipe},
     }

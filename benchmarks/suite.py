@@ -1,0 +1,499 @@
+"""The suite: plan every run of a preset (pretraining -> each fine-tune), skip what is done, run the rest, tabulate.
+
+A preset (``configs/suites/<name>.py``) names the pretraining runs (model x variant) and the downstream tasks.
+:func:`plan` expands it into :class:`RunSpec` s, each with a key: the content hash of its resolved recipe, its
+overrides, data and seed, and of its input (the upstream run's key, or an external checkpoint's sha256). A run is
+done when its folder holds an ``ok`` ``result.json`` written under the same key; a folder holding another key's run
+is moved to ``<out>/stale/`` before the run is redone. Runs resume from their own checkpoints (``resume='auto'``), so
+killing the suite and starting it again loses nothing and redoes nothing finished.
+
+Executors: ``local`` (in this process, or N worker processes) and ``slurm`` (submitit, one job per run, SLURM
+dependencies ``afterok`` on the upstream job). A failing run is recorded (``status: failed``, error, log path), its
+dependents are skipped, the others go on.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import hashlib
+import json
+import logging
+import multiprocessing as mp
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from mmengine.config import Config
+from tqdm import tqdm
+
+from benchmarks.results import RESULT_FILE, ResultError, collect_results, read_result
+from pretrain.config import resolve_config
+
+__all__ = ["RunSpec", "SuitePlan", "execute_run", "load_preset", "plan", "run_suite", "status_of"]
+
+log = logging.getLogger(__name__)
+SPEC_FILE = "suite_run.json"
+STAGE_DIRS = {"pretrain": "pretrain", "coco": "det", "ade20k": "seg", "cls": "cls"}
+DATASETS_NEEDING_ROOTS = ("imagenet", "coco", "ade20k", "cifar100", "flowers102", "pets", "stl10", "food101")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of the suite.
+
+    Attributes:
+        id: unique path-like name (``coco/swin_femto/early-sd/seed0``); the run folder is ``<out>/runs/<id>``.
+        task: ``pretrain``, ``coco``, ``ade20k`` or ``cls``.
+        model, variant, dataset, seed: what the run is (variant: the pretraining variant or an evaluate label).
+        config: recipe name or file of the task's stage; ``cfg_options``: dotted-key overrides.
+        data_root: the data set's root.
+        drop: pretraining drop settings (pretraining runs only).
+        upstream: id of the pretraining run whose checkpoint this run fine-tunes, or None.
+        checkpoint: an external checkpoint to fine-tune (``dropbench evaluate``), or None.
+        key: content hash (filled in by :func:`plan`).
+    """
+
+    id: str
+    task: str
+    model: str
+    variant: str
+    dataset: str
+    config: str
+    data_root: str
+    seed: int | None = None
+    cfg_options: dict = field(default_factory=dict)
+    drop: dict | None = None
+    upstream: str | None = None
+    checkpoint: str | None = None
+    key: str = ""
+
+
+@dataclass
+class SuitePlan:
+    """The runs of a suite in dependency order, where they live, and the preset they came from."""
+
+    preset: str
+    out: Path
+    runs: list[RunSpec]
+    slurm: dict
+    source: str = ""  # the preset file
+
+    def run_dir(self, run: RunSpec) -> Path:
+        return self.out / "runs" / run.id
+
+    def by_id(self) -> dict[str, RunSpec]:
+        return {r.id: r for r in self.runs}
+
+
+def load_preset(preset: str) -> Config:
+    """A suite preset by name (``smoke``, ``paper``) or config file."""
+    return Config.fromfile(str(resolve_config("suites", preset)))
+
+
+def _recipe_text(stage: str, config: str, model: str) -> str:
+    try:
+        return Config.fromfile(str(resolve_config(stage, config, model))).pretty_text
+    except ValueError:
+        raise
+    except Exception as e:  # a recipe that does not parse is a planning error, not a run failure
+        raise ValueError(f"recipe {config!r} for {stage}/{model} does not load: {e}") from None
+
+
+def _hash(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _data_roots(preset: Config, out: Path, data_roots: dict[str, str] | None) -> dict[str, str]:
+    roots = {k: v for k, v in dict(preset.get("data", {})).items()}
+    for k, v in (data_roots or {}).items():
+        if k not in DATASETS_NEEDING_ROOTS:
+            raise ValueError(f"--data-root {k}=...: unknown data set; choose from {', '.join(DATASETS_NEEDING_ROOTS)}")
+        roots[k] = str(Path(v).expanduser().resolve())
+    for k, v in roots.items():
+        if v is None:
+            roots[k] = str((out / "data" / k).resolve())
+    return roots
+
+
+def plan(preset: str | Config, out: str | os.PathLike, data_roots: dict[str, str] | None = None,
+         seeds: int | None = None, checkpoint: str | None = None, model: str | None = None,
+         label: str | None = None) -> SuitePlan:
+    """Expand a preset into its runs (keys included), in dependency order.
+
+    Args:
+        preset: preset name, file, or loaded Config.
+        out: the suite folder.
+        data_roots: ``{data set: root}`` overriding the preset's (generated data is used where neither gives one).
+        seeds: number of fine-tuning seeds (0..seeds-1) instead of the preset's list.
+        checkpoint, model, label: evaluate one external checkpoint of ``model`` (labelled ``label`` in the tables) on
+            the preset's downstream tasks instead of running its pretraining matrix.
+    """
+    cfg = preset if isinstance(preset, Config) else load_preset(preset)
+    out = Path(out).resolve()
+    roots = _data_roots(cfg, out, data_roots)
+    seed_list = list(range(seeds)) if seeds else list(cfg.get("seeds", [0]))
+    runs: list[RunSpec] = []
+    sources: list[tuple[str, str, str | None, str | None]] = []  # (model, variant, upstream id, checkpoint)
+    if checkpoint is None:
+        pt = cfg.pretrain
+        variants = dict(pt.variants)
+        for entry in pt.runs:
+            for variant in entry["variants"]:
+                if variant not in variants:
+                    raise ValueError(f"preset {cfg.get('preset')}: variant {variant!r} of {entry['model']} is not in "
+                                     f"pretrain.variants ({', '.join(variants)})")
+                run_id = f"pretrain/{entry['model']}/{variant}"
+                runs.append(RunSpec(id=run_id, task="pretrain", model=entry["model"], variant=variant,
+                                    dataset="imagenet", config=pt.config, data_root=roots["imagenet"],
+                                    seed=int(dict(pt.get("cfg_options", {})).get("runtime.seed", 0)),
+                                    cfg_options=dict(pt.get("cfg_options", {})), drop=dict(variants[variant])))
+                sources.append((entry["model"], variant, run_id, None))
+    else:
+        if model is None:
+            raise ValueError("evaluating a checkpoint needs its --model")
+        sources.append((model, label or Path(checkpoint).stem, None, str(Path(checkpoint).resolve())))
+    for task, spec in dict(cfg.finetune).items():
+        if task not in STAGE_DIRS or task == "pretrain":
+            raise ValueError(f"preset {cfg.get('preset')}: unknown downstream task {task!r}")
+        for model_name, variant, upstream, ckpt in sources:
+            if model_name not in spec["models"]:
+                if checkpoint is None:
+                    continue
+                from pretrain.models import paper_model
+
+                if task != "cls" and not paper_model(model_name).dense:
+                    continue  # Mixer: classification only
+            datasets = spec.get("datasets", [task]) if task == "cls" else [task]
+            for dataset in datasets:
+                for seed in seed_list:
+                    parts = [task] + ([dataset] if task == "cls" else []) + [model_name, variant, f"seed{seed}"]
+                    runs.append(RunSpec(id="/".join(parts), task=task, model=model_name, variant=variant,
+                                        dataset=dataset, config=spec["config"], data_root=roots[dataset], seed=seed,
+                                        cfg_options=dict(spec.get("cfg_options", {})), upstream=upstream,
+                                        checkpoint=ckpt))
+    keyed: dict[str, RunSpec] = {}
+    recipes: dict[tuple[str, str, str], str] = {}
+    for r in runs:
+        stage = STAGE_DIRS[r.task]
+        if (stage, r.config, r.model) not in recipes:
+            recipes[(stage, r.config, r.model)] = _recipe_text(stage, r.config, r.model)
+        if r.upstream:
+            source = keyed[r.upstream].key
+        elif r.checkpoint:
+            from finetune.convert import file_sha256
+
+            if not Path(r.checkpoint).is_file():
+                raise ValueError(f"checkpoint {r.checkpoint} does not exist")
+            source = file_sha256(r.checkpoint)
+        else:
+            source = None
+        key = _hash(recipes[(stage, r.config, r.model)], r.task, r.model, r.dataset, r.seed, r.cfg_options, r.drop,
+                    r.data_root, source)
+        keyed[r.id] = replace(r, key=key)
+    return SuitePlan(preset=str(cfg.get("preset", "custom")), out=out, runs=list(keyed.values()),
+                     slurm=dict(cfg.get("slurm", {})), source=str(cfg.filename or ""))
+
+
+def status_of(plan_: SuitePlan, run: RunSpec) -> str:
+    """``done``, ``failed`` (last attempt under this key failed), ``stale`` (another key's run), ``partial`` or
+    ``todo``."""
+    folder = plan_.run_dir(run)
+    spec_file = folder / SPEC_FILE
+    if not spec_file.exists():
+        return "stale" if folder.exists() and any(folder.iterdir()) else "todo"
+    try:
+        key = json.loads(spec_file.read_text()).get("key")
+    except json.JSONDecodeError:
+        return "stale"
+    if key != run.key:
+        return "stale"
+    try:
+        result = read_result(folder / RESULT_FILE)
+    except ResultError:
+        return "partial"
+    return "done" if result.status == "ok" else "failed"
+
+
+def _upstream_checkpoint(plan_: SuitePlan, run: RunSpec) -> str | None:
+    if run.checkpoint:
+        return run.checkpoint
+    if run.upstream is None:
+        return None
+    result = read_result(plan_.run_dir(plan_.by_id()[run.upstream]) / RESULT_FILE)
+    return str(Path(result.run_dir) / "checkpoint.pth") if result.task == "pretrain" else None
+
+
+def _prepare_folder(plan_: SuitePlan, run: RunSpec) -> Path:
+    folder = plan_.run_dir(run)
+    status = status_of(plan_, run)
+    if status == "stale":
+        dest = plan_.out / "stale" / time.strftime("%Y%m%d-%H%M%S") / run.id
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(folder), str(dest))
+        log.warning("%s: folder held a run of another config; moved it to %s", run.id, dest)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{SPEC_FILE}.tmp"
+    tmp.write_text(json.dumps(asdict(run), indent=2))
+    os.replace(tmp, folder / SPEC_FILE)
+    return folder
+
+
+def execute_run(run: RunSpec | dict, out: str | os.PathLike, checkpoint: str | None = None, launcher: str = "none"
+                ) -> str:
+    """Run one planned run into ``<out>/runs/<id>`` (resuming it if it was interrupted); returns its status.
+
+    ``checkpoint`` is the upstream checkpoint for fine-tuning runs. Raises what the stage raises, after
+    :func:`benchmarks.runs.run_and_record` has written a failed ``result.json``.
+    """
+    from benchmarks.runs import pretrain_run, run_and_record
+
+    run = RunSpec(**run) if isinstance(run, dict) else run
+    folder = Path(out) / "runs" / run.id
+    if run.task == "pretrain":
+        from pretrain.train import build_config, get_args_parser
+
+        argv = ["--config", run.config, "--model", run.model, "--data", run.data_root, "--out", str(folder),
+                "--no-progress", "--cfg-options"] + [f"{k}={json.dumps(v)}" for k, v in run.cfg_options.items()] + [
+                f"drop.{k}={json.dumps(v)}" for k, v in (run.drop or {}).items()]
+
+        def stage() -> dict:
+            cfg = build_config(get_args_parser().parse_args(argv))
+            return pretrain_run(cfg, folder, resume="auto", recipe=run.config)
+
+        run_and_record("pretrain", "imagenet", run.model, folder, stage, variant=run.variant)
+        return "done"
+    import importlib
+
+    from benchmarks.runs import FINETUNE_TASKS
+
+    module, func = FINETUNE_TASKS[run.task]
+    fn = getattr(importlib.import_module(module), func)
+    kwargs = dict(checkpoint=checkpoint, model=run.model, data_root=run.data_root, out_dir=str(folder),
+                  config=run.config, launcher=launcher, seed=run.seed, use_ema=False, resume="auto",
+                  cfg_options=dict(run.cfg_options))
+    if run.task == "cls":
+        kwargs["dataset"] = run.dataset
+    run_and_record(run.task, run.dataset, run.model, folder, lambda: fn(**kwargs), variant=run.variant)
+    return "done"
+
+
+def execute_spec_file(argv: list[str]) -> str:
+    """SLURM entry point: ``[spec file, out dir]`` -> :func:`execute_run` with the distributed launcher."""
+    spec = json.loads(Path(argv[0]).read_text())
+    out = argv[1]
+    plan_ = SuitePlan(preset="", out=Path(out), runs=[RunSpec(**spec)], slurm={})
+    run = plan_.runs[0]
+    ckpt = run.checkpoint
+    if run.upstream:
+        ckpt = str(Path(out) / "runs" / run.upstream / "checkpoint.pth")
+    return execute_run(run, out, ckpt, launcher="pytorch" if int(os.environ.get("WORLD_SIZE", "1")) > 1 else "none")
+
+
+def ensure_generated_data(plan_: SuitePlan, preset: Config) -> None:
+    """Generate the embedded data sets the plan reads from ``<out>/data`` (once; kept between runs)."""
+    from pretrain.synth import MARKER
+
+    generated = plan_.out / "data"
+    needed = {(r.dataset, r.data_root) for r in plan_.runs if Path(r.data_root).parent == generated.resolve()}
+    synth_cfg = dict(preset.get("synth", {}))
+    for dataset, root in sorted(needed):
+        if (Path(root) / MARKER).exists():
+            continue
+        log.info("generating %s data in %s", dataset, root)
+        opts = dict(synth_cfg.get(dataset, {}))
+        if dataset == "imagenet":
+            from pretrain.synth import write_synth_imagenet
+
+            write_synth_imagenet(root, progress=False, **opts)
+        elif dataset == "coco":
+            from finetune.datasets.coco import write_synth_coco
+
+            write_synth_coco(root, **opts)
+        elif dataset == "ade20k":
+            from finetune.datasets.ade20k import write_synth_ade20k
+
+            write_synth_ade20k(root, **opts)
+        else:
+            from finetune.datasets.cls import write_synth_cls
+
+            write_synth_cls(root, dataset=dataset, **opts)
+
+
+@dataclass
+class SuiteReport:
+    """What :func:`run_suite` did."""
+
+    done: list[str] = field(default_factory=list)  # finished now
+    skipped: list[str] = field(default_factory=list)  # already done
+    failed: dict[str, str] = field(default_factory=dict)  # id -> error
+    blocked: dict[str, str] = field(default_factory=dict)  # id -> failed upstream
+    submitted: dict[str, str] = field(default_factory=dict)  # id -> SLURM job id
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.blocked
+
+    def summary(self) -> str:
+        lines = [f"{len(self.done)} run(s) done now, {len(self.skipped)} already done, {len(self.failed)} failed, "
+                 f"{len(self.blocked)} skipped because their pretraining failed"]
+        lines += [f"  FAILED {k}: {v}" for k, v in self.failed.items()]
+        lines += [f"  skipped {k} (upstream {v} failed)" for k, v in self.blocked.items()]
+        if self.submitted:
+            lines.append(f"  {len(self.submitted)} SLURM job(s) submitted")
+        return "\n".join(lines)
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    logging.basicConfig(level=logging.WARNING)
+
+
+def run_suite(plan_: SuitePlan, preset: Config | None = None, executor: str = "local", jobs: int = 1,
+              progress: bool = True, slurm_cluster: str | None = None) -> SuiteReport:
+    """Run what the plan still needs, in dependency order; never raises for a failing run.
+
+    Args:
+        plan_: from :func:`plan`.
+        preset: the preset Config (for generated data settings); loaded from ``plan_.preset`` if None.
+        executor: ``local`` or ``slurm``.
+        jobs: local worker processes (1: in this process).
+        progress: show the runs bar.
+        slurm_cluster: submitit cluster override (``local`` / ``debug`` for testing the SLURM path here).
+    """
+    if executor not in ("local", "slurm"):
+        raise ValueError(f"executor must be local or slurm, got {executor!r}")
+    if jobs < 1:
+        raise ValueError(f"--jobs must be >= 1, got {jobs}")
+    preset = preset if preset is not None else load_preset(plan_.source or plan_.preset)
+    report = SuiteReport()
+    todo = []
+    for run in plan_.runs:
+        if status_of(plan_, run) == "done":
+            report.skipped.append(run.id)
+        else:
+            todo.append(run)
+    if not todo:
+        return report
+    ensure_generated_data(plan_, preset)
+    if executor == "slurm":
+        return _run_slurm(plan_, todo, report, slurm_cluster)
+    by_id = plan_.by_id()
+    pending = list(todo)
+    bar = tqdm(total=len(plan_.runs), initial=len(report.skipped), desc="suite", unit="run", disable=not progress,
+               dynamic_ncols=True, position=0)
+
+    def ready(run: RunSpec) -> bool | None:
+        if run.upstream is None:
+            return True
+        up = by_id[run.upstream]
+        if up.id in report.failed or up.id in report.blocked:
+            return None
+        return up.id in report.skipped or up.id in report.done
+
+    def finish(run: RunSpec, error: BaseException | None) -> None:
+        if error is None:
+            report.done.append(run.id)
+        else:
+            report.failed[run.id] = f"{type(error).__name__}: {error}"
+            log.error("%s failed: %s (see %s)", run.id, error, plan_.run_dir(run) / RESULT_FILE)
+        bar.update(1)
+
+    def block_dependents() -> None:
+        for run in list(pending):
+            if ready(run) is None:
+                pending.remove(run)
+                report.blocked[run.id] = run.upstream or ""
+                bar.update(1)
+
+    pool = None
+    if jobs > 1:
+        threads = max(1, (os.cpu_count() or 2) // jobs)
+        pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                                      initargs=(threads,))
+    running: dict[cf.Future, RunSpec] = {}
+    try:
+        while pending or running:
+            block_dependents()
+            startable = [r for r in pending if ready(r)]
+            while startable and (pool is None and not running or pool is not None and len(running) < jobs):
+                run = startable.pop(0)
+                pending.remove(run)
+                _prepare_folder(plan_, run)
+                ckpt = _upstream_checkpoint(plan_, run)
+                left = len(pending)
+                bar.set_postfix_str(f"running {run.id}; {len(running) + 1} running, {left} left")
+                if pool is None:
+                    try:
+                        execute_run(run, plan_.out, ckpt)
+                        finish(run, None)
+                    except Exception as e:  # noqa: BLE001 - a failing run must not stop the suite
+                        finish(run, e)
+                    break
+                running[pool.submit(execute_run, asdict(run), str(plan_.out), ckpt)] = run
+            if running:
+                finished, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+                for fut in finished:
+                    run = running.pop(fut)
+                    finish(run, fut.exception())
+            elif pending and not any(ready(r) for r in pending):
+                block_dependents()
+                if pending:  # cannot happen with a valid plan; guard against a loop
+                    raise RuntimeError(f"runs cannot start: {[r.id for r in pending]}")
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+        bar.close()
+    return report
+
+
+def _run_slurm(plan_: SuitePlan, todo: list[RunSpec], report: SuiteReport, cluster: str | None) -> SuiteReport:
+    """Submit one job per run, each depending (afterok) on its upstream run's job."""
+    from pretrain.launch import SlurmTask, slurm_executor
+
+    jobs: dict[str, Any] = {}
+    todo_ids = {r.id for r in todo}
+    for run in todo:
+        folder = _prepare_folder(plan_, run)
+        res = dict(plan_.slurm.get("default", {}))
+        res.update(plan_.slurm.get(run.task, {}))
+        executor = slurm_executor(folder / "slurm", int(res.get("nodes", 1)), int(res.get("gpus_per_node", 1)),
+                                  int(res.get("timeout_min", 60)), res.get("partition"), res.get("comment", ""),
+                                  cluster=cluster)
+        if run.upstream in todo_ids and executor.cluster == "slurm":
+            executor.update_parameters(slurm_additional_parameters={"dependency": f"afterok:{jobs[run.upstream]}"})
+        job = executor.submit(SlurmTask("benchmarks.suite:execute_spec_file",
+                                        [str(folder / SPEC_FILE), str(plan_.out)]))
+        jobs[run.id] = job.job_id
+        report.submitted[run.id] = job.job_id
+        log.info("submitted %s as job %s", run.id, job.job_id)
+    return report
+
+
+def describe(plan_: SuitePlan) -> str:
+    """The plan as a table: run id, task, status, key."""
+    rows = [(r.id, status_of(plan_, r), r.key) for r in plan_.runs]
+    width = max(len(r[0]) for r in rows) if rows else 10
+    counts: dict[str, int] = {}
+    for _, s, _ in rows:
+        counts[s] = counts.get(s, 0) + 1
+    lines = [f"preset {plan_.preset}: {len(rows)} runs in {plan_.out} ("
+             + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + ")"]
+    lines += [f"  {rid:{width}}  {status:8} {key}" for rid, status, key in rows]
+    return "\n".join(lines)
+
+
+def index(out: str | os.PathLike) -> Path:
+    """Rebuild ``<out>/index.csv`` (one row per run result) from the result files."""
+    out = Path(out)
+    df = collect_results(out / "runs")
+    path = out / "index.csv"
+    tmp = out / ".index.csv.tmp"
+    df.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+    return path
+

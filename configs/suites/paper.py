@@ -1,0 +1,36 @@
+# The paper's transfer matrix: its models x pretraining variants (basic recipe, the settings of the official
+# README: configs/pretrain/_base_/variants.py) x COCO (Mask R-CNN 3x), ADE20K (UperNet 160k) and the five
+# classification sets. Real data roots come from --data-root NAME=PATH; nothing is generated.
+_base_ = ['../pretrain/_base_/variants.py']
+
+preset = 'paper'
+
+seeds = [0, 1, 2]
+
+data = dict(imagenet=None, coco=None, ade20k=None, cifar100=None, flowers102=None, pets=None, stl10=None,
+            food101=None)
+synth = dict()
+
+pretrain = dict(
+    config='basic',
+    cfg_options={},
+    variants={{_base_.variants}},
+    runs=[
+        dict(model='vit_tiny', variants=['baseline', 'early-dropout', 'early-sd']),
+        dict(model='swin_femto', variants=['baseline', 'early-dropout', 'early-sd']),
+        dict(model='convnext_femto', variants=['baseline', 'early-sd']),
+        dict(model='vit_base', variants=['standard-sd-0.4', 'late-sd']),
+    ],
+)
+
+finetune = dict(
+    coco=dict(config='paper-3x', models=['swin_femto', 'convnext_femto'], cfg_options={}),
+    ade20k=dict(config='paper-160k', models=['swin_femto', 'convnext_femto'], cfg_options={}),
+    cls=dict(config='paper', models=['vit_tiny', 'swin_femto', 'convnext_femto', 'vit_base'],
+             datasets=['cifar100', 'flowers102', 'pets', 'stl10', 'food101'], cfg_options={}),
+)
+
+# Pretraining: 4 nodes x 8 GPUs x batch 128 = total batch 4096, as the paper; fine-tuning: one node of 8 GPUs
+# (COCO 8 x 2 images, ADE20K 8 x 2 = 16 per iteration).
+slurm = dict(default=dict(nodes=1, gpus_per_node=8, timeout_min=72 * 60),
+             pretrain=dict(nodes=4, gpus_per_node=8, timeout_min=72 * 60))

@@ -1,0 +1,104 @@
+"""Suite planning, skipping, failure isolation and resume, on a tiny pretraining-only preset."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from benchmarks.results import read_result
+from benchmarks.suite import describe, plan, run_suite, status_of
+
+REPO = Path(__file__).resolve().parents[2]
+
+MINI = """
+preset = 'mini'
+seeds = [0]
+data = dict(imagenet=None)
+synth = dict(imagenet=dict(num_classes=4, train_per_class=16, val_per_class=4, size=32))
+pretrain = dict(
+    config='smoke',
+    cfg_options={'schedule.epochs': EPOCHS, 'schedule.warmup_epochs': 1, 'data.input_size': 32,
+                 'data.batch_size': 16, 'data.num_workers': 0},
+    variants={
+        'baseline': dict(kind='none', rate=0.0, mode='standard', schedule='constant', cutoff_epoch=0),
+        'early-sd': dict(kind='drop_path', rate=0.3, mode='early', schedule='linear', cutoff_epoch=1),
+        'early-dropout': dict(kind='dropout', rate=0.1, mode='early', schedule='linear', cutoff_epoch=1),
+    },
+    runs=[dict(model='vit_tiny', variants=VARIANTS)],
+)
+finetune = dict()
+"""
+
+
+def preset(tmp_path: Path, variants=("baseline", "early-sd"), epochs=2, model="vit_tiny") -> Path:
+    path = tmp_path / "mini.py"
+    text = MINI.replace("EPOCHS", str(epochs)).replace("VARIANTS", repr(list(variants)))
+    path.write_text(text.replace("model='vit_tiny'", f"model='{model}'"))
+    return path
+
+
+@pytest.mark.slow
+def test_second_run_does_nothing_and_plan_shows_it(tmp_path):
+    p = plan(preset(tmp_path), tmp_path / "out")
+    assert [r.id for r in p.runs] == ["pretrain/vit_tiny/baseline", "pretrain/vit_tiny/early-sd"]
+    assert all(status_of(p, r) == "todo" for r in p.runs)
+    first = run_suite(p, progress=False)
+    assert first.done == [r.id for r in p.runs] and first.ok
+    stamps = {r.id: (p.run_dir(r) / "result.json").stat().st_mtime_ns for r in p.runs}
+    again = run_suite(plan(preset(tmp_path), tmp_path / "out"), progress=False)
+    assert again.done == [] and again.skipped == [r.id for r in p.runs]
+    assert stamps == {r.id: (p.run_dir(r) / "result.json").stat().st_mtime_ns for r in p.runs}
+    assert "2 done" in describe(p)
+    # a changed config is another run: the old folder moves to stale/ and the run is redone
+    p3 = plan(preset(tmp_path, epochs=1), tmp_path / "out")
+    assert {status_of(p3, r) for r in p3.runs} == {"stale"}
+    assert all(r.key != old.key for r, old in zip(p3.runs, p.runs, strict=True))
+
+
+@pytest.mark.slow
+def test_failing_run_is_recorded_and_the_others_go_on(tmp_path):
+    path = preset(tmp_path, variants=("early-dropout", "baseline"), model="convnext_femto")
+    res = subprocess.run([sys.executable, "-m", "benchmarks.cli", "suite", "run", "--preset", str(path), "--out",
+                          str(tmp_path / "out"), "--no-progress"], cwd=REPO, capture_output=True, text=True)
+    assert res.returncode == 1, res.stderr[-2000:]
+    assert "FAILED pretrain/convnext_femto/early-dropout" in res.stdout
+    failed = read_result(tmp_path / "out" / "runs" / "pretrain" / "convnext_femto" / "early-dropout")
+    assert failed.status == "failed" and "no dropout" in failed.error
+    ok = read_result(tmp_path / "out" / "runs" / "pretrain" / "convnext_femto" / "baseline")
+    assert ok.status == "ok" and ok.metrics["top1"] >= 0
+    assert (tmp_path / "out" / "tables" / "pretrain.md").exists()
+    assert (tmp_path / "out" / "index.csv").exists()
+
+
+@pytest.mark.slow
+def test_killed_suite_resumes_without_redoing_finished_runs(tmp_path):
+    path = preset(tmp_path, epochs=3)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "benchmarks.cli", "suite", "run", "--preset", str(path), "--out", str(out),
+           "--no-progress"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = out / "runs" / "pretrain" / "vit_tiny" / "baseline" / "result.json"
+    second_ckpt = out / "runs" / "pretrain" / "vit_tiny" / "early-sd" / "checkpoint.pth"
+    deadline = time.time() + 300
+    while not second_ckpt.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert first.exists() and not (second_ckpt.parent / "result.json").exists()
+    stamp = first.stat().st_mtime_ns
+    log_before = [json.loads(x) for x in (second_ckpt.parent / "log.jsonl").read_text().splitlines()]
+    res = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "1 run(s) done now, 1 already done" in res.stdout
+    assert first.stat().st_mtime_ns == stamp
+    log_after = [json.loads(x) for x in (second_ckpt.parent / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log_after] == [0, 1, 2]
+    assert log_after[: len(log_before)] == log_before  # epochs finished before the kill were kept, not redone

@@ -1,0 +1,98 @@
+"""Tables from hand-made result files: exact expected output."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from benchmarks.results import ResultError, RunResult, collect_results, read_result, write_result
+from benchmarks.tables import TABLES, build_table, build_tables, load_reference, render
+
+
+def _add(root, task, dataset, model, variant, metrics, seed=0, status="ok"):
+    r = RunResult(task=task, dataset=dataset, model=model, metrics=metrics, config={}, config_hash="h",
+                  variant=variant, seed=seed, status=status, error=None if status == "ok" else "boom")
+    write_result(r, root / f"{task}-{dataset}-{model}-{variant}-{seed}")
+
+
+@pytest.fixture()
+def results(tmp_path):
+    _add(tmp_path, "coco", "coco", "swin_femto", "baseline", {"coco/bbox_mAP": 0.40, "coco/segm_mAP": 0.36})
+    _add(tmp_path, "coco", "coco", "swin_femto", "early-sd", {"coco/bbox_mAP": 0.41, "coco/segm_mAP": 0.37})
+    _add(tmp_path, "coco", "coco", "swin_femto", "early-sd", {"coco/bbox_mAP": 0.42, "coco/segm_mAP": 0.36}, seed=1)
+    _add(tmp_path, "coco", "coco", "swin_femto", "early-dropout", {}, status="failed")
+    _add(tmp_path, "ade20k", "ade20k", "convnext_femto", "baseline", {"mIoU": 40.0, "mAcc": 50.0, "aAcc": 70.0})
+    _add(tmp_path, "ade20k", "ade20k", "convnext_femto", "early-sd", {"mIoU": 41.25, "mAcc": 51.0, "aAcc": 71.0})
+    _add(tmp_path, "pretrain", "imagenet", "vit_tiny", "baseline", {"top1": 70.0})
+    _add(tmp_path, "pretrain", "imagenet", "vit_tiny", "early-dropout", {"top1": 71.5})
+    for ds, v in zip(("cifar100", "flowers102", "pets", "stl10", "food101"), (80, 90, 85, 95, 75), strict=True):
+        _add(tmp_path, "cls", ds, "vit_tiny", "baseline", {"top1": v})
+    _add(tmp_path, "cls", "cifar100", "vit_tiny", "early-dropout", {"top1": 81})
+    return collect_results(tmp_path)
+
+
+def test_table4_markdown(results):
+    text = render(build_table(results, TABLES["table4"], load_reference()), "md", "T4")
+    assert text == (
+        "**T4**\n\n"
+        "| backbone   | pretraining   | AP box                  | AP mask                 |\n"
+        "|:-----------|:--------------|:------------------------|:------------------------|\n"
+        "| Swin-F     | no dropout    | 40.0                    | 36.0                    |\n"
+        "| Swin-F     | early s.d.    | 41.5 ± 0.7 (n=2) (+1.5) | 36.5 ± 0.7 (n=2) (+0.5) |\n")
+
+
+def test_table4_csv_and_tex(results):
+    t = build_table(results, TABLES["table4"])
+    assert render(t, "csv") == (
+        "model,variant,AP box,AP box std,AP box n,AP box delta,AP mask,AP mask std,AP mask n,AP mask delta\n"
+        "swin_femto,baseline,40,,1,,36,,1,\n"
+        "swin_femto,early-sd,41.5,0.7071,2,1.5,36.5,0.7071,2,0.5\n")
+    tex = render(t, "tex", "Table 4")
+    assert r"\toprule" in tex and r"\bottomrule" in tex and r"\caption{Table 4}" in tex
+    assert r"Swin-F & early s.d. & 41.5 $\pm$ 0.7 (n=2) (+1.5) & 36.5 $\pm$ 0.7 (n=2) (+0.5) \\" in tex
+
+
+def test_table5_and_pretraining_table_with_paper_figures(results):
+    t5 = render(build_table(results, TABLES["table5"]), "csv")
+    assert t5 == ("model,variant,mIoU,mIoU n,mIoU delta\n"
+                  "convnext_femto,baseline,40,1,\n"
+                  "convnext_femto,early-sd,41.25,1,1.25\n")
+    pre = render(build_table(results, TABLES["pretrain"], load_reference()), "md")
+    assert "| ViT-T      | early dropout | 71.5 (+1.5) | 74.3            |" in pre
+    assert "| ViT-T      | no dropout    | 70.0        | 73.9            |" in pre
+
+
+def test_table6_mean_only_for_complete_rows(results):
+    t = build_table(results, TABLES["table6"])
+    assert t.loc[("vit_tiny", "baseline"), ("mean", "mean")] == 85.0
+    assert pd.isna(t.loc[("vit_tiny", "early-dropout"), ("mean", "mean")])
+    assert t.loc[("vit_tiny", "early-dropout"), ("cifar100", "delta")] == 1.0
+
+
+def test_empty_tables_render(tmp_path):
+    tables = build_tables(collect_results(tmp_path))
+    assert all(t.empty for t in tables.values())
+    assert render(tables["table4"], "md", "T") == "**T**\n\n(no results)\n"
+
+
+def test_paper_downstream_cells_are_empty_not_invented():
+    ref = pd.read_csv(__import__("benchmarks.tables", fromlist=["REFERENCE"]).REFERENCE)
+    downstream = ref[ref["table"].isin(["table4", "table5", "table6"])]
+    assert len(downstream) > 0 and downstream["value"].isna().all()
+    assert len(load_reference()[lambda d: d["table"] != "imagenet"]) == 0
+
+
+def test_result_files_are_validated(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "result.json").write_text("{not json")
+    with pytest.raises(ResultError, match="not valid JSON"):
+        read_result(tmp_path / "a")
+    (tmp_path / "a" / "result.json").write_text(json.dumps({"schema_version": 99}))
+    with pytest.raises(ResultError, match="schema_version 99"):
+        read_result(tmp_path / "a")
+    with pytest.raises(ResultError, match="task must be"):
+        RunResult(task="nope", dataset="d", model="m", metrics={}, config={}, config_hash="")
+    df = collect_results(tmp_path)
+    assert df.empty and len(df.attrs["problems"]) == 1
