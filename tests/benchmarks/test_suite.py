@@ -102,3 +102,17 @@ def test_killed_suite_resumes_without_redoing_finished_runs(tmp_path):
     log_after = [json.loads(x) for x in (second_ckpt.parent / "log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in log_after] == [0, 1, 2]
     assert log_after[: len(log_before)] == log_before  # epochs finished before the kill were kept, not redone
+
+
+@pytest.mark.slow
+def test_slurm_executor_submits_one_job_per_run(tmp_path):
+    path = preset(tmp_path, epochs=1)
+    path.write_text(path.read_text() + "slurm = dict(default=dict(nodes=1, gpus_per_node=0, timeout_min=10))\n")
+    p = plan(path, tmp_path / "out")
+    report = run_suite(p, executor="slurm", slurm_cluster="local", progress=False)
+    assert sorted(report.submitted) == sorted(r.id for r in p.runs)
+    deadline = time.time() + 300
+    while time.time() < deadline and not all((p.run_dir(r) / "result.json").exists() for r in p.runs):
+        time.sleep(0.5)
+    assert all(read_result(p.run_dir(r)).status == "ok" for r in p.runs)
+    assert run_suite(plan(path, tmp_path / "out"), executor="slurm", slurm_cluster="local").submitted == {}

@@ -1,0 +1,36 @@
+"""SLURM submission through submitit: argument handling, and a real job on submitit's local cluster."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from pretrain.launch import SlurmTask, strip_flag, strip_slurm_args, submit_slurm
+
+
+def test_submission_flags_are_stripped_from_the_rerun_command():
+    argv = ["--config", "basic", "--slurm", "--nodes", "4", "--gpus-per-node=8", "--partition", "learn",
+            "--timeout-min", "60", "--out", "x"]
+    assert strip_slurm_args(argv) == ["--config", "basic", "--out", "x"]
+    assert strip_flag(["--resume", "a", "--x"], "--resume") == ["--x"]
+
+
+def test_requeue_resumes_from_the_latest_checkpoint():
+    task = SlurmTask("benchmarks.cli:main", ["pretrain", "--out", "o", "--resume", "some.pth"])
+    again = task.checkpoint()
+    assert again.function.argv == ["pretrain", "--out", "o", "--resume", "auto"]
+
+
+@pytest.mark.slow
+def test_pretrain_job_runs_on_submitits_local_cluster(synth_imagenet, tmp_path):
+    out = tmp_path / "run"
+    argv = ["pretrain", "--config", "smoke", "--model", "vit_tiny", "--data", str(synth_imagenet), "--out", str(out),
+            "--epochs", "1", "--batch-size", "16", "--no-progress", "--slurm", "--gpus-per-node", "0",
+            "--cfg-options", "data.input_size=32", "data.num_workers=0"]
+    args = argparse.Namespace(out=str(out), nodes=1, gpus_per_node=0, timeout_min=10, partition=None,
+                              slurm_comment="")
+    job = submit_slurm("benchmarks.cli:main", argv, args, cluster="local")
+    assert job.result() == 0, job.stderr()
+    assert (out / "result.json").exists() and (out / "checkpoint.pth").exists()
+    assert (out / "slurm").is_dir()
