@@ -139,11 +139,11 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def write_result(result: RunResult, run_dir: str | os.PathLike) -> Path:
+def write_result(result: RunResult, run_dir: str | os.PathLike, name: str = RESULT_FILE) -> Path:
     """Write ``run_dir/result.json`` atomically (temp file + rename): readers see the old file or the new one."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / RESULT_FILE
+    path = run_dir / name
     fd, tmp = tempfile.mkstemp(prefix=".result.", suffix=".tmp", dir=run_dir)
     try:
         with os.fdopen(fd, "w") as f:

@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks.results import RunResult, package_versions, variant_name, write_result
+from benchmarks.results import ResultError, RunResult, package_versions, read_result, variant_name, write_result
 
 __all__ = ["FINETUNE_TASKS", "pretrain_run", "run_and_record"]
 
@@ -39,20 +39,21 @@ def run_and_record(task: str, dataset: str, model: str, run_dir: str | os.PathLi
     """Call ``fn`` (a stage returning an outcome dict), write ``run_dir/result.json`` and return the result.
 
     A stage that raises is recorded as ``status: failed`` with its error and traceback in ``extra``, then the
-    exception propagates. Only rank 0 writes under torchrun / SLURM.
+    exception propagates; a refusal to overwrite a run (``FileExistsError``) records nothing, and a finished run's
+    ``result.json`` is never replaced by a failure. Only rank 0 writes under torchrun / SLURM.
     """
     run_dir = Path(run_dir)
     t0 = time.time()
     try:
         outcome = fn()
     except BaseException as e:
-        if _is_main() and not isinstance(e, KeyboardInterrupt):
+        if _is_main() and not isinstance(e, (KeyboardInterrupt, FileExistsError)):
             failed = RunResult(task=task, dataset=dataset, model=model, metrics={}, config={}, config_hash="",
                                variant=variant or "unknown", versions=package_versions(), wall_time_s=time.time() - t0,
                                status="failed", error=f"{type(e).__name__}: {e}", run_dir=str(run_dir),
                                log_path=_find_log(run_dir),
                                extra={"traceback": traceback.format_exc(limit=20)})
-            write_result(failed, run_dir)
+            _write_failure(failed, run_dir)
         raise
     unknown = set(outcome) - set(_OUTCOME_KEYS)
     if unknown:
@@ -68,6 +69,19 @@ def run_and_record(task: str, dataset: str, model: str, run_dir: str | os.PathLi
         path = write_result(result, run_dir)
         log.info("wrote %s", path)
     return result
+
+
+def _write_failure(failed: RunResult, run_dir: Path) -> None:
+    """Record a failure in ``result.json``, unless that holds a finished run: then in ``result.failed.json``."""
+    try:
+        previous_ok = read_result(run_dir).status == "ok"
+    except ResultError:
+        previous_ok = False
+    if previous_ok:
+        path = write_result(failed, run_dir, name="result.failed.json")
+        log.error("the run failed; its earlier successful result.json is kept, the failure is in %s", path)
+    else:
+        write_result(failed, run_dir)
 
 
 def _find_log(run_dir: Path) -> str | None:

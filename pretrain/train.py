@@ -365,7 +365,7 @@ def run(
             barrier()
             raise Preempted(f"stopped by signal at iteration {it}; checkpoint saved, resume with --resume auto")
 
-    log.info("pretraining %s (%s) for %d epochs x %d iterations, total batch %d, lr %.2e",
+    log.info("training %s (%s) for %d epochs x %d iterations, total batch %d, lr %.2e",
              cfg.model.name, _describe_drop(cfg), epochs, iters_per_epoch, total_batch, lr)
     first_epoch, first_step = divmod(start_iter, iters_per_epoch)
     for epoch in range(first_epoch, epochs):

@@ -26,7 +26,7 @@ pretrain = dict(
 finetune = dict(
     coco=dict(config='paper-3x', models=['swin_femto', 'convnext_femto'], cfg_options={}),
     ade20k=dict(config='paper-160k', models=['swin_femto', 'convnext_femto'], cfg_options={}),
-    cls=dict(config='paper', models=['vit_tiny', 'swin_femto', 'convnext_femto', 'vit_base'],
+    cls=dict(config='transfer', models=['vit_tiny', 'swin_femto', 'convnext_femto', 'vit_base'],
              datasets=['cifar100', 'flowers102', 'pets', 'stl10', 'food101'], cfg_options={}),
 )
 

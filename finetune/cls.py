@@ -1,0 +1,200 @@
+"""Classification transfer (Table 6): fine-tune any checkpoint on CIFAR-100, Flowers-102, Pets, STL-10, Food-101 or
+an image folder with fixed drop rates, through pretraining's own training loop.
+
+    dropbench finetune cls --dataset flowers102 --checkpoint runs/vit_tiny_early_do/checkpoint.pth \
+        --model vit_tiny --data /datasets --config transfer --out runs/flowers_vit_tiny_early_do
+
+:func:`run_cls` resolves the recipe (``configs/cls/``), merges the data set's settings and the overrides, and calls
+:func:`pretrain.train.run` with two hooks: the data set's torchvision reader (:mod:`finetune.datasets.cls`) and the
+shared converter (:func:`finetune.convert.load_pretrained`, strict except the classifier head). It returns a stage
+outcome for :func:`benchmarks.runs.run_and_record`, which writes ``result.json``: last-epoch test ``top1`` / ``top5``
+and ``mean_per_class_top1`` (percent), per-class accuracy, the checkpoint's hash and pretraining metadata.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch.nn as nn
+from mmengine.config import Config
+
+from finetune.convert import CheckpointError, LoadReport, load_pretrained
+from finetune.datasets.cls import CLS_DATASETS, ClsData, load_cls_data
+from pretrain.config import config_hash, load_config, plain, resolve_config
+from pretrain.data import SeededDataset
+from pretrain.models import paper_model
+from pretrain.train import run
+
+__all__ = ["LAUNCHERS", "build_cls_config", "run_cls", "setup_launcher"]
+
+log = logging.getLogger(__name__)
+LAUNCHERS = ("none", "pytorch", "slurm")
+_RESUME_FREE = ("runtime",)  # as pretrain.train: keys that may change on resumption; left out of the config hash
+
+
+def setup_launcher(launcher: str) -> None:
+    """Export the torch.distributed variables ``pretrain.train.run`` reads, as the launcher defines them.
+
+    ``none``: one process, unless ``RANK`` / ``WORLD_SIZE`` are already exported (torchrun, or the CLI's ``--slurm``
+    submission through submitit, do that). ``pytorch``: torchrun must have exported them. ``slurm``: inside an
+    ``srun`` task, ``SLURM_PROCID`` / ``SLURM_NTASKS`` / ``SLURM_LOCALID`` become ``RANK`` / ``WORLD_SIZE`` /
+    ``LOCAL_RANK`` (unless ``RANK`` is set), the first host of ``SLURM_NODELIST`` the master.
+    """
+    if launcher not in LAUNCHERS:
+        raise ValueError(f"unknown launcher {launcher!r}; choose one of: {', '.join(LAUNCHERS)}")
+    env = os.environ
+    if launcher == "pytorch":
+        missing = [k for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT") if k not in env]
+        if missing:
+            raise ValueError(f"--launcher pytorch needs torchrun's variables ({', '.join(missing)} unset); start with "
+                             f"`torchrun --nproc_per_node N -m benchmarks.cli finetune cls ... --launcher pytorch`")
+    elif launcher == "slurm" and "RANK" not in env:
+        if "SLURM_PROCID" not in env:
+            raise ValueError("--launcher slurm needs SLURM_PROCID (run inside `srun`), or RANK already exported")
+        env["RANK"] = env["SLURM_PROCID"]
+        env["WORLD_SIZE"] = env.get("SLURM_NTASKS", "1")
+        env["LOCAL_RANK"] = env.get("SLURM_LOCALID", "0")
+        env.setdefault("MASTER_PORT", str(20000 + int(env.get("SLURM_JOB_ID", "0")) % 20000))
+        if "MASTER_ADDR" not in env:
+            env["MASTER_ADDR"] = _first_slurm_host(env.get("SLURM_NODELIST", ""))
+
+
+def _first_slurm_host(nodelist: str) -> str:
+    if not nodelist:
+        return "127.0.0.1"
+    try:
+        out = subprocess.run(["scontrol", "show", "hostnames", nodelist], check=True, capture_output=True, text=True)
+        return out.stdout.split()[0]
+    except (OSError, subprocess.CalledProcessError, IndexError):
+        raise ValueError(f"cannot resolve SLURM_NODELIST {nodelist!r} with scontrol; export MASTER_ADDR") from None
+
+
+def build_cls_config(
+    dataset: str,
+    model: str,
+    data_root: str | os.PathLike,
+    checkpoint: str | os.PathLike,
+    config: str = "smoke",
+    seed: int | None = None,
+    use_ema: bool = False,
+    cfg_options: dict[str, Any] | None = None,
+) -> Config:
+    """The resolved fine-tuning config: recipe, then ``per_dataset[dataset]``, then the arguments, then overrides."""
+    if dataset not in CLS_DATASETS:
+        raise ValueError(f"unknown --dataset {dataset!r}; choose one of: {', '.join(CLS_DATASETS)}")
+    paper_model(model)  # validates the name
+    cfg = load_config(resolve_config("cls", config))
+    per_dataset = cfg.pop("per_dataset", None) or {}
+    if dataset in per_dataset:
+        cfg.merge_from_dict(per_dataset[dataset].to_dict())
+    cfg.merge_from_dict({"model.name": model, "model.checkpoint": str(checkpoint), "model.use_ema": bool(use_ema),
+                         "data.dataset": dataset, "data.root": str(data_root)})
+    if seed is not None:
+        cfg.merge_from_dict({"runtime.seed": int(seed)})
+    if cfg_options:
+        cfg.merge_from_dict(dict(cfg_options))
+    if cfg.drop.kind != "none" and cfg.drop.mode != "standard":
+        raise ValueError(f"fine-tuning uses fixed drop rates: drop.mode must be 'standard', got {cfg.drop.mode!r}")
+    if cfg.data.dataset != dataset:
+        raise ValueError(f"data.dataset is {cfg.data.dataset!r} but --dataset is {dataset!r}")
+    return cfg
+
+
+def _mean(values: list[float | None] | None) -> float | None:
+    present = [v for v in values or [] if v is not None]
+    return sum(present) / len(present) if present else None
+
+
+def run_cls(
+    dataset: str,
+    checkpoint: str | os.PathLike,
+    model: str,
+    data_root: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    config: str = "smoke",
+    launcher: str = "none",
+    seed: int | None = None,
+    use_ema: bool = False,
+    resume: str | None = None,
+    cfg_options: dict[str, Any] | None = None,
+) -> dict:
+    """Fine-tune ``checkpoint`` (paper model ``model``) on a classification set and return the stage outcome.
+
+    Args:
+        dataset: ``cifar100``, ``flowers102``, ``pets``, ``stl10``, ``food101`` or ``imagefolder``.
+        checkpoint: pretrained checkpoint (dropbench, paper or timm layout).
+        model: paper model name the checkpoint holds.
+        data_root: the data set's root (see :mod:`finetune.datasets.cls`).
+        out_dir: run directory (``log.jsonl``, ``config.py``, ``checkpoint.pth``; ``result.json`` by the caller).
+        config: recipe name under ``configs/cls/`` (``smoke``, ``transfer``) or a config file.
+        launcher: ``none``, ``pytorch`` (torchrun) or ``slurm`` (inside an ``srun`` task); see :func:`setup_launcher`.
+        seed: random seed (default: the recipe's).
+        use_ema: start from the checkpoint's EMA weights.
+        resume: ``auto`` (continue the run in ``out_dir``) or a checkpoint of this run.
+        cfg_options: dotted-key overrides (``{"schedule.epochs": 10}``).
+
+    Returns:
+        The outcome dict of :mod:`benchmarks.runs` (metrics ``top1``, ``top5``, ``mean_per_class_top1``).
+
+    Raises:
+        DataLayoutError: the data root does not hold the data set (``ValueError`` subclass).
+        CheckpointError: the checkpoint does not fit the model (only the head may differ).
+    """
+    setup_launcher(launcher)
+    cfg = build_cls_config(dataset, model, data_root, checkpoint, config, seed, use_ema, cfg_options)
+    state: dict[str, Any] = {}
+
+    def datasets(cfg: Config, train_tf: Callable, eval_tf: Callable, seed: int) -> tuple[Any, Any, int]:
+        data: ClsData = load_cls_data(cfg.data.dataset, cfg.data.root)
+        state["data"] = data
+        return SeededDataset(data.train, train_tf, seed), SeededDataset(data.test, eval_tf, seed), data.num_classes
+
+    def prepare_model(net: nn.Module) -> dict:
+        try:
+            report: LoadReport = load_pretrained(net, cfg.model.checkpoint, cfg.model.name, bool(cfg.model.use_ema))
+        except CheckpointError as e:
+            if paper_model(cfg.model.name).family == "mixer" and "another shape" in str(e):
+                raise CheckpointError(f"{e} Mixer's token mixing is tied to the input size: fine-tune at the "
+                                      f"resolution of pretraining (--cfg-options data.input_size=N).") from None
+            raise
+        state["report"] = report
+        return {"report": report.to_dict(), "pretrain": report.pretrain}
+
+    summary = run(cfg, out_dir, resume, datasets=datasets, prepare_model=prepare_model)
+    report, data = state["report"], state["data"]
+    per_class = summary.get("per_class_top1")
+    metrics = {"top1": summary["top1"], "top5": summary["top5"]}
+    mean_per_class = _mean(per_class)
+    if mean_per_class is not None:
+        metrics["mean_per_class_top1"] = mean_per_class
+    return {
+        "metrics": metrics,
+        "config": plain(cfg),
+        "config_hash": config_hash(cfg, exclude=_RESUME_FREE),
+        "seed": int(cfg.runtime.seed),
+        "checkpoint": str(checkpoint),
+        "checkpoint_sha256": report.sha256,
+        "pretrain": report.pretrain,
+        "log_path": str(Path(out_dir) / "log.jsonl"),
+        "extra": {
+            "per_class_top1": per_class,
+            "classes": data.classes,
+            "num_classes": summary["num_classes"],
+            "splits": data.splits,
+            "train_images": len(data.train),
+            "test_images": len(data.test),
+            "generated_data": data.generated,
+            "epochs": summary["epochs"],
+            "train_loss": summary["train_loss"],
+            "world_size": summary["world_size"],
+            "finetuned_checkpoint": summary["checkpoint"],
+            "load_report": {"summary": report.summary(), "layout": report.layout, "loaded": report.loaded,
+                            "missing": report.missing, "dropped_head": report.dropped_head,
+                            "weights": report.weights},
+        },
+    }

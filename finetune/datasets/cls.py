@@ -1,0 +1,565 @@
+"""Classification transfer sets in their own on-disk formats, read through torchvision's classes (never downloaded).
+
+=============  ===========================================================================  ==============  ========
+``--dataset``  layout under ROOT (as the distribution's archives extract)                   train           test
+=============  ===========================================================================  ==============  ========
+cifar100       ``cifar-100-python/{train,test,meta}`` (pickled batches)                     train           test
+flowers102     ``flowers-102/{jpg/image_NNNNN.jpg,imagelabels.mat,setid.mat}``              train + val     test
+pets           ``oxford-iiit-pet/{images/*.jpg,annotations/{trainval,test}.txt}``           trainval        test
+stl10          ``stl10_binary/{train,test}_{X,y}.bin, unlabeled_X.bin, class_names.txt``    train (5,000)   test
+food101        ``food-101/{images/<class>/<id>.jpg,meta/{train,test}.json}``                train           test
+imagefolder    ``train/<class>/*``, ``val/<class>/*``                                       train           val
+=============  ===========================================================================  ==============  ========
+
+ROOT is either the folder torchvision calls ``root`` (the one *holding* ``cifar-100-python/``, ``flowers-102/``, ...)
+or that data set folder itself (``.../food-101``); torchvision joins the folder name itself, so the data set folder
+must keep its distribution name. STL-10's unlabeled images are never used.
+
+torchvision checks the md5 of the official CIFAR-100, STL-10 and Flowers-102 files. That check is kept for real data;
+it is skipped, with a warning, only for a data set folder that :func:`write_synth_cls` marked as generated (its
+``DROPBENCH_GENERATED.json``). Anything missing, truncated or corrupt raises :class:`~pretrain.data.DataLayoutError`
+naming the file and the expected layout (image files are checked for presence, not decoded, when a set is opened).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import pickle
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from torch.utils.data import ConcatDataset, Dataset
+from torchvision.datasets import CIFAR100, STL10, Flowers102, Food101, ImageFolder, OxfordIIITPet
+from torchvision.datasets.utils import calculate_md5
+
+from pretrain.data import DataLayoutError, SeededDataset, check_imagefolder
+from pretrain.synth import MARKER, SHAPES, Shape, background, draw_shape, synth_marker
+
+__all__ = [
+    "CLS_DATASETS",
+    "ClsData",
+    "ClsFormat",
+    "DataLayoutError",
+    "build_cls_datasets",
+    "find_cls_folder",
+    "is_generated",
+    "load_cls_data",
+    "read_cls_split",
+    "write_synth_cls",
+]
+
+log = logging.getLogger(__name__)
+_WARNED: set[Path] = set()  # generated folders whose skipped md5 check was already logged
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# formats
+
+
+class _GeneratedCIFAR100(CIFAR100):
+    """torchvision's CIFAR100 with the official files' md5 left out (existence still checked): generated roots only."""
+
+    train_list = [[name, None] for name, _ in CIFAR100.train_list]
+    test_list = [[name, None] for name, _ in CIFAR100.test_list]
+    meta = dict(CIFAR100.meta, md5=None)
+
+
+class _GeneratedFlowers102(Flowers102):
+    """torchvision's Flowers102 with the official .mat files' md5 left out: generated roots only."""
+
+    _file_dict = {key: (name, None) for key, (name, _) in Flowers102._file_dict.items()}
+
+
+class _GeneratedSTL10(STL10):
+    """torchvision's STL10 with the official binaries' md5 left out: generated roots only."""
+
+    train_list = [[name, None] for name, _ in STL10.train_list]
+    test_list = [[name, None] for name, _ in STL10.test_list]
+
+
+@dataclass(frozen=True)
+class ClsFormat:
+    """One classification data set's format.
+
+    Attributes:
+        name: the ``--dataset`` name.
+        folder: the folder torchvision expects under its ``root`` (None: ROOT itself, for image folders).
+        layout: the expected layout, for error messages.
+        required: files and folders (relative to the data set folder) that must exist; a trailing ``/`` marks a folder.
+        md5: official checksums torchvision verifies (file -> md5), read from the torchvision class.
+        train_splits: torchvision splits concatenated for training (the data protocol of the transfer tables).
+        test_split: the split evaluated.
+        real_classes: number of classes of the real data set (for logs).
+    """
+
+    name: str
+    folder: str | None
+    layout: str
+    required: tuple[str, ...]
+    md5: dict[str, str]
+    train_splits: tuple[str, ...]
+    test_split: str
+    real_classes: int
+
+
+_FORMATS: dict[str, ClsFormat] = {
+    f.name: f
+    for f in (
+        ClsFormat("cifar100", CIFAR100.base_folder,
+                  "ROOT/cifar-100-python/{train,test,meta} (the python version, cifar-100-python.tar.gz)",
+                  ("train", "test", "meta"),
+                  {**dict(CIFAR100.train_list + CIFAR100.test_list), CIFAR100.meta["filename"]: CIFAR100.meta["md5"]},
+                  ("train",), "test", 100),
+        ClsFormat("flowers102", "flowers-102",
+                  "ROOT/flowers-102/{jpg/image_00001.jpg ..., imagelabels.mat, setid.mat} (102flowers.tgz extracted "
+                  "into flowers-102/, beside the two .mat files)",
+                  ("jpg/", "imagelabels.mat", "setid.mat"),
+                  {name: md5 for key, (name, md5) in Flowers102._file_dict.items() if key != "image"},
+                  ("train", "val"), "test", 102),
+        ClsFormat("pets", "oxford-iiit-pet",
+                  "ROOT/oxford-iiit-pet/{images/<Breed>_<n>.jpg, annotations/trainval.txt, annotations/test.txt} "
+                  "(images.tar.gz and annotations.tar.gz extracted into oxford-iiit-pet/)",
+                  ("images/", "annotations/trainval.txt", "annotations/test.txt"), {}, ("trainval",), "test", 37),
+        ClsFormat("stl10", STL10.base_folder,
+                  "ROOT/stl10_binary/{train_X.bin, train_y.bin, test_X.bin, test_y.bin, unlabeled_X.bin, "
+                  "class_names.txt} (stl10_binary.tar.gz)",
+                  tuple(name for name, _ in STL10.train_list + STL10.test_list),
+                  dict(STL10.train_list + STL10.test_list), ("train",), "test", 10),
+        ClsFormat("food101", "food-101",
+                  "ROOT/food-101/{images/<class>/<id>.jpg, meta/train.json, meta/test.json} (food-101.tar.gz)",
+                  ("images/", "meta/train.json", "meta/test.json"), {}, ("train",), "test", 101),
+        ClsFormat("imagefolder", None, "ROOT/train/<class>/<images>, ROOT/val/<class>/<images>",
+                  ("train/", "val/"), {}, ("train",), "val", 0),
+    )
+}
+CLS_DATASETS: tuple[str, ...] = tuple(_FORMATS)
+
+
+def _format(dataset: str) -> ClsFormat:
+    try:
+        return _FORMATS[dataset]
+    except KeyError:
+        raise ValueError(f"unknown classification data set {dataset!r}; choose one of: {', '.join(_FORMATS)}") from None
+
+
+def is_generated(folder: str | Path) -> bool:
+    """Whether a data set folder was written by :func:`write_synth_cls` (it holds the generator's marker file)."""
+    return (Path(folder) / MARKER).is_file()
+
+
+def find_cls_folder(dataset: str, root: str | Path) -> tuple[Path, Path]:
+    """Resolve ``--data`` to (torchvision ``root``, data set folder).
+
+    Raises:
+        DataLayoutError: neither ROOT nor ROOT/<folder> is the data set folder; the message gives the layout.
+    """
+    fmt, root = _format(dataset), Path(root)
+    if not root.is_dir():
+        raise DataLayoutError(f"data root {root} does not exist; expected {fmt.layout}")
+    if fmt.folder is None:
+        return root, root
+    if (root / fmt.folder).is_dir():
+        return root, root / fmt.folder
+    if root.name == fmt.folder:
+        return root.parent, root
+    holds_files = all((root / r.rstrip("/")).exists() for r in fmt.required)
+    if holds_files:
+        raise DataLayoutError(f"{root} holds {dataset} files, but torchvision reads them from a folder named "
+                              f"{fmt.folder!r}: rename it (or link it) to {root.parent / fmt.folder}")
+    raise DataLayoutError(f"no {fmt.folder}/ in {root}: expected {fmt.layout}; pass --data ROOT or "
+                          f"ROOT/{fmt.folder} (`dropbench data synth-cls --dataset {dataset}` makes a small one)")
+
+
+def _check_files(fmt: ClsFormat, folder: Path) -> None:
+    for rel in fmt.required:
+        path = folder / rel.rstrip("/")
+        ok = path.is_dir() if rel.endswith("/") else path.is_file()
+        if not ok:
+            what = "folder" if rel.endswith("/") else "file"
+            raise DataLayoutError(f"{fmt.name}: {what} {path} is missing; expected {fmt.layout}")
+        if not rel.endswith("/") and path.stat().st_size == 0:
+            raise DataLayoutError(f"{fmt.name}: {path} is empty (an interrupted copy?); expected {fmt.layout}")
+
+
+def _probe(path: Path) -> None:
+    """Read one metadata file the way its reader does; raises on a truncated or corrupt file."""
+    if path.suffix == ".mat":
+        from scipy.io import loadmat
+
+        loadmat(path)
+    elif path.suffix == ".json":
+        json.loads(path.read_text())
+    elif path.suffix == ".bin":
+        size = path.stat().st_size
+        unit = 1 if path.stem.endswith("_y") else 3 * 96 * 96
+        if size % unit:
+            raise ValueError(f"{size} bytes is not a whole number of {unit}-byte records")
+    elif path.suffix == ".txt":
+        for i, line in enumerate(path.read_text().splitlines(), 1):
+            if line.strip() and path.parent.name == "annotations" and len(line.split()) != 4:
+                raise ValueError(f"line {i} {line!r} is not 'Image CLASS-ID SPECIES BREED-ID'")
+    elif path.suffix == "":
+        with open(path, "rb") as f:
+            pickle.load(f, encoding="latin1")
+
+
+def _diagnose(fmt: ClsFormat, folder: Path, generated: bool, error: Exception) -> DataLayoutError:
+    """Turn a reader's failure into an error naming the bad file."""
+    if not generated:
+        for name, md5 in fmt.md5.items():
+            found = calculate_md5(folder / name)
+            if found != md5:
+                return DataLayoutError(
+                    f"{fmt.name}: {folder / name} is corrupt or not the official file (md5 {found}, expected {md5}); "
+                    f"restore it from the official archive. Expected {fmt.layout}")
+    files = [folder / r for r in fmt.required if not r.endswith("/")]
+    if fmt.name == "stl10":
+        files = [folder / n for n in ("train_X.bin", "train_y.bin", "test_X.bin", "test_y.bin")]
+    for path in files:
+        try:
+            _probe(path)
+        except Exception as e:  # any failure to read the file is the answer
+            return DataLayoutError(f"{fmt.name}: {path} is truncated or corrupt ({type(e).__name__}: {e}); "
+                                   f"expected {fmt.layout}")
+    return DataLayoutError(f"{fmt.name}: cannot read {folder} ({type(error).__name__}: {error}); "
+                           f"expected {fmt.layout}")
+
+
+def _construct(fmt: ClsFormat, root: Path, folder: Path, split: str, generated: bool) -> Dataset:
+    if fmt.name == "cifar100":
+        cls = _GeneratedCIFAR100 if generated else CIFAR100
+        return cls(str(root), train=split == "train", download=False)
+    if fmt.name == "flowers102":
+        return (_GeneratedFlowers102 if generated else Flowers102)(str(root), split=split, download=False)
+    if fmt.name == "pets":
+        return OxfordIIITPet(str(root), split=split, target_types="category", download=False)
+    if fmt.name == "stl10":
+        return (_GeneratedSTL10 if generated else STL10)(str(root), split=split, download=False)
+    if fmt.name == "food101":
+        return Food101(str(root), split=split, download=False)
+    return ImageFolder(str(folder / split))
+
+
+def _labels(ds: Dataset) -> list[int]:
+    if isinstance(ds, ConcatDataset):
+        return [y for d in ds.datasets for y in _labels(d)]
+    for attr in ("targets", "labels", "_labels"):
+        if getattr(ds, attr, None) is not None:
+            return [int(y) for y in getattr(ds, attr)]
+    raise TypeError(f"cannot read the labels of {type(ds).__name__}")
+
+
+def _image_files(ds: Dataset) -> list[Path]:
+    for attr in ("_image_files", "_images"):
+        if getattr(ds, attr, None) is not None:
+            return list(getattr(ds, attr))
+    return []
+
+
+def read_cls_split(dataset: str, root: str | Path, split: str) -> Dataset:
+    """One split of a data set as torchvision reads it (PIL image, int label), after checking its files.
+
+    Args:
+        dataset: a name of :data:`CLS_DATASETS`.
+        root: ROOT or the data set folder (see the module docstring).
+        split: a torchvision split of that data set (``train``/``test``; ``val`` for Flowers-102 and image folders,
+            ``trainval`` for Pets).
+
+    Raises:
+        DataLayoutError: a missing, empty, truncated or corrupt file (named), or a layout torchvision cannot read.
+    """
+    fmt = _format(dataset)
+    if split not in (*fmt.train_splits, fmt.test_split):
+        raise ValueError(f"{dataset} has no split {split!r}; choose one of: {', '.join(fmt.train_splits)}, "
+                         f"{fmt.test_split}")
+    root, folder = find_cls_folder(dataset, root)
+    if fmt.name == "imagefolder":
+        check_imagefolder(folder, splits=(split,), hint=f"expected {fmt.layout}")
+        return ImageFolder(str(folder / split))
+    _check_files(fmt, folder)
+    generated = is_generated(folder)
+    if generated and fmt.md5 and folder not in _WARNED:
+        _WARNED.add(folder)
+        log.warning("%s: %s is marked as generated (%s): skipping the md5 check of the official files",
+                    dataset, folder, MARKER)
+    try:
+        ds = _construct(fmt, root, folder, split, generated)
+    except Exception as e:  # readers raise RuntimeError, pickle, OSError, ...: all mean a bad file
+        raise _diagnose(fmt, folder, generated, e) from e
+    n_labels = len(_labels(ds))
+    if n_labels != len(ds):
+        what = f"{split}_X.bin / {split}_y.bin" if dataset == "stl10" else f"the {split} split's files"
+        raise DataLayoutError(f"{dataset}: {folder}: {what} hold {len(ds)} images but {n_labels} labels; "
+                              f"expected {fmt.layout}")
+    missing = next((p for p in _image_files(ds) if not Path(p).is_file()), None)
+    if missing is not None:
+        raise DataLayoutError(f"{dataset}: image {missing} listed in the {split} split is missing; expected "
+                              f"{fmt.layout}")
+    return ds
+
+
+@dataclass
+class ClsData:
+    """A data set opened for fine-tuning under its transfer protocol.
+
+    Attributes:
+        train: the training split(s), concatenated (PIL image, label).
+        test: the evaluated split.
+        num_classes: classifier outputs (highest label + 1).
+        classes: class names in label order, where the reader knows them.
+        folder: the data set folder read.
+        generated: whether it carries the generator's marker.
+        splits: which torchvision splits were used (``{"train": "train+val", "test": "test"}``).
+    """
+
+    train: Dataset
+    test: Dataset
+    num_classes: int
+    classes: list[str] | None
+    folder: Path
+    generated: bool
+    splits: dict[str, str]
+
+
+def load_cls_data(dataset: str, root: str | Path) -> ClsData:
+    """Open a data set's training and test splits under the transfer protocol (see the module docstring)."""
+    fmt = _format(dataset)
+    _, folder = find_cls_folder(dataset, root)
+    parts = [read_cls_split(dataset, root, s) for s in fmt.train_splits]
+    train = parts[0] if len(parts) == 1 else ConcatDataset(parts)
+    test = read_cls_split(dataset, root, fmt.test_split)
+    train_labels, test_labels = _labels(train), _labels(test)
+    if not train_labels or not test_labels:
+        raise DataLayoutError(f"{dataset}: {folder} has an empty split (train {len(train_labels)}, test "
+                              f"{len(test_labels)} images); expected {fmt.layout}")
+    num_classes = max(train_labels + test_labels) + 1
+    absent = sorted(set(range(num_classes)) - set(train_labels))
+    if absent:
+        log.warning("%s: classes %s have no training images", dataset, absent[:10])
+    names = getattr(parts[0], "classes", None)
+    classes = [str(c) for c in names][:num_classes] if names is not None and len(names) >= num_classes else None
+    log.info("%s at %s: %d classes, %d train (%s) / %d test (%s) images", dataset, folder, num_classes, len(train),
+             "+".join(fmt.train_splits), len(test), fmt.test_split)
+    return ClsData(train=train, test=test, num_classes=num_classes, classes=classes, folder=folder,
+                   generated=is_generated(folder), splits={"train": "+".join(fmt.train_splits), "test": fmt.test_split})
+
+
+def build_cls_datasets(dataset: str, root: str | Path, train_tf: Callable, eval_tf: Callable,
+                       seed: int) -> tuple[SeededDataset, SeededDataset, int]:
+    """The ``datasets`` hook of :func:`pretrain.train.run` for a classification set: (train, test, num_classes)."""
+    data = load_cls_data(dataset, root)
+    return SeededDataset(data.train, train_tf, seed), SeededDataset(data.test, eval_tf, seed), data.num_classes
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# generated stand-ins, written in each distribution's exact format
+
+_NAMES = {
+    # the first ten classes of each real data set, in label order
+    "cifar100": ["apple", "aquarium_fish", "baby", "bear", "beaver", "bed", "bee", "beetle", "bicycle", "bottle"],
+    "pets": ["Abyssinian", "american_bulldog", "american_pit_bull_terrier", "basset_hound", "beagle", "Bengal",
+             "Birman", "Bombay", "boxer", "British_Shorthair"],
+    "stl10": ["airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck"],
+    "food101": ["apple_pie", "baby_back_ribs", "baklava", "beef_carpaccio", "beef_tartare", "beet_salad", "beignets",
+                "bibimbap", "bread_pudding", "breakfast_burrito"],
+}
+_CIFAR_COARSE = ["aquatic_mammals", "fish", "flowers", "food_containers", "fruit_and_vegetables",
+                 "household_electrical_devices", "household_furniture", "insects", "large_carnivores",
+                 "large_man-made_outdoor_things", "large_natural_outdoor_scenes", "large_omnivores_and_herbivores",
+                 "medium_mammals", "non-insect_invertebrates", "people", "reptiles", "small_mammals", "trees",
+                 "vehicles_1", "vehicles_2"]
+_CIFAR_COARSE_OF = [4, 1, 14, 8, 0, 6, 7, 7, 18, 3]  # the real coarse label of each of _NAMES["cifar100"]
+_PALETTE = [(220, 40, 40), (40, 170, 60), (50, 80, 230), (235, 205, 40), (200, 60, 200), (40, 200, 210),
+            (245, 130, 30), (120, 80, 40), (240, 240, 240), (30, 30, 30)]
+_MAX_CLASSES = 10
+
+
+def _draw(rng: np.random.Generator, c: int, width: int, height: int) -> np.ndarray:
+    """An HxWx3 image of class ``c``: its shape in its colour over a noisy background (learnable, not trivial)."""
+    img = background(rng, (width, height))
+    grey = img.mean(axis=2, keepdims=True)
+    img = (0.3 * img + 0.7 * grey).astype(np.uint8)  # a muted background, so that the object's colour stands out
+    color = np.clip(np.array(_PALETTE[c % len(_PALETTE)]) + rng.normal(0, 15, 3), 0, 255).astype(int)
+    side = min(width, height)
+    draw_shape(img, Shape(SHAPES[c % len(SHAPES)], width * rng.uniform(0.35, 0.65), height * rng.uniform(0.35, 0.65),
+                          side * rng.uniform(0.28, 0.4), rng.uniform(0, 2 * math.pi), tuple(int(v) for v in color)))
+    return img
+
+
+def _jpeg(path: Path, img: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(img).save(path, quality=92)
+
+
+def _size(rng: np.random.Generator) -> tuple[int, int]:
+    return int(rng.integers(64, 97)), int(rng.integers(64, 97))
+
+
+def _labels_for(num_classes: int, per_class: int, rng: np.random.Generator) -> list[int]:
+    labels = [c for c in range(num_classes) for _ in range(per_class)]
+    return [labels[i] for i in rng.permutation(len(labels))]
+
+
+def _synth_cifar100(folder: Path, rng: np.random.Generator, k: int, n_train: int, n_test: int) -> None:
+    folder.mkdir(parents=True)
+    for split, n in (("train", n_train), ("test", n_test)):
+        labels = _labels_for(k, n, rng)
+        data = np.stack([_draw(rng, c, 32, 32).transpose(2, 0, 1).reshape(-1) for c in labels])  # R, G, B planes
+        batch = {"filenames": [f"{_NAMES['cifar100'][c]}_s_{i:06d}.png" for i, c in enumerate(labels)],
+                 "batch_label": f"{'training' if split == 'train' else 'testing'} batch 1 of 1",
+                 "fine_labels": labels, "coarse_labels": [_CIFAR_COARSE_OF[c] for c in labels], "data": data}
+        with open(folder / split, "wb") as f:
+            pickle.dump(batch, f, protocol=2)
+    with open(folder / "meta", "wb") as f:
+        pickle.dump({"fine_label_names": _NAMES["cifar100"][:k], "coarse_label_names": _CIFAR_COARSE}, f, protocol=2)
+
+
+def _synth_flowers102(folder: Path, rng: np.random.Generator, k: int, n_train: int, n_test: int) -> None:
+    from scipy.io import savemat
+
+    # the real split has 10 train and 10 val images per class and the rest for test; ids are shuffled over splits
+    n_val = max(n_train // 2, 1)
+    n_trn = max(n_train - n_val, 1)
+    splits = [("trnid", c) for c in range(k) for _ in range(n_trn)] + \
+             [("valid", c) for c in range(k) for _ in range(n_val)] + \
+             [("tstid", c) for c in range(k) for _ in range(n_test)]
+    order = rng.permutation(len(splits))
+    labels = np.zeros(len(splits), np.uint8)
+    ids: dict[str, list[int]] = {"trnid": [], "valid": [], "tstid": []}
+    for image_id, j in enumerate(order, 1):
+        split, c = splits[j]
+        labels[image_id - 1] = c + 1  # 1-based, as in imagelabels.mat
+        ids[split].append(image_id)
+        _jpeg(folder / "jpg" / f"image_{image_id:05d}.jpg", _draw(rng, c, *_size(rng)))
+    savemat(folder / "imagelabels.mat", {"labels": labels[None, :]})
+    savemat(folder / "setid.mat", {k_: np.array(sorted(v), np.uint16)[None, :] for k_, v in ids.items()})
+
+
+def _synth_pets(folder: Path, rng: np.random.Generator, k: int, n_train: int, n_test: int) -> None:
+    names = _NAMES["pets"][:k]
+    breed, counts = [], {1: 0, 2: 0}
+    for name in names:  # species 1 = cat (capitalised names), 2 = dog; breed ids count within a species
+        species = 1 if name[0].isupper() else 2
+        counts[species] += 1
+        breed.append((species, counts[species]))
+    lines: dict[str, list[str]] = {"trainval": [], "test": []}
+    number = 0
+    for c, name in enumerate(names):
+        for split, n in (("trainval", n_train), ("test", n_test)):
+            for _ in range(n):
+                number += 1
+                stem = f"{name}_{number}"
+                _jpeg(folder / "images" / f"{stem}.jpg", _draw(rng, c, *_size(rng)))
+                lines[split].append(f"{stem} {c + 1} {breed[c][0]} {breed[c][1]}")
+    (folder / "annotations").mkdir(parents=True)
+    for split, rows in lines.items():
+        (folder / "annotations" / f"{split}.txt").write_text("\n".join(rows) + "\n")
+
+
+def _stl_records(images: list[np.ndarray]) -> bytes:
+    # torchvision reads N x 3 x 96 x 96 and swaps the last two axes: each channel is stored column by column
+    return np.stack([img.transpose(2, 1, 0) for img in images]).astype(np.uint8).tobytes()
+
+
+def _synth_stl10(folder: Path, rng: np.random.Generator, k: int, n_train: int, n_test: int) -> None:
+    folder.mkdir(parents=True)
+    for split, n in (("train", n_train), ("test", n_test)):
+        labels = _labels_for(k, n, rng)
+        (folder / f"{split}_X.bin").write_bytes(_stl_records([_draw(rng, c, 96, 96) for c in labels]))
+        (folder / f"{split}_y.bin").write_bytes((np.array(labels, np.uint8) + 1).tobytes())  # 1-based
+        if split == "train":  # ten folds of training indices, as fold_indices.txt holds
+            size = max(len(labels) // 5, 1)
+            folds = [" ".join(map(str, sorted(rng.choice(len(labels), size, replace=False)))) for _ in range(10)]
+            (folder / "fold_indices.txt").write_text("\n".join(folds) + "\n")
+    unlabeled = [_draw(rng, int(rng.integers(k)), 96, 96) for _ in range(max(k, 4))]
+    (folder / "unlabeled_X.bin").write_bytes(_stl_records(unlabeled))
+    (folder / "class_names.txt").write_text("\n".join(_NAMES["stl10"][:k]) + "\n")
+
+
+def _synth_food101(folder: Path, rng: np.random.Generator, k: int, n_train: int, n_test: int) -> None:
+    names = _NAMES["food101"][:k]
+    meta: dict[str, dict[str, list[str]]] = {"train": {}, "test": {}}
+    for c, name in enumerate(names):
+        ids = rng.choice(3_999_999, n_train + n_test, replace=False) + 1_000_000
+        for split, chunk in (("train", ids[:n_train]), ("test", ids[n_train:])):
+            meta[split][name] = [f"{name}/{i}" for i in sorted(chunk)]
+            for i in chunk:
+                _jpeg(folder / "images" / name / f"{i}.jpg", _draw(rng, c, *_size(rng)))
+    (folder / "meta").mkdir(parents=True)
+    for split, table in meta.items():
+        (folder / "meta" / f"{split}.json").write_text(json.dumps(table))
+        (folder / "meta" / f"{split}.txt").write_text("".join(f"{p}\n" for v in table.values() for p in v))
+    (folder / "meta" / "classes.txt").write_text("\n".join(names) + "\n")
+    (folder / "meta" / "labels.txt").write_text("\n".join(n.replace("_", " ").capitalize() for n in names) + "\n")
+
+
+def _synth_imagefolder(folder: Path, rng: np.random.Generator, k: int, n_train: int, n_test: int) -> None:
+    for c in range(k):
+        name = f"class_{c:02d}_{SHAPES[c % len(SHAPES)]}"
+        for split, n in (("train", n_train), ("val", n_test)):
+            for i in range(n):
+                _jpeg(folder / split / name / f"{name}_{i:04d}.jpg", _draw(rng, c, 64, 64))
+
+
+_WRITERS: dict[str, Callable[[Path, np.random.Generator, int, int, int], None]] = {
+    "cifar100": _synth_cifar100,
+    "flowers102": _synth_flowers102,
+    "pets": _synth_pets,
+    "stl10": _synth_stl10,
+    "food101": _synth_food101,
+    "imagefolder": _synth_imagefolder,
+}
+
+
+def write_synth_cls(
+    out: str | Path,
+    seed: int = 0,
+    *,
+    dataset: str,
+    num_classes: int = 4,
+    train_per_class: int = 16,
+    test_per_class: int = 8,
+) -> Path:
+    """Write a tiny generated data set in ``dataset``'s own format and return the ROOT to pass as ``--data``.
+
+    The files are exactly what the distribution ships (CIFAR-100 pickles, Flowers-102 jpg + .mat, Pets images +
+    annotation lists, STL-10 binaries, Food-101 images + meta JSON, or train/val image folders) under
+    ``out/<folder>/``, plus the generator's marker, so that the real readers run on them. Each class is one shape in
+    one colour at a random place, size and angle over a noisy background.
+
+    Args:
+        out: output root; ``out/<folder>`` (``out`` for image folders) must not exist yet or be empty.
+        seed: random seed.
+        dataset: a name of :data:`CLS_DATASETS`.
+        num_classes: 2 to 10 classes (named as the real set's first classes).
+        train_per_class: training images per class (Flowers-102: split between train and val).
+        test_per_class: test images per class.
+    """
+    fmt = _format(dataset)
+    if not 2 <= num_classes <= _MAX_CLASSES:
+        raise ValueError(f"num_classes must be between 2 and {_MAX_CLASSES}, got {num_classes}")
+    if train_per_class < 2 or test_per_class < 1:
+        raise ValueError(f"need train_per_class >= 2 and test_per_class >= 1, got {train_per_class}, {test_per_class}")
+    out = Path(out)
+    folder = out / fmt.folder if fmt.folder else out
+    if folder.exists() and any(folder.iterdir()):
+        raise FileExistsError(f"{folder} already exists and is not empty; choose another --out")
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    rng = np.random.default_rng(seed)
+    _WRITERS[dataset](tmp, rng, num_classes, train_per_class, test_per_class)
+    tmp.mkdir(parents=True, exist_ok=True)
+    synth_marker(tmp, f"cls-{dataset}", dataset=dataset, classes=num_classes, train_per_class=train_per_class,
+                 test_per_class=test_per_class, seed=seed)
+    if folder.exists():
+        folder.rmdir()
+    tmp.rename(folder)
+    log.info("wrote a generated %s set (%d classes) to %s", dataset, num_classes, folder)
+    return out
+

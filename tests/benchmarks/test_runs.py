@@ -1,0 +1,44 @@
+"""run_and_record: the result file of a run that succeeds, fails, or refuses to overwrite."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.results import read_result
+from benchmarks.runs import run_and_record
+
+
+def _ok() -> dict:
+    return {"metrics": {"top1": 50.0}, "config": {"a": 1}, "config_hash": "h", "seed": 0, "checkpoint": None,
+            "checkpoint_sha256": None, "pretrain": {"drop_kind": "drop_path", "drop_rate": 0.5, "drop_mode": "early"},
+            "log_path": None}
+
+
+def _boom() -> dict:
+    raise RuntimeError("out of memory")
+
+
+def test_success_then_failure_keeps_the_finished_result(tmp_path):
+    r = run_and_record("cls", "pets", "vit_tiny", tmp_path, _ok)
+    assert r.variant == "early-sd" and read_result(tmp_path).metrics == {"top1": 50.0}
+    with pytest.raises(RuntimeError):
+        run_and_record("cls", "pets", "vit_tiny", tmp_path, _boom)
+    assert read_result(tmp_path).status == "ok"
+    failed = read_result(tmp_path / "result.failed.json")
+    assert failed.status == "failed" and "out of memory" in failed.error and "traceback" in failed.extra
+
+
+def test_failure_is_recorded(tmp_path):
+    with pytest.raises(RuntimeError):
+        run_and_record("coco", "coco", "swin_femto", tmp_path, _boom, variant="baseline")
+    r = read_result(tmp_path)
+    assert r.status == "failed" and r.error == "RuntimeError: out of memory" and r.variant == "baseline"
+
+
+def test_refusal_to_overwrite_records_nothing(tmp_path):
+    def refuse() -> dict:
+        raise FileExistsError("already holds a run")
+
+    with pytest.raises(FileExistsError):
+        run_and_record("pretrain", "imagenet", "vit_tiny", tmp_path, refuse)
+    assert not (tmp_path / "result.json").exists()

@@ -1,0 +1,185 @@
+"""Classification fine-tuning: recipe, layer decay, launchers, a short fine-tune per format that beats chance, the CLI
+writing result.json, resume, and refusals (broken data root, misfit checkpoint)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from timm.optim import create_optimizer_v2
+
+from benchmarks.cli import main
+from benchmarks.results import read_result
+from finetune.cls import build_cls_config, run_cls, setup_launcher
+from finetune.convert import CheckpointError, file_sha256
+from finetune.datasets.cls import CLS_DATASETS, DataLayoutError, write_synth_cls
+from pretrain import create_paper_model
+
+K = 4  # classes of the generated sets: chance is 25 %
+# CPU-sized: 32 px, 4 epochs of 8 steps, evaluated once at the end
+TINY = {"data.input_size": 32, "data.batch_size": 8, "optim.lr_batch_size": 8, "schedule.epochs": 4,
+        "runtime.eval_every": 100, "runtime.progress": False}
+PRETRAIN = {"model": "vit_tiny", "drop_kind": "drop_path", "drop_rate": 0.1, "drop_mode": "early",
+            "drop_schedule": "linear", "cutoff_epoch": 50, "epochs": 300, "config_hash": "0123456789abcdef"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One intra-op thread: on a small shared machine, oversubscribed threads make these runs many times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    """A vit_tiny checkpoint in dropbench's pretraining layout (1000-class head, pretraining metadata)."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "vit_tiny.pth"
+    torch.save({"model": create_paper_model("vit_tiny").state_dict(), "epoch": 299, "pretrain": PRETRAIN}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("clsdata")
+    return {d: write_synth_cls(base / d, seed=0, dataset=d, num_classes=K) for d in CLS_DATASETS}
+
+
+def _log(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dataset", CLS_DATASETS)
+def test_short_finetune_beats_chance(data, checkpoint, tmp_path, dataset):
+    out = run_cls(dataset, checkpoint, "vit_tiny", data[dataset], tmp_path / "run", config="smoke", cfg_options=TINY)
+    assert set(out) == {"metrics", "config", "config_hash", "seed", "checkpoint", "checkpoint_sha256", "pretrain",
+                        "log_path", "extra"}
+    m = out["metrics"]
+    assert m["top1"] >= 50.0, f"{dataset}: top-1 {m['top1']:.1f} % is not clearly above chance (25 %)"
+    assert m["top5"] == 100.0  # 4 classes
+    assert len(out["extra"]["per_class_top1"]) == K and m["mean_per_class_top1"] > 25.0
+    assert out["extra"]["load_report"]["dropped_head"] == ["head.bias", "head.weight"]
+    assert out["extra"]["load_report"]["missing"] == []  # the 1000-class head is dropped, the rest loads strictly
+    assert out["pretrain"] == dict(PRETRAIN, source="dropbench") and out["checkpoint_sha256"] == file_sha256(checkpoint)
+    assert out["config"]["data"]["dataset"] == dataset and "per_dataset" not in out["config"]
+    records = _log(tmp_path / "run")
+    assert len(records) == 4 and "val_top1" in records[-1] and "val_top1" not in records[0]  # last epoch reported
+    assert all(r["drop_path"] == 0.1 and r["dropout"] == 0.0 for r in records)  # fixed rate, no schedule
+
+
+@pytest.mark.slow
+def test_cli_writes_result_json_and_resumes(checkpoint, tmp_path):
+    data, run_dir = tmp_path / "pets", tmp_path / "run"
+    assert main(["data", "synth-cls", "--dataset", "pets", "--out", str(data)]) == 0
+    argv = ["finetune", "cls", "--dataset", "pets", "--checkpoint", str(checkpoint), "--model", "vit_tiny",
+            "--data", str(data), "--out", str(run_dir), "--config", "smoke", "--seed", "3",
+            "--cfg-options", "data.input_size=32", "schedule.epochs=1", "runtime.progress=false"]
+    assert main(argv) == 0
+    r = read_result(run_dir)  # validates the schema
+    assert (r.task, r.dataset, r.model, r.status, r.seed) == ("cls", "pets", "vit_tiny", "ok", 3)
+    assert set(r.metrics) == {"top1", "top5", "mean_per_class_top1"}
+    assert r.variant == "early-sd" and r.pretrain["drop_mode"] == "early"
+    assert r.checkpoint_sha256 == file_sha256(checkpoint) and r.checkpoint == str(checkpoint)
+    assert r.config["data"]["input_size"] == 32 and r.config["model"]["checkpoint"] == str(checkpoint)
+    assert len(r.extra["per_class_top1"]) == K and r.extra["splits"] == {"train": "trainval", "test": "test"}
+    assert {"torch", "torchvision", "timm"} <= set(r.versions) and r.wall_time_s > 0
+    assert r.log_path == str(run_dir / "log.jsonl")
+    # a finished run resumes to the same result; starting it again without --resume is refused
+    assert main([*argv, "--resume", "auto"]) == 0
+    assert read_result(run_dir).metrics == r.metrics
+    assert main(argv) == 2
+
+
+def test_cli_refuses_a_broken_data_root(checkpoint, data, tmp_path, capsys):
+    broken = tmp_path / "stl"
+    write_synth_cls(broken, dataset="stl10", num_classes=2, train_per_class=2, test_per_class=1)
+    (broken / "stl10_binary" / "train_y.bin").unlink()
+    run_dir = tmp_path / "run"
+    rc = main(["finetune", "cls", "--dataset", "stl10", "--checkpoint", str(checkpoint), "--model", "vit_tiny",
+               "--data", str(broken), "--out", str(run_dir)])
+    assert rc == 2
+    assert "train_y.bin is missing; expected ROOT/stl10_binary/" in capsys.readouterr().err
+    r = read_result(run_dir)
+    assert r.status == "failed" and "DataLayoutError" in r.error
+    with pytest.raises(DataLayoutError, match="no cifar-100-python/"):
+        run_cls("cifar100", checkpoint, "vit_tiny", data["pets"], tmp_path / "r2", cfg_options=TINY)
+
+
+def test_checkpoint_of_another_model_fails_loudly(data, tmp_path):
+    path = tmp_path / "swin.pth"
+    torch.save(create_paper_model("swin_femto", num_classes=10).state_dict(), path)  # bare timm state dict
+    with pytest.raises(CheckpointError, match="vit"):
+        run_cls("imagefolder", path, "vit_tiny", data["imagefolder"], tmp_path / "run", cfg_options=TINY)
+
+
+def test_mixer_at_another_resolution_is_refused_with_a_hint(data, tmp_path):
+    path = tmp_path / "mixer.pth"
+    torch.save({"model": create_paper_model("mixer_s32", num_classes=10, img_size=64).state_dict()}, path)
+    with pytest.raises(CheckpointError, match=r"another shape.*Mixer's token mixing is tied to the input size"):
+        run_cls("imagefolder", path, "mixer_s32", data["imagefolder"], tmp_path / "run", cfg_options=TINY)
+
+
+@pytest.mark.parametrize("model", ["vit_tiny", "swin_femto", "convnext_femto", "mixer_s32"])
+def test_layer_decay_puts_every_parameter_in_exactly_one_group(model):
+    cfg = build_cls_config("cifar100", model, "/data", "ckpt.pth", config="transfer")
+    net = create_paper_model(model, num_classes=100, drop_path=cfg.drop.rate)
+    o = cfg.optim
+    opt = create_optimizer_v2(net, opt=o.opt, lr=1e-3, weight_decay=o.weight_decay, layer_decay=o.layer_decay)
+    seen = [id(p) for g in opt.param_groups for p in g["params"]]
+    assert len(seen) == len(set(seen)) == len(list(net.parameters()))
+    scale = {id(p): g["lr_scale"] for g in opt.param_groups for p in g["params"]}
+    decay = {id(p): g["weight_decay"] for g in opt.param_groups for p in g["params"]}
+    params = dict(net.named_parameters())
+    head = [p for n, p in params.items() if n.startswith("head")]
+    assert head and all(scale[id(p)] == 1.0 for p in head)
+    assert min(scale.values()) < 0.1 and len(set(scale.values())) > 4  # decays layer by layer
+    assert all(decay[id(p)] == 0.0 for p in params.values() if p.ndim <= 1)
+
+
+def test_transfer_recipe_and_per_data_set_settings():
+    cfg = build_cls_config("flowers102", "swin_femto", "/data", "c.pth", config="transfer",
+                           cfg_options={"optim.lr": 1e-4})
+    assert cfg.data.input_size == 224 and cfg.optim.opt == "adamw" and cfg.optim.layer_decay == 0.75
+    assert (cfg.augment.mixup, cfg.augment.cutmix, cfg.augment.smoothing) == (0.8, 1.0, 0.1)
+    assert cfg.augment.auto_augment.startswith("rand-") and cfg.schedule.warmup_epochs > 0
+    assert (cfg.drop.kind, cfg.drop.mode, cfg.drop.rate) == ("drop_path", "standard", 0.1)
+    assert (cfg.schedule.epochs, cfg.data.batch_size, cfg.optim.lr) == (300, 32, 1e-4)  # per data set, then overrides
+    assert "per_dataset" not in cfg and cfg.data.dataset == "flowers102" and cfg.model.name == "swin_femto"
+    assert build_cls_config("cifar100", "vit_tiny", "/d", "c.pth", config="transfer").schedule.epochs == 100
+    smoke = build_cls_config("food101", "vit_tiny", "/d", "c.pth", seed=7)
+    assert smoke.data.input_size == 64 and smoke.runtime.seed == 7 and smoke.optim.layer_decay == 0.75
+    with pytest.raises(ValueError, match="fixed drop rates"):
+        build_cls_config("pets", "vit_tiny", "/d", "c.pth", cfg_options={"drop.mode": "early"})
+    with pytest.raises(ValueError, match="unknown --dataset 'svhn'"):
+        build_cls_config("svhn", "vit_tiny", "/d", "c.pth")
+    with pytest.raises(ValueError, match="unknown model"):
+        build_cls_config("pets", "resnet50", "/d", "c.pth")
+    with pytest.raises(ValueError, match="no recipe 'paper'"):
+        build_cls_config("pets", "vit_tiny", "/d", "c.pth", config="paper")
+
+
+def test_launchers(monkeypatch):
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "SLURM_PROCID"):
+        monkeypatch.setenv(key, "")  # recorded, so that teardown restores what setup_launcher exports
+        monkeypatch.delenv(key)
+    setup_launcher("none")
+    with pytest.raises(ValueError, match="torchrun"):
+        setup_launcher("pytorch")
+    with pytest.raises(ValueError, match="SLURM_PROCID"):
+        setup_launcher("slurm")
+    with pytest.raises(ValueError, match="unknown launcher"):
+        setup_launcher("mpi")
+    import os
+
+    for key, value in {"SLURM_PROCID": "5", "SLURM_NTASKS": "8", "SLURM_LOCALID": "1", "SLURM_JOB_ID": "1234",
+                       "SLURM_NODELIST": ""}.items():
+        monkeypatch.setenv(key, value)
+    setup_launcher("slurm")
+    assert [os.environ[k] for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")] == [
+        "5", "8", "1", "127.0.0.1", "21234"]
+    setup_launcher("pytorch")  # now every torchrun variable is there
