@@ -116,3 +116,79 @@ def test_slurm_executor_submits_one_job_per_run(tmp_path):
         time.sleep(0.5)
     assert all(read_result(p.run_dir(r)).status == "ok" for r in p.runs)
     assert run_suite(plan(path, tmp_path / "out"), executor="slurm", slurm_cluster="local").submitted == {}
+
+
+def cls_preset(tmp_path: Path, pretrain_variants=("baseline", "early-sd")) -> Path:
+    path = preset(tmp_path, variants=pretrain_variants, epochs=1)
+    text = path.read_text().replace("finetune = dict()", (
+        "finetune = dict(cls=dict(config='smoke', models=['vit_tiny'], datasets=['pets'],\n"
+        "    cfg_options={'schedule.epochs': 1, 'schedule.warmup_epochs': 0, 'data.input_size': 32}))\n"
+        "synth['pets'] = dict(num_classes=3, train_per_class=8, test_per_class=4)\n"))
+    path.write_text(text + "data['pets'] = None\n")
+    return path
+
+
+def test_plan_orders_fine_tunes_after_their_pretraining(tmp_path):
+    p = plan(cls_preset(tmp_path), tmp_path / "out", seeds=2)
+    ids = [r.id for r in p.runs]
+    assert ids == ["pretrain/vit_tiny/baseline", "pretrain/vit_tiny/early-sd",
+                   "cls/pets/vit_tiny/baseline/seed0", "cls/pets/vit_tiny/baseline/seed1",
+                   "cls/pets/vit_tiny/early-sd/seed0", "cls/pets/vit_tiny/early-sd/seed1"]
+    by = p.by_id()
+    assert by["cls/pets/vit_tiny/early-sd/seed1"].upstream == "pretrain/vit_tiny/early-sd"
+    # keys chain: a fine-tune's key changes when its pretraining's does
+    p2 = plan(cls_preset(tmp_path, ("baseline", "early-sd")).parent / "mini.py", tmp_path / "out", seeds=2)
+    assert [r.key for r in p2.runs] == [r.key for r in p.runs]
+    assert len({r.key for r in p.runs}) == len(p.runs)
+
+
+def test_slurm_jobs_depend_on_their_pretraining(tmp_path, monkeypatch):
+    import pretrain.launch
+
+    submitted = []
+
+    class FakeExecutor:
+        cluster = "slurm"
+
+        def __init__(self):
+            self.params = {}
+
+        def update_parameters(self, **kw):
+            self.params.update(kw)
+
+        def submit(self, task):
+            job = type("Job", (), {"job_id": str(100 + len(submitted))})()
+            submitted.append((task.argv, dict(self.params), job.job_id))
+            return job
+
+    monkeypatch.setattr(pretrain.launch, "slurm_executor", lambda *a, **k: FakeExecutor())
+    p = plan(cls_preset(tmp_path), tmp_path / "out")
+    report = run_suite(p, executor="slurm", progress=False)
+    assert len(report.submitted) == 4
+    deps = {Path(argv[0]).parent.relative_to(tmp_path / "out" / "runs").as_posix():
+            params.get("slurm_additional_parameters", {}).get("dependency") for argv, params, _ in submitted}
+    assert deps["pretrain/vit_tiny/baseline"] is None
+    assert deps["cls/pets/vit_tiny/baseline/seed0"] == f"afterok:{report.submitted['pretrain/vit_tiny/baseline']}"
+    assert deps["cls/pets/vit_tiny/early-sd/seed0"] == f"afterok:{report.submitted['pretrain/vit_tiny/early-sd']}"
+
+
+@pytest.mark.slow
+def test_failed_pretraining_blocks_only_its_fine_tunes_and_evaluate_adds_a_row(tmp_path):
+    path = cls_preset(tmp_path, ("baseline", "early-dropout"))
+    path.write_text(path.read_text().replace("'early-dropout': dict(kind='dropout', rate=0.1",
+                                             "'early-dropout': dict(kind='dropout', rate=1.5"))
+    out = tmp_path / "out"
+    report = run_suite(plan(path, out), progress=False)
+    assert list(report.failed) == ["pretrain/vit_tiny/early-dropout"]
+    assert report.blocked == {"cls/pets/vit_tiny/early-dropout/seed0": "pretrain/vit_tiny/early-dropout"}
+    assert report.done == ["pretrain/vit_tiny/baseline", "cls/pets/vit_tiny/baseline/seed0"]
+    assert read_result(out / "runs" / "cls/pets/vit_tiny/baseline/seed0").metrics["top1"] >= 0
+
+    # evaluate a new checkpoint (the baseline's) under a label; its row joins the suite's
+    ckpt = out / "runs" / "pretrain" / "vit_tiny" / "baseline" / "checkpoint.pth"
+    res = subprocess.run([sys.executable, "-m", "benchmarks.cli", "evaluate", "--checkpoint", str(ckpt), "--model",
+                          "vit_tiny", "--preset", str(path), "--label", "my-ckpt", "--out", str(out),
+                          "--no-progress"], cwd=REPO, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "| ViT-T      | my-ckpt       |" in res.stdout and "| ViT-T      | no dropout    |" in res.stdout
+    assert read_result(out / "runs" / "cls/pets/vit_tiny/my-ckpt/seed0").checkpoint == str(ckpt)
