@@ -35,6 +35,9 @@ __all__ = ["LayerNorm2d", "SimplePyramid", "TimmPyramidBackbone", "pyramid_chann
 
 log = logging.getLogger(__name__)
 _VIT_DIMS = {"vit_tiny": 192, "vit_base": 768}
+# classifier-side norms the pyramid never uses: kept (the checkpoint fills them), frozen (no gradient would reach
+# them, and DDP refuses parameters without gradients unless find_unused_parameters is set)
+_UNUSED = {"vit": ("norm", "fc_norm"), "swin": ("norm",), "convnext": ("head.norm",)}
 
 
 class LayerNorm2d(nn.LayerNorm):
@@ -48,13 +51,13 @@ class LayerNorm2d(nn.LayerNorm):
 class SimplePyramid(nn.Module):
     """Stride-16 ViT maps -> strides 4, 8, 16, 32 (BEiT / ViTDet simple feature pyramid, channels kept)."""
 
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, out_norm: bool = True) -> None:
         super().__init__()
         self.up4 = nn.Sequential(nn.ConvTranspose2d(dim, dim, 2, 2), LayerNorm2d(dim), nn.GELU(),
                                  nn.ConvTranspose2d(dim, dim, 2, 2))
         self.up2 = nn.ConvTranspose2d(dim, dim, 2, 2)
         self.down2 = nn.MaxPool2d(2, 2)
-        self.norms = nn.ModuleList(LayerNorm2d(dim) for _ in range(4))
+        self.norms = nn.ModuleList(LayerNorm2d(dim) if out_norm else nn.Identity() for _ in range(4))
 
     def forward(self, maps: list[torch.Tensor]) -> list[torch.Tensor]:
         outs = [self.up4(maps[0]), self.up2(maps[1]), maps[2], self.down2(maps[3])]
@@ -82,6 +85,9 @@ class TimmPyramidBackbone(BaseModule):
         img_size: the size the model is built at (ViT position embeddings are resampled from it at run time).
         out_indices: which of the four levels to return.
         frozen_stages: freeze the patch embedding (0) and the first ``frozen_stages`` stages; -1 freezes nothing.
+        out_norm: a LayerNorm over the channels of each output level (as mmdet's Swin and the ConvNeXt detection
+            backbone have). Off, the levels are the raw stage outputs: a detector on a barely trained backbone
+            (the CPU smoke recipe) learns far faster without the per-position normalisation.
         init_cfg: unused (weights come from ``checkpoint``); kept for mmengine's interface.
     """
 
@@ -94,6 +100,7 @@ class TimmPyramidBackbone(BaseModule):
         img_size: int = 224,
         out_indices: tuple[int, ...] = (0, 1, 2, 3),
         frozen_stages: int = -1,
+        out_norm: bool = True,
         init_cfg: dict | None = None,
     ) -> None:
         super().__init__(init_cfg=None)
@@ -110,15 +117,21 @@ class TimmPyramidBackbone(BaseModule):
         if spec.family == "vit":
             kwargs["dynamic_img_size"] = True
         elif spec.family == "swin":
-            kwargs["strict_img_size"] = False  # any size, window masks computed per input
+            # any input size, masks computed per input; windows shifted in every stage, as in mmdet's SwinTransformer
+            # and the Swin detection code (timm would drop the last stage's shift, sized for 224 px)
+            kwargs.update(strict_img_size=False, always_partition=True)
         self.model = create_paper_model(model_name, num_classes=0, drop_path=drop_path_rate, img_size=img_size,
                                         **kwargs)
         if spec.family == "vit":
             depth = len(self.model.blocks)
             self.block_indices = [depth // 4 - 1, depth // 2 - 1, 3 * depth // 4 - 1, depth - 1]
-            self.pyramid = SimplePyramid(self.model.embed_dim)
+            self.pyramid = SimplePyramid(self.model.embed_dim, out_norm)
         else:
-            self.norms = nn.ModuleList(LayerNorm2d(c) for c in pyramid_channels(model_name))
+            self.norms = nn.ModuleList(LayerNorm2d(c) if out_norm else nn.Identity()
+                                       for c in pyramid_channels(model_name))
+        for path in _UNUSED[self.family]:
+            for p in self.model.get_submodule(path).parameters():
+                p.requires_grad = False
         self._freeze()
 
     @property

@@ -6,25 +6,33 @@
   and a checkpoint that needs code to load is still refused.
 * :func:`prepare_runner_config`: one recipe (``configs/det`` or ``configs/seg``) + the checkpoint, work dir, launcher,
   seed and overrides -> the resolved mmengine Config.
+* :func:`adapt_to_device`: what a recipe written for GPUs needs on a machine without one (AMP off, gloo not NCCL).
 * :func:`run_runner`: build the Runner, train (resuming from the work dir's last checkpoint when asked), evaluate
-  the final weights, return the metrics; :func:`outcome` packs them for :mod:`benchmarks.runs`.
+  the final weights, return the metrics; :func:`outcome` packs them for :mod:`benchmarks.runs`. The Runner loads
+  resume / ``load_from`` checkpoints strictly (mmengine only warns on a mismatch), and the pretrained backbone is
+  loaded once per run by the backbone's own ``init_weights`` (which raises on a misfit).
 """
 
 from __future__ import annotations
 
 import logging
+import numbers
 import os
 from pathlib import Path
 from typing import Any
 
+import torch
 from mmengine.config import Config
+from mmengine.hooks import Hook
+from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader
 
 from finetune.convert import file_sha256
 from pretrain.checkpoint import load_checkpoint_file
 from pretrain.config import config_hash, dump_config, plain, resolve_config
 
-__all__ = ["install_safe_checkpoint_loading", "outcome", "prepare_runner_config", "run_runner"]
+__all__ = ["StrictRunner", "adapt_to_device", "install_safe_checkpoint_loading", "outcome", "prepare_runner_config",
+           "run_runner"]
 
 log = logging.getLogger(__name__)
 _RUNTIME_KEYS = ("work_dir", "launcher", "resume", "load_from", "env_cfg", "log_level", "visualizer")
@@ -74,7 +82,9 @@ def prepare_runner_config(
         raise ValueError(f"resume must be 'auto' (continue the run in the work dir) or omitted, got {resume!r}")
     cfg = Config.fromfile(str(resolve_config(stage, config, model)))
     if cfg.model.backbone.get("type") == "TimmPyramidBackbone":
-        if cfg.model.backbone.get("model_name") != model:
+        if cfg.model.backbone.get("model_name") is None:  # a model-independent recipe (smoke): --model decides
+            cfg.model.backbone.model_name = model
+        elif cfg.model.backbone.get("model_name") != model:
             raise ValueError(f"recipe {config!r} builds {cfg.model.backbone.get('model_name')}, not {model}")
         cfg.model.backbone.checkpoint = str(checkpoint) if checkpoint else None
         cfg.model.backbone.use_ema = use_ema
@@ -90,21 +100,79 @@ def prepare_runner_config(
     return cfg
 
 
+def adapt_to_device(cfg: Config) -> list[str]:
+    """Make a GPU recipe runnable where no GPU is visible; returns what was changed (also logged).
+
+    mmengine's ``AmpOptimWrapper`` asserts a GPU: it becomes a float32 ``OptimWrapper`` (same optimizer, loss scaling
+    dropped); NCCL becomes gloo for distributed runs. With a GPU the config is left as it is.
+    """
+    changes: list[str] = []
+    if torch.cuda.is_available():
+        return changes
+    ow = cfg.get("optim_wrapper")
+    if ow is not None and ow.get("type") == "AmpOptimWrapper":
+        ow.type = "OptimWrapper"
+        for key in ("loss_scale", "dtype", "use_fsdp"):
+            ow.pop(key, None)
+        changes.append("AmpOptimWrapper -> OptimWrapper (no GPU: float32 training)")
+    dist = cfg.get("env_cfg", {}).get("dist_cfg", {})
+    if dist.get("backend") == "nccl" and cfg.get("launcher", "none") != "none":
+        dist.backend = "gloo"
+        changes.append("dist backend nccl -> gloo (no GPU)")
+    for change in changes:
+        log.warning("no GPU visible: %s", change)
+    return changes
+
+
+class StrictRunner(Runner):
+    """mmengine's Runner, except that resume and ``load_from`` checkpoints must fit the model exactly.
+
+    mmengine loads them with ``strict=False`` and only logs a warning on missing or unexpected keys, so a work dir of
+    another model would resume into a partly random network.
+    """
+
+    def load_checkpoint(self, filename: str, map_location: Any = "cpu", strict: bool = True,
+                        revise_keys: list | None = None) -> Any:
+        return super().load_checkpoint(filename, map_location=map_location, strict=True,
+                                        revise_keys=revise_keys if revise_keys is not None else [(r"^module.", "")])
+
+
+class _LastValMetrics(Hook):
+    """Keeps the metrics of the latest validation and the (epoch, iteration) it ran at."""
+
+    priority = "LOWEST"
+
+    def __init__(self) -> None:
+        self.metrics: dict | None = None
+        self.at: tuple[int, int] | None = None
+
+    def after_val_epoch(self, runner: Runner, metrics: dict | None = None) -> None:
+        self.metrics, self.at = dict(metrics or {}), (runner.epoch, runner.iter)
+
+
 def run_runner(cfg: Config) -> tuple[dict[str, float], Any]:
     """Train with mmengine's Runner, then evaluate the final weights on the validation split.
+
+    With ``cfg.resume`` the run continues from the work dir's ``last_checkpoint`` (it starts afresh if there is none).
+    The train loop's own validation after the last epoch is reused; the validation loop runs again only when the
+    final weights were not validated (e.g. a resumed run that had already finished training).
 
     Returns:
         (metrics under the engine's own names, the runner).
     """
-    from mmengine.runner import Runner
-
     install_safe_checkpoint_loading()
     Path(cfg.work_dir).mkdir(parents=True, exist_ok=True)
     dump_config(cfg, cfg.work_dir)
-    runner = Runner.from_cfg(cfg)
+    runner = StrictRunner.from_cfg(cfg)
+    last_val = _LastValMetrics()
+    runner.register_hook(last_val)
     runner.train()
-    metrics = runner.val_loop.run()
-    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}, runner
+    if last_val.metrics is not None and last_val.at == (runner.epoch, runner.iter):
+        metrics = last_val.metrics
+    else:
+        metrics = runner.val_loop.run()
+    # numbers.Real: mmseg's IoUMetric returns numpy.float32, which is no subclass of float
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, numbers.Real)}, runner
 
 
 def outcome(cfg: Config, metrics: dict[str, float], runner: Any, checkpoint: str | None, extra: dict | None = None

@@ -1,0 +1,144 @@
+"""COCO detection and instance segmentation (the paper's Table 4): mmdet Mask R-CNN + FPN from any checkpoint.
+
+Importing this module registers :class:`~finetune.backbone.TimmPyramidBackbone` in mmdet's ``MODELS`` registry (the
+det recipes pull it in with ``custom_imports``) and the layer-decay optimizer constructor. :func:`run_coco` is the
+``dropbench finetune coco`` stage:
+
+1. check the COCO root and its annotation files (:func:`finetune.datasets.coco.check_coco`) before anything starts;
+2. resolve the recipe (``smoke``, ``paper-1x``, ``paper-3x`` or a file under ``configs/det/``) for the model, point
+   the data loaders and the evaluator at the root, take the classes from the annotation file;
+3. run mmengine's Runner (launcher none / pytorch / slurm; ``resume='auto'`` continues a killed run), evaluate the
+   final weights with COCO box and mask metrics, and return the outcome that becomes ``RUN_DIR/result.json``.
+
+Drop rates are fixed by the recipe (``model.backbone.drop_path_rate``): nothing is scheduled while fine-tuning.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from mmdet.registry import MODELS
+from mmengine.config import Config, ConfigDict
+
+import finetune.layer_decay  # noqa: F401  (registers TimmLayerDecayOptimizerConstructor)
+from finetune.backbone import TimmPyramidBackbone, pyramid_channels
+from finetune.datasets.coco import CocoSplit, check_coco
+from finetune.mm import adapt_to_device, outcome, prepare_runner_config, run_runner
+from pretrain.models import paper_model
+
+__all__ = ["COCO_METRICS", "configure_coco", "register_backbone", "run_coco"]
+
+log = logging.getLogger(__name__)
+
+# the names (mmdet's CocoMetric, scale 0-1) every COCO result carries
+COCO_METRICS = tuple(f"coco/{kind}_mAP{suffix}" for kind in ("bbox", "segm")
+                     for suffix in ("", "_50", "_75", "_s", "_m", "_l"))
+_WRAPPERS = ("RepeatDataset", "ClassBalancedDataset", "MultiImageMixDataset")
+
+
+def register_backbone() -> None:
+    """Register :class:`TimmPyramidBackbone` in mmdet's ``MODELS`` (once; importing this module does it)."""
+    if MODELS.get("TimmPyramidBackbone") is not TimmPyramidBackbone:
+        MODELS.register_module(module=TimmPyramidBackbone)
+
+
+register_backbone()
+
+
+def _leaf_dataset(ds: ConfigDict) -> ConfigDict:
+    while ds.get("type") in _WRAPPERS:
+        ds = ds.dataset
+    return ds
+
+
+def _heads(roi_head: ConfigDict, key: str) -> list[ConfigDict]:
+    head = roi_head.get(key)
+    return [] if head is None else list(head) if isinstance(head, (list, tuple)) else [head]
+
+
+def configure_coco(cfg: Config, data_root: str | os.PathLike, splits: dict[str, CocoSplit]) -> None:
+    """Point a det recipe at a checked COCO root: data roots, annotation files, classes and class counts.
+
+    The classes are the annotation file's categories in its own order (mmdet's label order), so any COCO-format set
+    works; the box and mask heads get that many outputs. A recipe whose FPN ``in_channels`` is unset (a
+    model-independent recipe) gets the backbone's pyramid channels.
+    """
+    root = str(Path(data_root).resolve())
+    classes = splits["train2017"].classes
+    for key, split in (("train_dataloader", "train2017"), ("val_dataloader", "val2017"),
+                       ("test_dataloader", "val2017")):
+        if cfg.get(key) is None:
+            continue
+        ds = _leaf_dataset(cfg[key].dataset)
+        ds.data_root = root
+        ds.ann_file = f"annotations/instances_{split}.json"
+        ds.data_prefix = dict(img=f"{split}/")
+        ds.metainfo = dict(classes=classes)
+    for key in ("val_evaluator", "test_evaluator"):
+        evaluators = cfg.get(key)
+        for ev in evaluators if isinstance(evaluators, (list, tuple)) else [evaluators] if evaluators else []:
+            ev.ann_file = str(splits["val2017"].ann_file.resolve())
+    for head in _heads(cfg.model.roi_head, "bbox_head") + _heads(cfg.model.roi_head, "mask_head"):
+        head.num_classes = len(classes)
+    backbone = cfg.model.backbone
+    if backbone.get("type") == "TimmPyramidBackbone" and cfg.model.neck.get("in_channels") is None:
+        indices = backbone.get("out_indices", (0, 1, 2, 3))
+        cfg.model.neck.in_channels = [pyramid_channels(backbone.model_name)[i] for i in indices]
+
+
+def run_coco(
+    checkpoint: str | os.PathLike | None,
+    model: str,
+    data_root: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    config: str = "smoke",
+    launcher: str = "none",
+    seed: int | None = None,
+    use_ema: bool = False,
+    resume: str | None = None,
+    cfg_options: dict | None = None,
+) -> dict:
+    """Fine-tune Mask R-CNN with a pretrained paper model as backbone on COCO and evaluate box and mask AP.
+
+    Args:
+        checkpoint: pretrained checkpoint, any layout :mod:`finetune.convert` reads (None: random init, for tests).
+        model: paper model it holds (a dense one: ``vit_tiny``, ``vit_base``, ``swin_femto``, ``convnext_femto``).
+        data_root: COCO root (``train2017/``, ``val2017/``, ``annotations/instances_{train,val}2017.json``).
+        out_dir: run directory (mmengine work dir: checkpoints, logs, the resolved config).
+        config: recipe name under ``configs/det/`` (``smoke``, ``paper-1x``, ``paper-3x``) or a config file.
+        launcher: ``none``, ``pytorch`` (under torchrun) or ``slurm`` (inside an srun task).
+        seed: random seed (default: the recipe's).
+        use_ema: take the checkpoint's EMA weights.
+        resume: ``'auto'`` continues the run in ``out_dir`` from its last checkpoint.
+        cfg_options: dotted-key config overrides, applied before the data root and classes are set.
+
+    Returns:
+        The stage outcome (:mod:`benchmarks.runs`): metrics under mmdet's names (``coco/bbox_mAP``,
+        ``coco/segm_mAP``, ..., scale 0-1), the resolved config, seed, checkpoint hash and pretraining metadata.
+
+    Raises:
+        ValueError: a classification-only model, an unknown recipe, or a malformed COCO root
+            (:class:`~finetune.datasets.coco.CocoFormatError`).
+        finetune.convert.CheckpointError: the checkpoint does not fit the model.
+    """
+    if not paper_model(model).dense:
+        raise ValueError(f"{model} cannot be a detection backbone (classification only); choose vit_tiny, vit_base, "
+                         f"swin_femto or convnext_femto")
+    splits = check_coco(data_root)
+    cfg = prepare_runner_config("det", config, model, checkpoint, out_dir, launcher, seed, use_ema, resume,
+                                cfg_options)
+    configure_coco(cfg, data_root, splits)
+    device_changes = adapt_to_device(cfg)
+    train = splits["train2017"]
+    log.info("COCO fine-tuning of %s on %s: %d classes, %d train / %d val images, recipe %s", model, data_root,
+             len(train.classes), train.num_images, splits["val2017"].num_images, config)
+    metrics, runner = run_runner(cfg)
+    missing = [k for k in COCO_METRICS if k not in metrics]
+    if missing:
+        log.warning("evaluation did not report %s", missing)
+    extra = {"recipe": config, "classes": list(train.classes), "train_images": train.num_images,
+             "val_images": splits["val2017"].num_images, "epochs": runner.epoch, "iterations": runner.iter,
+             "device_changes": device_changes}
+    return outcome(cfg, metrics, runner, checkpoint, extra=extra)

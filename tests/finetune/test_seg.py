@@ -1,0 +1,220 @@
+"""ADE20K semantic segmentation: data checks, synth-ade20k, recipes, and real UperNet fine-tunes on generated scenes
+(through the CLI for a hierarchical and a plain-ViT backbone; a stopped run resumed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+pytest.importorskip("mmseg")
+
+from mmengine.hooks import Hook  # noqa: E402
+from mmengine.registry import HOOKS  # noqa: E402
+
+from benchmarks import cli  # noqa: E402
+from benchmarks.results import read_result  # noqa: E402
+from finetune.backbone import pyramid_channels  # noqa: E402
+from finetune.convert import file_sha256  # noqa: E402
+from finetune.datasets.ade20k import ADE20KDataError, check_ade20k, write_synth_ade20k  # noqa: E402
+from finetune.seg import SEG_METRICS, prepare_seg_config, run_ade20k  # noqa: E402
+from pretrain.config import resolve_config  # noqa: E402
+from pretrain.models import create_paper_model  # noqa: E402
+
+DENSE = ("vit_tiny", "vit_base", "swin_femto", "convnext_femto")
+# a few iterations of the smoke recipe, on a handful of images
+TINY = {"train_cfg.max_iters": 4, "train_dataloader.batch_size": 2, "default_hooks.logger.interval": 1,
+        "default_hooks.checkpoint.interval": 2}
+
+
+@pytest.fixture(scope="module")
+def ade(tmp_path_factory) -> Path:
+    """A tiny generated ADE20K root: 6 training / 2 validation scenes."""
+    return write_synth_ade20k(tmp_path_factory.mktemp("ade"), seed=1, train_images=6, val_images=2)
+
+
+def _checkpoint(model: str, folder: Path) -> Path:
+    """A dropbench-layout checkpoint of ``model`` with a 10-class head."""
+    torch.manual_seed(0)
+    path = folder / f"{model}.pth"
+    torch.save({"model": create_paper_model(model, num_classes=10).state_dict(), "epoch": 1,
+                "pretrain": {"model": model, "drop_kind": "dropout", "drop_rate": 0.1, "drop_mode": "early"}}, path)
+    return path
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    for f in src.rglob("*"):
+        if f.is_file():
+            (dst / f.relative_to(src)).parent.mkdir(parents=True, exist_ok=True)
+            (dst / f.relative_to(src)).write_bytes(f.read_bytes())
+    return dst
+
+
+def test_synth_ade20k_layout_and_labels(ade):
+    counts = check_ade20k(ade, max_check=None)
+    assert counts == {"training": 6, "validation": 2}
+    values = set()
+    for png in (ade / "annotations").rglob("*.png"):
+        lab = Image.open(png)
+        assert lab.mode == "L"
+        assert lab.size == Image.open(ade / "images" / png.parent.name / f"{png.stem}.jpg").size
+        values |= set(np.unique(np.asarray(lab)).tolist())
+    assert 0 in values and max(values) <= 150 and len(values - {0}) >= 5
+    marker = json.loads((ade / "DROPBENCH_GENERATED.json").read_text())
+    assert marker["kind"] == "ade20k"
+
+
+def _break_label_value(root: Path) -> Path:
+    path = root / "annotations" / "training" / "ADE_train_00000002.png"
+    lab = np.asarray(Image.open(path)).copy()
+    lab[:4, :4] = 200
+    Image.fromarray(lab).save(path)
+    return path
+
+
+def _missing_annotation(root: Path) -> Path:
+    (root / "annotations" / "validation" / "ADE_val_00000001.png").unlink()
+    return root / "images" / "validation" / "ADE_val_00000001.jpg"
+
+
+def _unreadable_png(root: Path) -> Path:
+    path = root / "annotations" / "training" / "ADE_train_00000003.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00garbage" * 10)
+    return path
+
+
+def _colour_png(root: Path) -> Path:
+    path = root / "annotations" / "training" / "ADE_train_00000004.png"
+    Image.open(path).convert("RGB").save(path)
+    return path
+
+
+def _orphan_annotation(root: Path) -> Path:
+    (root / "images" / "training" / "ADE_train_00000005.jpg").unlink()
+    return root / "annotations" / "training" / "ADE_train_00000005.png"
+
+
+def _size_mismatch(root: Path) -> Path:
+    path = root / "annotations" / "training" / "ADE_train_00000001.png"
+    Image.open(path).resize((50, 40)).save(path)
+    return path
+
+
+@pytest.mark.parametrize("damage, words", [
+    (_break_label_value, "label value(s) [200] outside 0..150"),
+    (_missing_annotation, "have no annotation"),
+    (_unreadable_png, "not a readable image"),
+    (_colour_png, "single-channel"),
+    (_orphan_annotation, "have no image"),
+    (_size_mismatch, "must match"),
+])
+def test_broken_annotations_are_refused_before_training(ade, tmp_path, damage, words):
+    root = _copy(ade, tmp_path / "ade")
+    bad = damage(root)
+    with pytest.raises(ADE20KDataError) as err:
+        check_ade20k(root)
+    assert words in str(err.value) and bad.name in str(err.value)
+    out = tmp_path / "run"
+    with pytest.raises(ADE20KDataError):  # refused before any config is resolved or model built
+        run_ade20k(None, "swin_femto", root, out)
+    assert not out.exists()
+
+
+def test_missing_split_folder_names_the_layout(tmp_path):
+    (tmp_path / "images" / "training").mkdir(parents=True)
+    with pytest.raises(ADE20KDataError, match="annotations/training"):
+        check_ade20k(tmp_path)
+    with pytest.raises(ADE20KDataError, match="does not exist"):
+        check_ade20k(tmp_path / "nope")
+
+
+@pytest.mark.parametrize("model", DENSE)
+def test_paper_recipes_resolve_and_fit_the_model(model):
+    cfg = prepare_seg_config("paper-160k", model, None, "/data/ade", "/tmp/unused")
+    assert resolve_config("seg", "paper-160k", model).name == f"upernet_{model.replace('_', '-')}_paper-160k_ade20k.py"
+    channels = list(pyramid_channels(model))
+    assert cfg.model.backbone.model_name == model and cfg.model.decode_head.in_channels == channels
+    assert cfg.model.auxiliary_head.in_channels == channels[2]
+    assert cfg.train_cfg.max_iters == 160000 and cfg.train_dataloader.batch_size * 8 == 16
+    assert cfg.model.test_cfg.mode == "slide" and cfg.test_multi_scale
+    assert cfg.optim_wrapper.optimizer.lr == 1e-4 and cfg.optim_wrapper.paramwise_cfg.layer_decay_rate == 0.9
+    assert cfg.param_scheduler[0].end == 1500 and cfg.train_dataloader.dataset.data_root == "/data/ade"
+
+
+def test_smoke_recipe_takes_the_model_from_the_command_line():
+    cfg = prepare_seg_config("smoke", "convnext_femto", None, "/data/ade", "/tmp/unused")
+    assert cfg.model.backbone.model_name == "convnext_femto"
+    assert cfg.model.decode_head.in_channels == [48, 96, 192, 384] and cfg.model.auxiliary_head.in_channels == 192
+
+
+def test_head_channels_that_do_not_fit_the_model_are_refused():
+    with pytest.raises(ValueError, match="does not fit vit_tiny"):
+        prepare_seg_config("smoke", "vit_tiny", None, "/data/ade", "/tmp/unused",
+                           cfg_options={"model.decode_head.in_channels": [40, 80, 160, 320]})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model, extra", [("swin_femto", []), ("vit_tiny", ["test_multi_scale=true"])])
+def test_finetune_ade20k_cli_trains_and_evaluates(ade, tmp_path, model, extra):
+    """A few UperNet iterations on generated scenes through the CLI, then mmseg's IoUMetric; result.json written."""
+    ckpt = _checkpoint(model, tmp_path)
+    out = tmp_path / "run"
+    argv = ["finetune", "ade20k", "--checkpoint", str(ckpt), "--model", model, "--data", str(ade), "--out", str(out),
+            "--cfg-options", *[f"{k}={v}" for k, v in TINY.items()], *extra]
+    assert cli.main(argv) == 0
+    result = read_result(out)
+    assert result.task == "ade20k" and result.status == "ok" and result.model == model
+    for k in SEG_METRICS:
+        assert 0.0 <= result.metrics[k] <= 100.0
+    assert result.metrics["aAcc"] > 0
+    assert result.checkpoint_sha256 == file_sha256(ckpt) and result.pretrain["drop_mode"] == "early"
+    assert "0 missing, 0 unexpected" in result.extra["load_report"] and result.extra["iterations"] == 4
+    assert result.config["model"]["backbone"]["model_name"] == model
+    if extra:
+        assert {"mIoU_ms", "mAcc_ms", "aAcc_ms"} <= set(result.metrics)
+    assert (out / "config.py").is_file() and (out / "iter_4.pth").is_file()
+
+
+class _Stop(RuntimeError):
+    pass
+
+
+@HOOKS.register_module(name="_DropbenchTestStopAfter", force=True)
+class _StopAfter(Hook):
+    """Stops training (as a kill would) after ``iters`` iterations."""
+
+    def __init__(self, iters: int) -> None:
+        self.iters = iters
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        if runner.iter >= self.iters:
+            raise _Stop(f"stopped after iteration {runner.iter}")
+
+
+SEEN: list[int] = []
+
+
+@HOOKS.register_module(name="_DropbenchTestCountIters", force=True)
+class _CountIters(Hook):
+    def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
+        SEEN.append(runner.iter)
+
+
+@pytest.mark.slow
+def test_stopped_run_resumes_where_it_stopped(ade, tmp_path):
+    ckpt = _checkpoint("swin_femto", tmp_path)
+    out = tmp_path / "run"
+    with pytest.raises(_Stop):
+        run_ade20k(ckpt, "swin_femto", ade, out, resume="auto",
+                   cfg_options={**TINY, "custom_hooks": [dict(type="_DropbenchTestStopAfter", iters=3)]})
+    assert (out / "iter_2.pth").is_file() and not (out / "iter_4.pth").exists()
+    SEEN.clear()
+    outcome = run_ade20k(ckpt, "swin_femto", ade, out, resume="auto",
+                         cfg_options={**TINY, "custom_hooks": [dict(type="_DropbenchTestCountIters")]})
+    assert outcome["extra"]["resumed_from"].endswith("iter_2.pth")
+    assert SEEN == [2, 3], "the resumed run must continue at iteration 3 of 4, not restart"
+    assert outcome["extra"]["iterations"] == 4 and set(SEG_METRICS) <= set(outcome["metrics"])
