@@ -9,10 +9,10 @@ DEMO   ?= results/smoke
 setup:
 	@bash tools/setup_env.sh
 
+# the smoke suite on generated data: every pretraining variant, every downstream task, then Tables 4-6
+# (re-running it skips what is done; interrupting it loses nothing)
 demo: setup
-	$(VENV)/bin/dropbench data synth-imagenet --out $(DEMO)/data/imagenet
-	$(VENV)/bin/dropbench pretrain --config smoke --model vit_tiny --data $(DEMO)/data/imagenet \
-		--out $(DEMO)/pretrain/vit_tiny_early-dropout --variant early-dropout --cutoff-epoch 2 --resume auto
+	$(VENV)/bin/dropbench suite run --preset smoke --out $(DEMO)
 
 test: setup
 	$(PY) -m pytest -q tests
