@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -349,6 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run ``dropbench``; user errors print one clear line and exit 2."""
     parser = build_parser()
+    # known, harmless warnings of the stack that would drown the output of long runs
+    warnings.filterwarnings("ignore", message="Using a non-tuple sequence for multidimensional indexing")
+    warnings.filterwarnings("ignore", message=".*torch.searchsorted.*non-contiguous")
     raw = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(raw)
     args.stage_argv = raw[raw.index(args.command) + 1 :]

@@ -252,11 +252,12 @@ def execute_run(run: RunSpec | dict, out: str | os.PathLike, checkpoint: str | N
 
     run = RunSpec(**run) if isinstance(run, dict) else run
     folder = Path(out) / "runs" / run.id
+    os.environ.setdefault("DROPBENCH_ENGINE_CONSOLE", "WARNING")  # engine details go to each run's own log file
     if run.task == "pretrain":
         from pretrain.train import build_config, get_args_parser
 
         argv = ["--config", run.config, "--model", run.model, "--data", run.data_root, "--out", str(folder),
-                "--no-progress", "--cfg-options"] + [f"{k}={json.dumps(v)}" for k, v in run.cfg_options.items()] + [
+                "--cfg-options"] + [f"{k}={json.dumps(v)}" for k, v in run.cfg_options.items()] + [
                 f"drop.{k}={json.dumps(v)}" for k, v in (run.drop or {}).items()]
 
         def stage() -> dict:

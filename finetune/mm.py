@@ -137,6 +137,31 @@ class StrictRunner(Runner):
                                         revise_keys=revise_keys if revise_keys is not None else [(r"^module.", "")])
 
 
+class _ProgressBar(Hook):
+    """A progress bar over training iterations on an interactive terminal (the engine's own logs may be quiet)."""
+
+    priority = "VERY_LOW"
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+
+    def before_train(self, runner: Runner) -> None:
+        import sys
+
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=runner.max_iters, initial=runner.iter, desc=Path(runner.work_dir).name or "train",
+                        unit="it", leave=False, dynamic_ncols=True, disable=not sys.stderr.isatty())
+
+    def after_train_iter(self, runner: Runner, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def after_train(self, runner: Runner) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 class _LastValMetrics(Hook):
     """Keeps the metrics of the latest validation and the (epoch, iteration) it ran at."""
 
@@ -148,6 +173,17 @@ class _LastValMetrics(Hook):
 
     def after_val_epoch(self, runner: Runner, metrics: dict | None = None) -> None:
         self.metrics, self.at = dict(metrics or {}), (runner.epoch, runner.iter)
+
+
+def _console_level(runner: Any) -> None:
+    """``DROPBENCH_ENGINE_CONSOLE=WARNING`` keeps the engine's INFO lines (per-class tables, iteration logs) out of
+    the console; its log file in the work dir still gets them all (the suite sets it)."""
+    level = os.environ.get("DROPBENCH_ENGINE_CONSOLE")
+    if not level:
+        return
+    for handler in runner.logger.handlers:
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+            handler.setLevel(level)
 
 
 def run_runner(cfg: Config) -> tuple[dict[str, float], Any]:
@@ -164,8 +200,10 @@ def run_runner(cfg: Config) -> tuple[dict[str, float], Any]:
     Path(cfg.work_dir).mkdir(parents=True, exist_ok=True)
     dump_config(cfg, cfg.work_dir)
     runner = StrictRunner.from_cfg(cfg)
+    _console_level(runner)
     last_val = _LastValMetrics()
     runner.register_hook(last_val)
+    runner.register_hook(_ProgressBar())
     runner.train()
     if last_val.metrics is not None and last_val.at == (runner.epoch, runner.iter):
         metrics = last_val.metrics

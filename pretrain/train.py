@@ -123,12 +123,13 @@ def build_config(args: argparse.Namespace) -> Config:
     }
     if args.no_progress:
         overrides["runtime.progress"] = False
-    for item in args.cfg_options:
+    overrides = {k: v for k, v in overrides.items() if v is not None}  # flags not given
+    for item in args.cfg_options:  # explicit values, null included
         if "=" not in item:
             raise ValueError(f"--cfg-options takes KEY=VALUE pairs, got {item!r}")
         key, value = item.split("=", 1)
         overrides[key] = _parse_value(value)
-    cfg.merge_from_dict({k: v for k, v in overrides.items() if v is not None})
+    cfg.merge_from_dict(overrides)
     check_config(cfg)
     return cfg
 

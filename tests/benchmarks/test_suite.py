@@ -192,3 +192,26 @@ def test_failed_pretraining_blocks_only_its_fine_tunes_and_evaluate_adds_a_row(t
     assert res.returncode == 0, res.stderr[-2000:]
     assert "| ViT-T      | my-ckpt       |" in res.stdout and "| ViT-T      | no dropout    |" in res.stdout
     assert read_result(out / "runs" / "cls/pets/vit_tiny/my-ckpt/seed0").checkpoint == str(ckpt)
+
+
+@pytest.mark.slow
+def test_smoke_preset_end_to_end(tmp_path):
+    """`make demo`'s job: every pretraining variant and every downstream task on generated data, then the tables."""
+    out = tmp_path / "smoke"
+    res = subprocess.run([sys.executable, "-m", "benchmarks.cli", "suite", "run", "--preset", "smoke", "--out",
+                          str(out), "--no-progress"], cwd=REPO, capture_output=True, text=True)
+    assert res.returncode == 0, (res.stdout[-3000:], res.stderr[-3000:])
+    p = plan("smoke", out)
+    assert len(p.runs) == 36 and {status_of(p, r) for r in p.runs} == {"done"}
+    assert f"{len(p.runs)} run(s) done now" in res.stdout
+    results = {r.id: read_result(p.run_dir(r)) for r in p.runs}
+    pretrain = [r for r in results.values() if r.task == "pretrain"]
+    assert all(r.metrics["top1"] > 25.0 for r in pretrain)  # 10 generated classes: chance is 10 %
+    assert {r.task for r in results.values()} == {"pretrain", "coco", "ade20k", "cls"}
+    assert all("coco/bbox_mAP" in r.metrics for r in results.values() if r.task == "coco")
+    assert all({"mIoU", "mAcc", "aAcc"} <= set(r.metrics) for r in results.values() if r.task == "ade20k")
+    for name in ("pretrain", "table4", "table5", "table6"):
+        for fmt in ("md", "tex", "csv"):
+            assert (out / "tables" / f"{name}.{fmt}").stat().st_size > 0
+    assert "| Swin-F     | early s.d.    |" in (out / "tables" / "table4.md").read_text()
+    assert "(no results)" not in res.stdout
