@@ -5,7 +5,7 @@
 Both detectors are the recipes' Mask R-CNN + FPN (configs/det/_base_/models/mask-rcnn_timm_fpn.py, 256-channel FPN
 and heads) and differ only in the backbone: :class:`finetune.backbone.TimmPyramidBackbone` (``swin_femto``) or
 mmdet's ``SwinTransformer`` at the same widths and depths (embed 40, depths 2-2-6-2, heads 2-4-8-16, window 7, drop
-path 0.1). mmdet's gets our backbone's weights (:func:`mmdet_swin_state_dict`) and the detectors share neck and head
+path 0.1). mmdet's gets our backbone's weights (``bench_common.share_weights``) and the detectors share neck and head
 weights, so at sides that are multiples of 224 (every stage a whole number of windows) both compute the same function
 and the heads do the same work (at other sides the two Swins differ at the padded borders: timm shifts the windows
 before padding, mmdet after). They train on the same generated batch, one step each in turn (the order alternating),
@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import copy
-import re
-import statistics
-import time
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -34,29 +32,12 @@ from mmengine.structures import InstanceData
 import finetune.det  # noqa: F401  (registers TimmPyramidBackbone)
 from finetune.backbone import pyramid_channels
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import compare, print_comparison, share_weights  # noqa: E402
+
 MODEL_CFG = Path(__file__).resolve().parents[1] / "configs" / "det" / "_base_" / "models" / "mask-rcnn_timm_fpn.py"
 MMDET_SWIN_F = dict(type="SwinTransformer", embed_dims=40, depths=[2, 2, 6, 2], num_heads=[2, 4, 8, 16], window_size=7,
                     mlp_ratio=4, qkv_bias=True, drop_path_rate=0.1, out_indices=(0, 1, 2, 3), convert_weights=False)
-
-
-def mmdet_swin_state_dict(backbone: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """A :class:`TimmPyramidBackbone` (Swin) state dict in mmdet ``SwinTransformer``'s names and layouts.
-
-    timm -> the official Swin layout (patch merging back to the end of the previous stage, no index buffers), then
-    mmdet's own ``swin_converter`` (its unfold-order patch merging, ``w_msa`` / ``ffn`` names); our per-level output
-    norms become mmdet's ``norm{i}``.
-    """
-    from mmdet.models.backbones.swin import swin_converter
-
-    official = {}
-    for k, v in backbone.model.state_dict().items():
-        if k.endswith(("relative_position_index", "attn_mask")) or k.startswith(("head", "norm.")):
-            continue
-        official[re.sub(r"^layers\.(\d+)\.downsample", lambda m: f"layers.{int(m.group(1)) - 1}.downsample", k)] = v
-    out = {k.removeprefix("backbone."): v for k, v in swin_converter(official).items()}
-    for i, norm in enumerate(backbone.norms):
-        out.update({f"norm{i}.{k}": v for k, v in norm.state_dict().items()})
-    return out
 
 
 def build(backbone: str) -> torch.nn.Module:
@@ -92,25 +73,6 @@ def batch(n: int, h: int, w: int, seed: int = 0) -> dict:
     return dict(inputs=inputs, data_samples=samples)
 
 
-def train_step(model: torch.nn.Module, opt: torch.optim.Optimizer, data: dict) -> float:
-    t = time.perf_counter()
-    torch.manual_seed(1)  # the same RoI sampling for both detectors
-    d = model.data_preprocessor(data, True)
-    losses = model.loss(d["inputs"], d["data_samples"])
-    loss, _ = model.parse_losses(losses)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
-    return time.perf_counter() - t
-
-
-def backbone_step(model: torch.nn.Module, x: torch.Tensor) -> float:
-    t = time.perf_counter()
-    sum(o.float().mean() for o in model.backbone(x)).backward()
-    model.zero_grad(set_to_none=True)
-    return time.perf_counter() - t
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--height", type=int, default=224)
@@ -119,35 +81,15 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=8, help="timed steps per detector (after one warm-up step each)")
     args = p.parse_args()
     init_default_scope("mmdet")
-    models = {name: build(name) for name in ("timm", "mmdet")}
-    models["mmdet"].backbone.load_state_dict(mmdet_swin_state_dict(models["timm"].backbone), strict=False)
-    heads = {k: v for k, v in models["timm"].state_dict().items() if not k.startswith("backbone.")}
-    models["mmdet"].load_state_dict(heads, strict=False)
-    opts = {k: torch.optim.AdamW(m.parameters(), lr=1e-4) for k, m in models.items()}
-    params = {k: sum(q.numel() for q in m.backbone.parameters() if q.requires_grad) for k, m in models.items()}
-    data = batch(args.batch_size, args.height, args.width)
-    x = torch.randn(args.batch_size, 3, args.height, args.width)
-    step_t: dict[str, list[float]] = {k: [] for k in models}
-    bb_t: dict[str, list[float]] = {k: [] for k in models}
-    for k in models:  # warm-up
-        train_step(models[k], opts[k], data)
-        backbone_step(models[k], x)
-    for i in range(args.steps):
-        order = list(models) if i % 2 == 0 else list(models)[::-1]
-        for k in order:
-            step_t[k].append(train_step(models[k], opts[k], data))
-        for k in order:
-            bb_t[k].append(backbone_step(models[k], x))
-    med = {k: statistics.median(v) for k, v in step_t.items()}
-    bb = {k: statistics.median(v) for k, v in bb_t.items()}
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU; Mask R-CNN + FPN train steps on "
-          f"{args.batch_size} x {args.height}x{args.width}, {args.steps} interleaved steps each (medians)")
-    print(f"{'backbone':34} {'params':>8} {'step (s)':>9} {'backbone fwd+bwd (s)':>21}")
-    for k, label in (("timm", "dropbench TimmPyramidBackbone"), ("mmdet", "mmdet SwinTransformer")):
-        print(f"{label + ' (Swin-F)':34} {params[k] / 1e6:7.2f}M {med[k]:9.3f} {bb[k]:21.3f}")
-    print(f"ratio timm / mmdet: train step {med['timm'] / med['mmdet']:.3f} (target <= 1.05), "
-          f"backbone alone {bb['timm'] / bb['mmdet']:.3f}")
+    from mmdet.models.backbones.swin import swin_converter
 
+    models = {name: build(name) for name in ("timm", "mmdet")}
+    share_weights(models, "timm", "mmdet", swin_converter)
+    step, bb = compare(models, batch(args.batch_size, args.height, args.width),
+                       torch.randn(args.batch_size, 3, args.height, args.width), args.steps)
+    labels = {"timm": "dropbench TimmPyramidBackbone (Swin-F)", "mmdet": "mmdet SwinTransformer (Swin-F)"}
+    print_comparison(models, labels, step, bb, f"Mask R-CNN + FPN train steps on {args.batch_size} x "
+                     f"{args.height}x{args.width}, {args.steps} interleaved steps each (medians)")
 
 if __name__ == "__main__":
     main()

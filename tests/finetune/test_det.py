@@ -104,12 +104,15 @@ def test_swin_backbone_matches_mmdet_swin_transformer():
     spec = importlib.util.spec_from_file_location("bench_det_backbone", REPO / "tools" / "bench_det_backbone.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    from bench_common import openmmlab_swin_state_dict  # tools/, put on the path by the benchmark script
+    from mmdet.models.backbones.swin import swin_converter
+
     init_default_scope("mmdet")
     torch.manual_seed(0)
     ours = TimmPyramidBackbone("swin_femto").eval()
     theirs = MODELS.build(dict(bench.MMDET_SWIN_F, drop_path_rate=0.0))
     theirs.eval()
-    missing, unexpected = theirs.load_state_dict(bench.mmdet_swin_state_dict(ours), strict=False)
+    missing, unexpected = theirs.load_state_dict(openmmlab_swin_state_dict(ours, swin_converter), strict=False)
     assert unexpected == [] and all(k.endswith("relative_position_index") for k in missing)
     x = torch.randn(1, 3, 224, 448)  # every stage a whole number of 7x7 windows, shifted ones in stage 4 too
     with torch.no_grad():
