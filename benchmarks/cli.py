@@ -151,7 +151,8 @@ def _cmd_suite(args: argparse.Namespace) -> int:
     from benchmarks.suite import describe, load_preset, plan, run_suite
 
     preset = load_preset(args.preset)
-    suite_plan = plan(preset, args.out, _parse_roots(args.data_root), seeds=args.seeds)
+    out = args.out or Path("results") / Path(args.preset).stem
+    suite_plan = plan(preset, out, _parse_roots(args.data_root), seeds=args.seeds)
     if args.suite_command == "plan":
         print(describe(suite_plan))
         return 0
@@ -288,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
                             ("plan", "print the runs and which are done, without running anything")):
         p = ssub.add_parser(name, help=help_text, description=help_text)
         p.add_argument("--preset", default="smoke", help="smoke | paper | a preset file (configs/suites/)")
-        p.add_argument("--out", required=True, help="suite folder (runs/, data/, tables/, index.csv)")
+        p.add_argument("--out", help="suite folder (runs/, data/, tables/, index.csv; default: results/PRESET)")
         p.add_argument("--data-root", nargs="+", default=[], metavar="NAME=PATH",
                        help="real data roots, e.g. imagenet=/data/imagenet coco=/data/coco (default: generated)")
         p.add_argument("--seeds", type=int, help="fine-tuning seeds 0..K-1 (default: the preset's)")

@@ -187,6 +187,7 @@ def collect_results(root: str | os.PathLike, strict: bool = False) -> pd.DataFra
         row: dict[str, Any] = {k: v for k, v in r.to_dict().items() if k not in ("metrics", "config", "versions",
                                                                                    "extra", "pretrain")}
         row["path"] = str(path)
+        row["recipe"] = r.extra.get("recipe")  # pretraining: basic / improved / smoke / a file
         row.update({f"metric:{k}": v for k, v in r.metrics.items()})
         row.update({f"pretrain:{k}": v for k, v in r.pretrain.items()})
         rows.append(row)

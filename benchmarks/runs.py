@@ -39,15 +39,17 @@ def run_and_record(task: str, dataset: str, model: str, run_dir: str | os.PathLi
     """Call ``fn`` (a stage returning an outcome dict), write ``run_dir/result.json`` and return the result.
 
     A stage that raises is recorded as ``status: failed`` with its error and traceback in ``extra``, then the
-    exception propagates; a refusal to overwrite a run (``FileExistsError``) records nothing, and a finished run's
-    ``result.json`` is never replaced by a failure. Only rank 0 writes under torchrun / SLURM.
+    exception propagates; a run asked to stop (Ctrl-C, or SIGTERM: ``pretrain.train.Preempted``, checkpoint saved) or
+    a refusal to overwrite a run (``FileExistsError``) records nothing, and a finished run's ``result.json`` is never
+    replaced by a failure. Only rank 0 writes under torchrun / SLURM.
     """
     run_dir = Path(run_dir)
     t0 = time.time()
     try:
         outcome = fn()
     except BaseException as e:
-        if _is_main() and not isinstance(e, (KeyboardInterrupt, FileExistsError)):
+        stopped = isinstance(e, KeyboardInterrupt) or type(e).__name__ == "Preempted"  # asked to stop: resumable
+        if _is_main() and not stopped and not isinstance(e, FileExistsError):
             failed = RunResult(task=task, dataset=dataset, model=model, metrics={}, config={}, config_hash="",
                                variant=variant or "unknown", versions=package_versions(), wall_time_s=time.time() - t0,
                                status="failed", error=f"{type(e).__name__}: {e}", run_dir=str(run_dir),
@@ -85,7 +87,7 @@ def _write_failure(failed: RunResult, run_dir: Path) -> None:
 
 
 def _find_log(run_dir: Path) -> str | None:
-    for name in ("log.jsonl", "run.log"):
+    for name in ("log.jsonl", "run.log"):  # pretraining's / classification's log; the suite's per-run log
         if (run_dir / name).exists():
             return str(run_dir / name)
     logs = sorted(run_dir.rglob("*.log"))

@@ -15,6 +15,7 @@ dependents are skipped, the others go on.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import hashlib
 import json
 import logging
@@ -22,6 +23,7 @@ import multiprocessing as mp
 import os
 import shutil
 import time
+import traceback
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,7 @@ __all__ = ["RunSpec", "SuitePlan", "execute_run", "load_preset", "plan", "run_su
 
 log = logging.getLogger(__name__)
 SPEC_FILE = "suite_run.json"
+RUN_LOG = "run.log"  # what a run logs through Python logging, and its traceback if it fails
 STAGE_DIRS = {"pretrain": "pretrain", "coco": "det", "ade20k": "seg", "cls": "cls"}
 DATASETS_NEEDING_ROOTS = ("imagenet", "coco", "ade20k", "cifar100", "flowers102", "pets", "stl10", "food101")
 
@@ -149,7 +152,8 @@ def plan(preset: str | Config, out: str | os.PathLike, data_roots: dict[str, str
                 runs.append(RunSpec(id=run_id, task="pretrain", model=entry["model"], variant=variant,
                                     dataset="imagenet", config=pt.config, data_root=roots["imagenet"],
                                     seed=int(dict(pt.get("cfg_options", {})).get("runtime.seed", 0)),
-                                    cfg_options=dict(pt.get("cfg_options", {})), drop=dict(variants[variant])))
+                                    cfg_options=dict(pt.get("cfg_options", {})),
+                                    drop={**variants[variant], **dict(entry.get("drop", {})).get(variant, {})}))
                 sources.append((entry["model"], variant, run_id, None))
     else:
         if model is None:
@@ -190,8 +194,11 @@ def plan(preset: str | Config, out: str | os.PathLike, data_roots: dict[str, str
             source = file_sha256(r.checkpoint)
         else:
             source = None
+        # generated data under the suite folder is keyed by its place in it: a moved suite folder stays done
+        root = Path(r.data_root)
+        data = str(root.relative_to(out)) if root.is_relative_to(out) else r.data_root
         key = _hash(recipes[(stage, r.config, r.model)], r.task, r.model, r.dataset, r.seed, r.cfg_options, r.drop,
-                    r.data_root, source)
+                    data, source)
         keyed[r.id] = replace(r, key=key)
     return SuitePlan(preset=str(cfg.get("preset", "custom")), out=out, runs=list(keyed.values()),
                      slurm=dict(cfg.get("slurm", {})), source=str(cfg.filename or ""))
@@ -241,18 +248,43 @@ def _prepare_folder(plan_: SuitePlan, run: RunSpec) -> Path:
     return folder
 
 
+@contextlib.contextmanager
+def _run_log(folder: Path):
+    """Copy what is logged while a run works into ``folder/run.log``, and its traceback if it fails (every failed
+    run then has a log that says why, even one that failed before its engine wrote one)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(folder / RUN_LOG)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield
+    except BaseException:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        handler.stream.write(f"{stamp} the run ended with an exception:\n{traceback.format_exc()}")
+        raise
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+
+
 def execute_run(run: RunSpec | dict, out: str | os.PathLike, checkpoint: str | None = None, launcher: str = "none"
                 ) -> str:
     """Run one planned run into ``<out>/runs/<id>`` (resuming it if it was interrupted); returns its status.
 
     ``checkpoint`` is the upstream checkpoint for fine-tuning runs. Raises what the stage raises, after
-    :func:`benchmarks.runs.run_and_record` has written a failed ``result.json``.
+    :func:`benchmarks.runs.run_and_record` has written a failed ``result.json`` (and the traceback to ``run.log``).
     """
-    from benchmarks.runs import pretrain_run, run_and_record
-
     run = RunSpec(**run) if isinstance(run, dict) else run
     folder = Path(out) / "runs" / run.id
     os.environ.setdefault("DROPBENCH_ENGINE_CONSOLE", "WARNING")  # engine details go to each run's own log file
+    with _run_log(folder):
+        return _execute(run, folder, checkpoint, launcher)
+
+
+def _execute(run: RunSpec, folder: Path, checkpoint: str | None, launcher: str) -> str:
+    from benchmarks.runs import pretrain_run, run_and_record
+
     if run.task == "pretrain":
         from pretrain.train import build_config, get_args_parser
 
@@ -347,6 +379,15 @@ class SuiteReport:
         return "\n".join(lines)
 
 
+def _log_of(run_dir: Path) -> str:
+    """The log a failed run's ``result.json`` points to (``run.log`` where it names none)."""
+    try:
+        path = read_result(run_dir).log_path
+    except ResultError:
+        path = None
+    return path or str(run_dir / RUN_LOG)
+
+
 def _init_worker(threads: int) -> None:
     import torch
 
@@ -400,7 +441,7 @@ def run_suite(plan_: SuitePlan, preset: Config | None = None, executor: str = "l
         if error is None:
             report.done.append(run.id)
         else:
-            report.failed[run.id] = f"{type(error).__name__}: {error}"
+            report.failed[run.id] = f"{type(error).__name__}: {error} (log: {_log_of(plan_.run_dir(run))})"
             log.error("%s failed: %s (see %s)", run.id, error, plan_.run_dir(run) / RESULT_FILE)
         bar.update(1)
 

@@ -50,11 +50,14 @@ class TableSpec:
     columns: tuple[Column, ...]
     reference: str
     mean_column: bool = False
-    reference_recipe: str | None = None  # ImageNet figures exist per recipe; the table shows this one's
+    # ImageNet figures exist per recipe: rows whose runs all used a recipe with figures get that recipe's, the others
+    # (smoke, a config file) this one's
+    reference_recipe: str | None = None
 
 
 TABLES: dict[str, TableSpec] = {
-    "pretrain": TableSpec("pretrain", "ImageNet pretraining (top-1, %; paper: basic recipe)", "pretrain",
+    "pretrain": TableSpec("pretrain", "ImageNet pretraining (top-1, %; paper: the run's recipe, basic if it has "
+                                      "none)", "pretrain",
                           (Column("top-1", "top1", "imagenet"),), "imagenet", reference_recipe="basic"),
     "table4": TableSpec("table4", "Table 4: COCO detection and instance segmentation (Mask R-CNN)", "coco",
                         (Column("AP box", "coco/bbox_mAP", "coco", 100.0),
@@ -122,12 +125,14 @@ def build_table(results: pd.DataFrame, spec: TableSpec, reference: pd.DataFrame 
             table.loc[(m, v), (col.title, "n")] = len(values)
         if reference is not None and not reference.empty:
             ref = reference[(reference["table"] == spec.reference) & (reference["metric"] == col.metric)]
-            if spec.reference_recipe:
-                ref = ref[ref["recipe"] == spec.reference_recipe]
             if col.dataset is not None:
                 ref = ref[ref["dataset"] == col.dataset]
             for (m, v) in keys:
                 hit = ref[(ref["model"] == m) & (ref["variant"] == v)]
+                if spec.reference_recipe:
+                    used = set(runs[(runs["model"] == m) & (runs["variant"] == v)].get("recipe", pd.Series()))
+                    recipe = used.pop() if len(used) == 1 and used <= set(hit["recipe"]) else spec.reference_recipe
+                    hit = hit[hit["recipe"] == recipe]
                 if len(hit):
                     table.loc[(m, v), (col.title, "paper")] = float(hit["value"].iloc[0])
     if spec.mean_column:

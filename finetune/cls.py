@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,51 +26,14 @@ from finetune.convert import CheckpointError, LoadReport, load_pretrained
 from finetune.datasets.cls import CLS_DATASETS, ClsData, load_cls_data
 from pretrain.config import config_hash, load_config, plain, resolve_config
 from pretrain.data import SeededDataset
+from pretrain.distributed import setup_launcher
 from pretrain.models import paper_model
 from pretrain.train import run
 
-__all__ = ["LAUNCHERS", "build_cls_config", "run_cls", "setup_launcher"]
+__all__ = ["build_cls_config", "run_cls"]
 
 log = logging.getLogger(__name__)
-LAUNCHERS = ("none", "pytorch", "slurm")
 _RESUME_FREE = ("runtime",)  # as pretrain.train: keys that may change on resumption; left out of the config hash
-
-
-def setup_launcher(launcher: str) -> None:
-    """Export the torch.distributed variables ``pretrain.train.run`` reads, as the launcher defines them.
-
-    ``none``: one process, unless ``RANK`` / ``WORLD_SIZE`` are already exported (torchrun, or the CLI's ``--slurm``
-    submission through submitit, do that). ``pytorch``: torchrun must have exported them. ``slurm``: inside an
-    ``srun`` task, ``SLURM_PROCID`` / ``SLURM_NTASKS`` / ``SLURM_LOCALID`` become ``RANK`` / ``WORLD_SIZE`` /
-    ``LOCAL_RANK`` (unless ``RANK`` is set), the first host of ``SLURM_NODELIST`` the master.
-    """
-    if launcher not in LAUNCHERS:
-        raise ValueError(f"unknown launcher {launcher!r}; choose one of: {', '.join(LAUNCHERS)}")
-    env = os.environ
-    if launcher == "pytorch":
-        missing = [k for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT") if k not in env]
-        if missing:
-            raise ValueError(f"--launcher pytorch needs torchrun's variables ({', '.join(missing)} unset); start with "
-                             f"`torchrun --nproc_per_node N -m benchmarks.cli finetune cls ... --launcher pytorch`")
-    elif launcher == "slurm" and "RANK" not in env:
-        if "SLURM_PROCID" not in env:
-            raise ValueError("--launcher slurm needs SLURM_PROCID (run inside `srun`), or RANK already exported")
-        env["RANK"] = env["SLURM_PROCID"]
-        env["WORLD_SIZE"] = env.get("SLURM_NTASKS", "1")
-        env["LOCAL_RANK"] = env.get("SLURM_LOCALID", "0")
-        env.setdefault("MASTER_PORT", str(20000 + int(env.get("SLURM_JOB_ID", "0")) % 20000))
-        if "MASTER_ADDR" not in env:
-            env["MASTER_ADDR"] = _first_slurm_host(env.get("SLURM_NODELIST", ""))
-
-
-def _first_slurm_host(nodelist: str) -> str:
-    if not nodelist:
-        return "127.0.0.1"
-    try:
-        out = subprocess.run(["scontrol", "show", "hostnames", nodelist], check=True, capture_output=True, text=True)
-        return out.stdout.split()[0]
-    except (OSError, subprocess.CalledProcessError, IndexError):
-        raise ValueError(f"cannot resolve SLURM_NODELIST {nodelist!r} with scontrol; export MASTER_ADDR") from None
 
 
 def build_cls_config(
@@ -132,7 +94,7 @@ def run_cls(
         data_root: the data set's root (see :mod:`finetune.datasets.cls`).
         out_dir: run directory (``log.jsonl``, ``config.py``, ``checkpoint.pth``; ``result.json`` by the caller).
         config: recipe name under ``configs/cls/`` (``smoke``, ``transfer``) or a config file.
-        launcher: ``none``, ``pytorch`` (torchrun) or ``slurm`` (inside an ``srun`` task); see :func:`setup_launcher`.
+        launcher: ``none``, ``pytorch`` (torchrun) or ``slurm`` (``srun``); see ``pretrain.distributed.setup_launcher``.
         seed: random seed (default: the recipe's).
         use_ema: start from the checkpoint's EMA weights.
         resume: ``auto`` (continue the run in ``out_dir``) or a checkpoint of this run.

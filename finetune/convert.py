@@ -50,7 +50,9 @@ _FILTERS = {
     "convnext": convnext.checkpoint_filter_fn,
     "mixer": mlp_mixer.checkpoint_filter_fn,
 }
-_HEAD_PREFIXES = ("head.", "head.fc.", "fc_norm.", "head_drop.")
+# the classifier: the only tensors a checkpoint may lack, or carry in another shape (another class count); a final
+# norm (ConvNeXt's head.norm, ViT's fc_norm) is backbone and must load
+_HEAD_KEYS = ("head.weight", "head.bias", "head.fc.weight", "head.fc.bias")
 _PREFIXES = ("module.", "_orig_mod.")
 
 
@@ -161,7 +163,7 @@ def read_checkpoint(path: str | os.PathLike, use_ema: bool = False) -> tuple[dic
 
 
 def _is_head(key: str) -> bool:
-    return key.startswith(_HEAD_PREFIXES) or key.startswith("head")
+    return key in _HEAD_KEYS
 
 
 def convert_state_dict(sd: dict[str, torch.Tensor], model: nn.Module, family: str) -> dict[str, torch.Tensor]:

@@ -2,10 +2,11 @@
 
 mmseg's ``LearningRateDecayOptimizerConstructor`` only recognises its own ConvNeXt / BEiT / MAE classes and raises
 ``NotImplementedError`` for a timm backbone. :class:`TimmLayerDecayOptimizerConstructor` keys the layer ids on timm's
-own ``group_matcher`` (as timm's ``param_groups_layer_decay`` does): backbone parameter ``i`` of ``L`` layer groups
-gets ``lr * decay ** (L - i)``; everything outside the backbone (neck, heads, the adapter's pyramid) gets the full
-rate. 1-D parameters and the model's ``no_weight_decay()`` names (position embeddings, class token, relative
-position tables) get no weight decay.
+own ``group_matcher`` (as timm's ``param_groups_layer_decay`` does): a backbone parameter in layer ``i`` of ``L``
+trainable layer groups (0: the stem) gets ``lr * decay ** (L - i)``, so the deepest block gets ``decay`` and the stem
+``decay ** L``, as in the BEiT downstream recipe; everything outside the backbone (neck, heads, the adapter's
+pyramid) gets the full rate. 1-D parameters and the model's ``no_weight_decay()`` names (position embeddings, class
+token, relative position tables) get no weight decay.
 
 Config (mmengine)::
 
@@ -54,8 +55,13 @@ class TimmLayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
         except AttributeError:
             raise ValueError(f"layer decay: the model has no submodule {path!r} (paramwise_cfg.backbone)") from None
         layer_map, num_layers = layer_groups(timm_model)
-        no_wd = set(getattr(timm_model, "no_weight_decay", lambda: set())())
         prefix = path + "."
+        # the deepest layer that trains sets the scale (a frozen classifier-side norm, e.g. ConvNeXt's head.norm,
+        # has a group of its own that would add a factor): that layer gets decay ** 1, as the BEiT recipe's last block
+        trained = [layer_map.get(n[len(prefix):], num_layers) for n, p in module.named_parameters()
+                   if p.requires_grad and n.startswith(prefix)]
+        num_layers = max(trained, default=num_layers - 1) + 1
+        no_wd = set(getattr(timm_model, "no_weight_decay", lambda: set())())
         base_lr, base_wd = self.base_lr, self.base_wd or 0.0
         groups: dict[tuple[int, bool], dict] = {}
         for name, param in module.named_parameters():
@@ -63,7 +69,7 @@ class TimmLayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
                 continue
             inner = name[len(prefix):] if name.startswith(prefix) else None
             layer = layer_map.get(inner, num_layers) if inner is not None else num_layers + 1
-            scale = decay ** (num_layers + 1 - layer) if layer <= num_layers else 1.0
+            scale = decay ** (num_layers - layer) if layer < num_layers else 1.0
             skip_wd = param.ndim == 1 or (inner is not None and any(inner.startswith(n) for n in no_wd))
             key = (layer, skip_wd)
             if key not in groups:

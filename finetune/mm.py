@@ -30,6 +30,7 @@ from mmengine.runner.checkpoint import CheckpointLoader
 from finetune.convert import file_sha256
 from pretrain.checkpoint import load_checkpoint_file
 from pretrain.config import config_hash, dump_config, plain, resolve_config
+from pretrain.distributed import setup_launcher
 
 __all__ = ["StrictRunner", "adapt_to_device", "install_safe_checkpoint_loading", "outcome", "prepare_runner_config",
            "run_runner"]
@@ -50,14 +51,6 @@ def install_safe_checkpoint_loading() -> None:
     CheckpointLoader.register_scheme(prefixes="", loader=_safe_load_from_local, force=True)
 
 
-def _launcher_env(launcher: str) -> None:
-    """Inside an srun task without torchrun, export the torch.distributed variables from SLURM's."""
-    if launcher == "slurm" and "RANK" not in os.environ and "SLURM_PROCID" in os.environ:
-        os.environ.setdefault("RANK", os.environ["SLURM_PROCID"])
-        os.environ.setdefault("WORLD_SIZE", os.environ.get("SLURM_NTASKS", "1"))
-        os.environ.setdefault("LOCAL_RANK", os.environ.get("SLURM_LOCALID", "0"))
-
-
 def prepare_runner_config(
     stage: str,
     config: str,
@@ -76,10 +69,12 @@ def prepare_runner_config(
     continues from the work dir's last checkpoint. The seed defaults to the recipe's ``randomness.seed`` (0 if none):
     mmengine would otherwise draw a random one.
     """
-    if launcher not in ("none", "pytorch", "slurm"):
-        raise ValueError(f"launcher must be none, pytorch or slurm, got {launcher!r}")
+    setup_launcher(launcher)
     if resume not in (None, "auto"):
         raise ValueError(f"resume must be 'auto' (continue the run in the work dir) or omitted, got {resume!r}")
+    if resume is None and last_checkpoint(work_dir):
+        raise FileExistsError(f"{work_dir} already holds a run; pass --resume auto to continue it, or choose a new "
+                              f"--out")
     cfg = Config.fromfile(str(resolve_config(stage, config, model)))
     if cfg.model.backbone.get("type") == "TimmPyramidBackbone":
         if cfg.model.backbone.get("model_name") is None:  # a model-independent recipe (smoke): --model decides
@@ -96,7 +91,6 @@ def prepare_runner_config(
     cfg.work_dir = str(work_dir)
     cfg.launcher = launcher
     cfg.resume = resume == "auto"
-    _launcher_env(launcher)
     return cfg
 
 
@@ -186,6 +180,24 @@ def _console_level(runner: Any) -> None:
             handler.setLevel(level)
 
 
+def _check_total_batch(cfg: Config, world_size: int) -> None:
+    """Warn when the images per step differ from those the recipe's learning rate is set for."""
+    scale = dict(cfg.get("auto_scale_lr") or {})
+    base = scale.get("base_batch_size")
+    total = world_size * int(cfg.train_dataloader.get("batch_size", 1))
+    if base and total != base and not scale.get("enable"):
+        log.warning("the recipe's learning rate is set for %d images per step; this run has %d (%d process(es) x %d): "
+                    "pass --cfg-options auto_scale_lr.enable=true to scale it linearly, or run on %d x %d", base,
+                    total, world_size, total // world_size, max(1, base // (total // world_size)),
+                    total // world_size)
+
+
+def last_checkpoint(work_dir: str | os.PathLike) -> str | None:
+    """The checkpoint mmengine's ``resume`` continues from in ``work_dir`` (its ``last_checkpoint`` marker), if any."""
+    marker = Path(work_dir) / "last_checkpoint"
+    return marker.read_text().strip() if marker.is_file() else None
+
+
 def run_runner(cfg: Config) -> tuple[dict[str, float], Any]:
     """Train with mmengine's Runner, then evaluate the final weights on the validation split.
 
@@ -201,6 +213,7 @@ def run_runner(cfg: Config) -> tuple[dict[str, float], Any]:
     dump_config(cfg, cfg.work_dir)
     runner = StrictRunner.from_cfg(cfg)
     _console_level(runner)
+    _check_total_batch(cfg, runner.world_size)
     last_val = _LastValMetrics()
     runner.register_hook(last_val)
     runner.register_hook(_ProgressBar())

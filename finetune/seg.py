@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import logging
 import os
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -23,7 +22,7 @@ from mmseg.registry import MODELS
 import finetune.layer_decay  # noqa: F401  (registers TimmLayerDecayOptimizerConstructor, used by every recipe)
 from finetune.backbone import TimmPyramidBackbone, pyramid_channels
 from finetune.datasets.ade20k import check_ade20k
-from finetune.mm import adapt_to_device, outcome, prepare_runner_config, run_runner
+from finetune.mm import adapt_to_device, last_checkpoint, outcome, prepare_runner_config, run_runner
 
 __all__ = ["SEG_METRICS", "evaluate_multi_scale", "prepare_seg_config", "run_ade20k"]
 
@@ -110,11 +109,6 @@ def evaluate_multi_scale(cfg: Config, runner: Any) -> dict[str, float]:
     return {f"{k}_ms": round(float(metrics[k]), 2) for k in SEG_METRICS if k in metrics}
 
 
-def _last_checkpoint(work_dir: str | os.PathLike) -> str | None:
-    marker = Path(work_dir) / "last_checkpoint"
-    return marker.read_text().strip() if marker.is_file() else None
-
-
 def run_ade20k(
     checkpoint: str | None,
     model: str,
@@ -126,7 +120,7 @@ def run_ade20k(
     use_ema: bool = False,
     resume: str | None = None,
     cfg_options: dict | None = None,
-    max_check: int | None = 1000,
+    max_check: int | None = None,
 ) -> dict:
     """Fine-tune a checkpoint with UperNet on ADE20K and evaluate it (``dropbench finetune ade20k``).
 
@@ -141,7 +135,7 @@ def run_ade20k(
         use_ema: fine-tune from the checkpoint's EMA weights.
         resume: ``'auto'`` continues from the last checkpoint in ``out_dir`` (a killed run resumes there).
         cfg_options: dotted-key overrides of the recipe.
-        max_check: label maps per split whose values are checked before training (None: all).
+        max_check: label maps per split whose values are checked before training (None, the default: all).
 
     Returns:
         The stage outcome for :func:`benchmarks.runs.run_and_record`; metrics ``mIoU``, ``mAcc``, ``aAcc`` (percent),
@@ -150,7 +144,7 @@ def run_ade20k(
     counts = check_ade20k(data_root, max_check=max_check)
     cfg = prepare_seg_config(config, model, checkpoint, data_root, out_dir, launcher, seed, use_ema, resume,
                              cfg_options)
-    resumed_from = _last_checkpoint(out_dir) if resume == "auto" else None
+    resumed_from = last_checkpoint(out_dir) if resume == "auto" else None
     if resumed_from:
         log.info("resuming from %s", resumed_from)
     metrics, runner = run_runner(cfg)

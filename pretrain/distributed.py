@@ -8,12 +8,15 @@ gloo on CPUs. Without them the run is a single process.
 from __future__ import annotations
 
 import os
+import subprocess
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "all_reduce_sum", "barrier", "cleanup", "init_distributed"]
+__all__ = ["LAUNCHERS", "DistInfo", "all_reduce_sum", "barrier", "cleanup", "init_distributed", "setup_launcher"]
+
+LAUNCHERS = ("none", "pytorch", "slurm")
 
 
 @dataclass(frozen=True)
@@ -75,3 +78,41 @@ def cleanup() -> None:
     """Tear the process group down if one was started."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def setup_launcher(launcher: str) -> None:
+    """Export the torch.distributed variables ``pretrain.train.run`` and mmengine read, as the launcher defines them
+    (``--launcher`` of the fine-tuning commands); a launcher whose variables are missing is refused, naming the fix.
+
+    ``none``: one process, unless ``RANK`` / ``WORLD_SIZE`` are already exported (torchrun, or the CLI's ``--slurm``
+    submission through submitit, do that). ``pytorch``: torchrun must have exported them. ``slurm``: inside an
+    ``srun`` task, ``SLURM_PROCID`` / ``SLURM_NTASKS`` / ``SLURM_LOCALID`` become ``RANK`` / ``WORLD_SIZE`` /
+    ``LOCAL_RANK`` (unless ``RANK`` is set), the first host of ``SLURM_NODELIST`` the master.
+    """
+    if launcher not in LAUNCHERS:
+        raise ValueError(f"unknown launcher {launcher!r}; choose one of: {', '.join(LAUNCHERS)}")
+    env = os.environ
+    if launcher == "pytorch":
+        missing = [k for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT") if k not in env]
+        if missing:
+            raise ValueError(f"--launcher pytorch needs torchrun's variables ({', '.join(missing)} unset); start with "
+                             f"`torchrun --nproc_per_node N -m benchmarks.cli finetune ... --launcher pytorch`")
+    elif launcher == "slurm" and "RANK" not in env:
+        if "SLURM_PROCID" not in env:
+            raise ValueError("--launcher slurm needs SLURM_PROCID (run inside `srun`), or RANK already exported")
+        env["RANK"] = env["SLURM_PROCID"]
+        env["WORLD_SIZE"] = env.get("SLURM_NTASKS", "1")
+        env["LOCAL_RANK"] = env.get("SLURM_LOCALID", "0")
+        env.setdefault("MASTER_PORT", str(20000 + int(env.get("SLURM_JOB_ID", "0")) % 20000))
+        if "MASTER_ADDR" not in env:
+            env["MASTER_ADDR"] = _first_slurm_host(env.get("SLURM_NODELIST", ""))
+
+
+def _first_slurm_host(nodelist: str) -> str:
+    if not nodelist:
+        return "127.0.0.1"
+    try:
+        out = subprocess.run(["scontrol", "show", "hostnames", nodelist], check=True, capture_output=True, text=True)
+        return out.stdout.split()[0]
+    except (OSError, subprocess.CalledProcessError, IndexError):
+        raise ValueError(f"cannot resolve SLURM_NODELIST {nodelist!r} with scontrol; export MASTER_ADDR") from None

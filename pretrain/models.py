@@ -25,6 +25,8 @@ from timm.models.swin_transformer import checkpoint_filter_fn as _swin_filter
 from timm.models.vision_transformer import VisionTransformer
 from timm.models.vision_transformer import checkpoint_filter_fn as _vit_filter
 
+from pretrain.schedules import DropRateApplier
+
 __all__ = ["PAPER_MODELS", "PaperModel", "create_paper_model", "paper_model"]
 
 
@@ -82,8 +84,8 @@ def create_paper_model(
     Args:
         name: a key of :data:`PAPER_MODELS`.
         num_classes: classifier outputs (0 for none).
-        dropout: dropout rate written into every dropout of the model (attention, projection, MLP, head).
-        drop_path: peak stochastic-depth rate; block i of D gets ``drop_path * i / (D - 1)``.
+        dropout: dropout rate written into every dropout of the model (attention, projection, MLP, head, position).
+        drop_path: peak stochastic-depth rate; block i of D gets ``drop_path * i / (D - 1)`` (Mixer too).
         img_size: input resolution for models that fix it at build time (ViT, Swin, Mixer); ignored by ConvNeXt.
         **kwargs: further timm keyword arguments (they win over the defaults).
     """
@@ -98,7 +100,14 @@ def create_paper_model(
     if img_size is not None and spec.family != "convnext":
         args["img_size"] = img_size
     args.update(kwargs)
-    return timm.create_model(name, **args)
+    model = timm.create_model(name, **args)
+    # timm leaves some dropouts at 0 (ViT's pos_drop, Mixer's MLP dropouts) and gives Mixer's blocks one uniform
+    # drop-path rate; the one applier writes the paper's rates everywhere, as scheduled runs have them
+    if dropout:
+        DropRateApplier(model, "dropout", dropout)(dropout)
+    if drop_path:
+        DropRateApplier(model, "drop_path", drop_path)(drop_path)
+    return model
 
 
 def _cfg(**kwargs) -> dict:

@@ -14,6 +14,8 @@ residual block ``i`` of ``D`` for stochastic depth (timm's linear-over-depth rul
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 import torch.nn as nn
 from timm.layers import DropPath
@@ -49,6 +51,10 @@ def drop_schedule(
     """
     if not 0.0 <= drop_rate < 1.0:
         raise ValueError(f"drop_rate must be in [0, 1), got {drop_rate}")
+    for name, value in (("epochs", epochs), ("iters_per_epoch", iters_per_epoch), ("cutoff_epoch", cutoff_epoch)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or int(value) != value:
+            raise ValueError(f"{name} must be a whole number, got {value!r}")
+    epochs, iters_per_epoch, cutoff_epoch = int(epochs), int(iters_per_epoch), int(cutoff_epoch)
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
     if iters_per_epoch < 1:

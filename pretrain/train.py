@@ -57,28 +57,30 @@ def variants() -> dict[str, dict]:
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
-    """Arguments of ``dropbench pretrain`` (the official code's vocabulary, dashes for underscores)."""
+    """Arguments of ``dropbench pretrain``: the official code's vocabulary (its underscore spellings work too)."""
     p = argparse.ArgumentParser("dropbench pretrain", add_help=add_help, description=__doc__.split("\n\n")[0])
     p.add_argument("--config", default="basic", help="basic | improved | smoke | a config file (configs/pretrain/)")
-    p.add_argument("--model", help="vit_tiny | vit_base | swin_femto | convnext_femto | mixer_s32 | mixer_b16")
-    p.add_argument("--data", help="ImageNet-layout root (train/<class>/*, val/<class>/*)")
-    p.add_argument("--out", required=True, help="run directory (checkpoints, log.jsonl, config.py)")
+    p.add_argument("--model", help="vit_tiny | vit_base | swin_femto | convnext_femto | mixer_s32 | mixer_b16 "
+                                   "(required unless a config file names it)")
+    p.add_argument("--data", "--data_path", help="ImageNet-layout root (train/<class>/*, val/<class>/*)")
+    p.add_argument("--out", "--output_dir", required=True, help="run directory (checkpoints, log.jsonl, config.py)")
     p.add_argument("--epochs", type=int)
-    p.add_argument("--warmup-epochs", type=int)
-    p.add_argument("--batch-size", type=int, help="per-process batch size")
-    p.add_argument("--update-freq", type=int, help="gradient accumulation steps")
+    p.add_argument("--warmup-epochs", "--warmup_epochs", type=int)
+    p.add_argument("--batch-size", "--batch_size", type=int, help="per-process batch size")
+    p.add_argument("--update-freq", "--update_freq", type=int, help="gradient accumulation steps")
     p.add_argument("--lr", type=float, help="learning rate at the recipe's reference batch (optim.lr_batch_size)")
     p.add_argument("--variant", help=f"a paper variant: {', '.join(variants())} (sets the drop flags below)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--dropout", type=float, help="dropout rate (peak of the schedule)")
-    g.add_argument("--drop-path", type=float, help="stochastic-depth rate (peak of the schedule)")
-    p.add_argument("--drop-mode", choices=("standard", "early", "late"))
-    p.add_argument("--drop-schedule", choices=("constant", "linear"))
-    p.add_argument("--cutoff-epoch", type=int, help="epoch where early dropout ends / late dropout starts")
+    g.add_argument("--drop-path", "--drop_path", type=float, help="stochastic-depth rate (peak of the schedule)")
+    p.add_argument("--drop-mode", "--drop_mode", choices=("standard", "early", "late"))
+    p.add_argument("--drop-schedule", "--drop_schedule", choices=("constant", "linear"))
+    p.add_argument("--cutoff-epoch", "--cutoff_epoch", type=int,
+                   help="epoch where early dropout ends / late dropout starts")
     p.add_argument("--resume", help="'auto' (latest checkpoint in --out, if any) or a checkpoint path")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--num-workers", type=int)
+    p.add_argument("--num-workers", "--num_workers", type=int)
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
     p.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE",
                    help="override any config key, e.g. optim.weight_decay=0.1 data.input_size=192")
@@ -136,6 +138,9 @@ def build_config(args: argparse.Namespace) -> Config:
 
 def check_config(cfg: Config) -> None:
     """Refuse settings the paper's method does not define, naming the bad value and the fix."""
+    if not cfg.model.name:
+        raise ValueError("no model: give --model (one of vit_tiny, vit_base, swin_femto, convnext_femto, mixer_s32, "
+                         "mixer_b16)")
     spec = paper_model(cfg.model.name)
     d = cfg.drop
     if d.kind not in DROP_KINDS:
@@ -198,14 +203,21 @@ class _StopFlag:
 
     def __init__(self) -> None:
         self.raised = False
+        self._previous: dict[int, Any] = {}
         for sig in (signal.SIGTERM, signal.SIGUSR1):
             try:
-                signal.signal(sig, self._set)
+                self._previous[sig] = signal.signal(sig, self._set)
             except ValueError:  # not the main thread
                 pass
 
     def _set(self, *_: Any) -> None:
         self.raised = True
+
+    def restore(self) -> None:
+        """Give the signals back to their earlier handlers (a suite process goes on to other runs)."""
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
 
 
 class Preempted(SystemExit):
@@ -248,14 +260,14 @@ def run(
     resume_path = _find_resume(resume, out_dir)
     if resume_path is None and (out_dir / CHECKPOINT).exists():
         raise FileExistsError(f"{out_dir} already holds a run; pass --resume auto to continue it or choose a new --out")
-    if dist.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        dump_config(cfg, out_dir)
 
-    # data
+    # data (checked before the run directory is made: a wrong --data leaves nothing behind)
     torch.manual_seed(seed)
     train_tf, eval_tf = build_transforms(cfg.data, cfg.augment)
     train_set, val_set, found_classes = datasets(cfg, train_tf, eval_tf, seed)
+    if dist.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        dump_config(cfg, out_dir)
     num_classes = cfg.model.num_classes or found_classes
     batch, update_freq = int(cfg.data.batch_size), int(cfg.data.update_freq)
     total_batch = batch * update_freq * dist.world_size
@@ -336,7 +348,6 @@ def run(
                        fixed_rates=_fixed_rates(cfg))
     meta = init.get("pretrain") or pretrain_metadata(cfg)
     per_class = num_classes if cfg.runtime.get("per_class_accuracy") else None
-    stop = _StopFlag()
 
     def save(path: Path, epoch: int, iteration: int, epoch_meters: dict | None) -> None:
         if not dist.is_main:
@@ -369,34 +380,38 @@ def run(
     log.info("training %s (%s) for %d epochs x %d iterations, total batch %d, lr %.2e",
              cfg.model.name, _describe_drop(cfg), epochs, iters_per_epoch, total_batch, lr)
     first_epoch, first_step = divmod(start_iter, iters_per_epoch)
-    for epoch in range(first_epoch, epochs):
-        start_step = first_step if epoch == first_epoch else 0
-        sampler.set_epoch(epoch, start_step * update_freq)
-        t_epoch = time.time()
-        stats = train_one_epoch(ctx, loader, epoch, start_step, meters if start_step else None, on_step)
-        meters = None
-        seen = all_reduce_sum(torch.tensor([float(stats["samples"])], device=dist.device))
-        record = {"epoch": epoch, "iteration": stats["iteration"], "train_loss": stats["train_loss"],
-                  "lr": stats["lr"], "dropout": stats["dropout"], "drop_path": stats["drop_path"],
-                  "images_per_sec": stats["images_per_sec"] * dist.world_size, "samples": int(seen.item())}
-        last = epoch == epochs - 1
-        if last or (epoch + 1) % int(cfg.runtime.eval_every) == 0:
-            ev = evaluate(model_ddp, val_loader, dist.device, ctx.amp_dtype, num_classes=per_class)
-            record.update(val_top1=ev["top1"], val_top5=ev["top5"], val_loss=ev["loss"])
-            if per_class:
-                record["val_per_class_top1"] = ev["per_class_top1"]
-            if ema is not None:
-                ev = evaluate(ema.module, val_loader, dist.device, ctx.amp_dtype)
-                record.update(val_ema_top1=ev["top1"], val_ema_top5=ev["top5"])
-        record["epoch_time"] = time.time() - t_epoch
-        records.append(record)
-        save(out_dir / CHECKPOINT, epoch, stats["iteration"], None)
-        if dist.is_main:
-            atomic_link_copy(out_dir / CHECKPOINT, out_dir / f"checkpoint-{epoch}.pth")
-            _prune(out_dir, epoch, int(cfg.runtime.keep_checkpoints), epochs)
-            _write_log(out_dir, records)
-            log.info("epoch %d: %s", epoch, _fmt(record))
-        barrier()
+    stop = _StopFlag()
+    try:
+        for epoch in range(first_epoch, epochs):
+            start_step = first_step if epoch == first_epoch else 0
+            sampler.set_epoch(epoch, start_step * update_freq)
+            t_epoch = time.time()
+            stats = train_one_epoch(ctx, loader, epoch, start_step, meters if start_step else None, on_step)
+            meters = None
+            seen = all_reduce_sum(torch.tensor([float(stats["samples"])], device=dist.device))
+            record = {"epoch": epoch, "iteration": stats["iteration"], "train_loss": stats["train_loss"],
+                      "lr": stats["lr"], "dropout": stats["dropout"], "drop_path": stats["drop_path"],
+                      "images_per_sec": stats["images_per_sec"] * dist.world_size, "samples": int(seen.item())}
+            last = epoch == epochs - 1
+            if last or (epoch + 1) % int(cfg.runtime.eval_every) == 0:
+                ev = evaluate(model_ddp, val_loader, dist.device, ctx.amp_dtype, num_classes=per_class)
+                record.update(val_top1=ev["top1"], val_top5=ev["top5"], val_loss=ev["loss"])
+                if per_class:
+                    record["val_per_class_top1"] = ev["per_class_top1"]
+                if ema is not None:
+                    ev = evaluate(ema.module, val_loader, dist.device, ctx.amp_dtype)
+                    record.update(val_ema_top1=ev["top1"], val_ema_top5=ev["top5"])
+            record["epoch_time"] = time.time() - t_epoch
+            records.append(record)
+            save(out_dir / CHECKPOINT, epoch, stats["iteration"], None)
+            if dist.is_main:
+                atomic_link_copy(out_dir / CHECKPOINT, out_dir / f"checkpoint-{epoch}.pth")
+                _prune(out_dir, epoch, int(cfg.runtime.keep_checkpoints), epochs)
+                _write_log(out_dir, records)
+                log.info("epoch %d: %s", epoch, _fmt(record))
+            barrier()
+    finally:
+        stop.restore()
     final = records[-1] if records else {}
     summary = {
         "checkpoint": str(out_dir / CHECKPOINT),

@@ -50,3 +50,4 @@ param_scheduler = [
 optim_wrapper = dict(type='OptimWrapper', optimizer=dict(lr=5e-4), clip_grad=dict(max_norm=10.0))
 default_hooks = dict(logger=dict(interval=4), checkpoint=dict(max_keep_ckpts=2))
 log_processor = dict(window_size=4)
+auto_scale_lr = dict(enable=False, base_batch_size=2)  # lr 5e-4 is for these 2 images per step

@@ -5,7 +5,7 @@
 # or from a variant (variants.py).
 
 model = dict(
-    name='vit_tiny',
+    name=None,  # --model: vit_tiny | vit_base | swin_femto | convnext_femto | mixer_s32 | mixer_b16
     num_classes=None,  # None: the number of class folders in the data set
     img_size=None,  # None: data.input_size
 )

@@ -56,3 +56,4 @@ default_hooks = dict(
     logger=dict(interval=20),
     checkpoint=dict(interval=40, max_keep_ckpts=1))
 env_cfg = dict(cudnn_benchmark=False)
+auto_scale_lr = dict(enable=False, base_batch_size=4)  # lr 4e-3 is for these 4 images per step

@@ -19,14 +19,16 @@ pretrain = dict(
         dict(model='vit_tiny', variants=['baseline', 'early-dropout', 'early-sd']),
         dict(model='swin_femto', variants=['baseline', 'early-dropout', 'early-sd']),
         dict(model='convnext_femto', variants=['baseline', 'early-sd']),
-        dict(model='vit_base', variants=['standard-sd-0.4', 'late-sd']),
+        # late s.d.'s baseline: standard s.d. at late s.d.'s rate from the first epoch (the README gives no rate)
+        dict(model='vit_base', variants=['standard-sd', 'late-sd'], drop={'standard-sd': dict(rate=0.4)}),
+        dict(model='mixer_b16', variants=['standard-sd', 'late-sd'], drop={'standard-sd': dict(rate=0.4)}),
     ],
 )
 
 finetune = dict(
     coco=dict(config='paper-3x', models=['swin_femto', 'convnext_femto'], cfg_options={}),
     ade20k=dict(config='paper-160k', models=['swin_femto', 'convnext_femto'], cfg_options={}),
-    cls=dict(config='transfer', models=['vit_tiny', 'swin_femto', 'convnext_femto', 'vit_base'],
+    cls=dict(config='transfer', models=['vit_tiny', 'swin_femto', 'convnext_femto', 'vit_base', 'mixer_b16'],
              datasets=['cifar100', 'flowers102', 'pets', 'stl10', 'food101'], cfg_options={}),
 )
 

@@ -42,3 +42,30 @@ def test_refusal_to_overwrite_records_nothing(tmp_path):
     with pytest.raises(FileExistsError):
         run_and_record("pretrain", "imagenet", "vit_tiny", tmp_path, refuse)
     assert not (tmp_path / "result.json").exists()
+
+
+def test_a_run_stopped_by_a_signal_records_nothing(tmp_path):
+    """SIGTERM (pre-emption) saves a checkpoint and raises Preempted: the run is resumable, not failed."""
+    from pretrain.train import Preempted
+
+    def stopped() -> dict:
+        raise Preempted("stopped by signal at iteration 3; checkpoint saved")
+
+    with pytest.raises(Preempted):
+        run_and_record("pretrain", "imagenet", "vit_tiny", tmp_path, stopped)
+    assert not (tmp_path / "result.json").exists()
+
+
+def test_signal_handlers_are_given_back_after_a_run(synth_imagenet, tmp_path):
+    """A suite process goes on to mmengine runs after a pretraining: SIGTERM must stop it again."""
+    import signal
+
+    from pretrain.train import build_config, get_args_parser, run
+
+    before = signal.getsignal(signal.SIGTERM)
+    args = get_args_parser().parse_args([
+        "--config", "smoke", "--model", "vit_tiny", "--data", str(synth_imagenet), "--out", str(tmp_path / "r"),
+        "--epochs", "1", "--batch-size", "32", "--cfg-options", "data.input_size=32", "data.num_workers=0",
+        "runtime.progress=false"])
+    run(build_config(args), args.out)
+    assert signal.getsignal(signal.SIGTERM) is before

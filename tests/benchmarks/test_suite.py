@@ -71,6 +71,9 @@ def test_failing_run_is_recorded_and_the_others_go_on(tmp_path):
     assert "FAILED pretrain/convnext_femto/early-dropout" in res.stdout
     failed = read_result(tmp_path / "out" / "runs" / "pretrain" / "convnext_femto" / "early-dropout")
     assert failed.status == "failed" and "no dropout" in failed.error
+    # the summary names the failed run's log, which holds the traceback
+    assert failed.log_path and f"(log: {failed.log_path})" in res.stdout
+    assert "ValueError: convnext_femto has no dropout" in Path(failed.log_path).read_text()
     ok = read_result(tmp_path / "out" / "runs" / "pretrain" / "convnext_femto" / "baseline")
     assert ok.status == "ok" and ok.metrics["top1"] >= 0
     assert (tmp_path / "out" / "tables" / "pretrain.md").exists()
@@ -142,6 +145,22 @@ def test_plan_orders_fine_tunes_after_their_pretraining(tmp_path):
     assert len({r.key for r in p.runs}) == len(p.runs)
 
 
+def test_paper_preset_plans_the_late_sd_baselines_under_the_baseline_name(tmp_path):
+    """ViT-B's and Mixer-B's standard s.d. run at late s.d.'s rate, named ``standard-sd`` so the tables find it."""
+    p = plan("paper", tmp_path / "out")
+    by = p.by_id()
+    assert by["pretrain/vit_base/standard-sd"].drop["rate"] == 0.4
+    assert by["pretrain/vit_tiny/baseline"].drop["kind"] == "none"
+    assert {r.variant for r in p.runs if r.model == "mixer_b16"} == {"standard-sd", "late-sd"}
+    assert not any(r.task in ("coco", "ade20k") and r.model.startswith("mixer") for r in p.runs)
+    assert len({r.key for r in p.runs}) == len(p.runs)
+
+
+def test_moved_suite_folder_keeps_its_keys(tmp_path):
+    keys = [r.key for r in plan(cls_preset(tmp_path), tmp_path / "a").runs]
+    assert [r.key for r in plan(cls_preset(tmp_path), tmp_path / "b").runs] == keys
+
+
 def test_slurm_jobs_depend_on_their_pretraining(tmp_path, monkeypatch):
     import pretrain.launch
 
@@ -208,8 +227,11 @@ def test_smoke_preset_end_to_end(tmp_path):
     pretrain = [r for r in results.values() if r.task == "pretrain"]
     assert all(r.metrics["top1"] > 25.0 for r in pretrain)  # 10 generated classes: chance is 10 %
     assert {r.task for r in results.values()} == {"pretrain", "coco", "ade20k", "cls"}
-    assert all("coco/bbox_mAP" in r.metrics for r in results.values() if r.task == "coco")
+    # the fine-tunes learn: box AP clearly above 0, mIoU well above chance (8 region classes), top-1 above chance
+    assert all(r.metrics["coco/bbox_mAP"] > 0.1 for r in results.values() if r.task == "coco")
     assert all({"mIoU", "mAcc", "aAcc"} <= set(r.metrics) for r in results.values() if r.task == "ade20k")
+    assert all(r.metrics["mIoU"] > 25.0 for r in results.values() if r.task == "ade20k")
+    assert all(r.metrics["top1"] > 1.5 * 100 / r.extra["num_classes"] for r in results.values() if r.task == "cls")
     for name in ("pretrain", "table4", "table5", "table6"):
         for fmt in ("md", "tex", "csv"):
             assert (out / "tables" / f"{name}.{fmt}").stat().st_size > 0

@@ -11,9 +11,10 @@ from benchmarks.results import ResultError, RunResult, collect_results, read_res
 from benchmarks.tables import TABLES, build_table, build_tables, load_reference, render
 
 
-def _add(root, task, dataset, model, variant, metrics, seed=0, status="ok"):
+def _add(root, task, dataset, model, variant, metrics, seed=0, status="ok", recipe=None):
     r = RunResult(task=task, dataset=dataset, model=model, metrics=metrics, config={}, config_hash="h",
-                  variant=variant, seed=seed, status=status, error=None if status == "ok" else "boom")
+                  variant=variant, seed=seed, status=status, error=None if status == "ok" else "boom",
+                  extra={"recipe": recipe} if recipe else {})
     write_result(r, root / f"{task}-{dataset}-{model}-{variant}-{seed}")
 
 
@@ -62,6 +63,19 @@ def test_table5_and_pretraining_table_with_paper_figures(results):
     pre = render(build_table(results, TABLES["pretrain"], load_reference()), "md")
     assert "| ViT-T      | early dropout | 71.5 (+1.5) | 74.3            |" in pre
     assert "| ViT-T      | no dropout    | 70.0        | 73.9            |" in pre
+
+
+def test_pretraining_table_takes_the_runs_recipe_and_late_sd_baseline(tmp_path):
+    _add(tmp_path, "pretrain", "imagenet", "vit_tiny", "baseline", {"top1": 76.0}, recipe="improved")
+    _add(tmp_path, "pretrain", "imagenet", "swin_femto", "baseline", {"top1": 74.0}, recipe="smoke")
+    _add(tmp_path, "pretrain", "imagenet", "vit_base", "standard-sd", {"top1": 81.0}, recipe="basic")
+    _add(tmp_path, "pretrain", "imagenet", "vit_base", "late-sd", {"top1": 82.0}, recipe="basic")
+    t = build_table(collect_results(tmp_path), TABLES["pretrain"], load_reference())
+    assert t.loc[("vit_tiny", "baseline"), ("top-1", "paper")] == 76.3  # improved recipe: its figure
+    assert t.loc[("swin_femto", "baseline"), ("top-1", "paper")] == 74.3  # no figures for smoke: basic's
+    assert t.loc[("vit_base", "standard-sd"), ("top-1", "paper")] == 81.6
+    assert t.loc[("vit_base", "late-sd"), ("top-1", "paper")] == 82.3
+    assert t.loc[("vit_base", "late-sd"), ("top-1", "delta")] == 1.0  # against standard s.d., late s.d.'s baseline
 
 
 def test_table6_mean_only_for_complete_rows(results):

@@ -12,10 +12,11 @@ from timm.optim import create_optimizer_v2
 
 from benchmarks.cli import main
 from benchmarks.results import read_result
-from finetune.cls import build_cls_config, run_cls, setup_launcher
+from finetune.cls import build_cls_config, run_cls
 from finetune.convert import CheckpointError, file_sha256
 from finetune.datasets.cls import CLS_DATASETS, DataLayoutError, write_synth_cls
 from pretrain import create_paper_model
+from pretrain.distributed import setup_launcher
 
 K = 4  # classes of the generated sets: chance is 25 %
 # CPU-sized: 32 px, 4 epochs of 8 steps, evaluated once at the end

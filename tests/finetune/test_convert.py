@@ -129,6 +129,15 @@ def test_partial_backbone_is_refused(tmp_path):
         load_pretrained(create_paper_model("vit_tiny"), tmp_path / "partial.pth", "vit_tiny")
 
 
+def test_only_the_classifier_may_be_missing(tmp_path):
+    """ConvNeXt's final norm lives under head. but is backbone: a checkpoint without it does not fit."""
+    sd = create_paper_model("convnext_femto", num_classes=0).state_dict()
+    del sd["head.norm.weight"]
+    torch.save(sd, tmp_path / "no_norm.pth")
+    with pytest.raises(CheckpointError, match="head.norm.weight"):
+        load_pretrained(create_paper_model("convnext_femto", num_classes=0), tmp_path / "no_norm.pth", "convnext_femto")
+
+
 def test_pretrained_as_another_model_is_refused(tmp_path):
     torch.save({"model": create_paper_model("vit_tiny").state_dict(), "pretrain": {"model": "vit_base"}},
                tmp_path / "x.pth")

@@ -23,7 +23,6 @@ from finetune.backbone import TimmPyramidBackbone, pyramid_channels  # noqa: E40
 from finetune.convert import CheckpointError  # noqa: E402
 from finetune.datasets.coco import CocoFormatError, check_coco, write_synth_coco  # noqa: E402
 from finetune.det import COCO_METRICS, configure_coco, run_coco  # noqa: E402
-from finetune.layer_decay import layer_groups  # noqa: E402
 from finetune.mm import adapt_to_device, install_safe_checkpoint_loading, prepare_runner_config  # noqa: E402
 from pretrain.config import resolve_config  # noqa: E402
 from pretrain.models import create_paper_model  # noqa: E402
@@ -184,12 +183,12 @@ def test_layer_decay_groups(name):
     wd = {trainable[id(p)]: g["weight_decay"] for g in groups for p in g["params"]}
     assert all(s == 1.0 for n, s in scale.items() if not n.startswith("backbone.model."))  # neck, heads: full lr
     layer = {trainable[id(p)]: g["layer_id"] for g in groups for p in g["params"]}
-    _, num_layers = layer_groups(det.backbone.model)
     backbone = [n for n in scale if n.startswith("backbone.model.")]
-    assert all(scale[n] == pytest.approx(0.9 ** (num_layers + 1 - layer[n])) for n in backbone)
+    deepest = max(layer[n] for n in backbone)
+    assert all(scale[n] == pytest.approx(0.9 ** (deepest + 1 - layer[n])) for n in backbone)
     lrs = [s for _, s in sorted({(layer[n], scale[n]) for n in backbone})]
     assert len(lrs) >= 12 and lrs == sorted(lrs) and len(set(lrs)) == len(lrs)  # deeper -> larger, never equal
-    assert lrs[-1] < 1.0
+    assert lrs[-1] == pytest.approx(0.9) and lrs[0] == pytest.approx(0.9 ** 13)  # BEiT: last block 0.9, stem 0.9^13
     assert all(wd[n] == 0.0 for n, p in det.named_parameters() if p.requires_grad and p.ndim == 1)
     assert wd["neck.fpn_convs.0.conv.weight"] == pytest.approx(0.05)
 
@@ -369,5 +368,19 @@ def test_finetune_coco_killed_resumed_and_evaluated(coco, swin_ckpt, tmp_path):
     assert 0.0 <= result["metrics"]["coco/bbox_mAP"] <= 1.0
     assert result["pretrain"]["drop_mode"] == "early" and result["seed"] == 0
     assert result["extra"]["epochs"] == 2 and result["extra"]["iterations"] == 8
+    assert result["extra"]["resumed_from"].endswith("epoch_1.pth")
     assert result["config"]["model"]["backbone"]["drop_path_rate"] == 0.1
     assert Path(result["log_path"]).is_file()
+
+
+def test_a_total_batch_other_than_the_recipes_is_warned_about(caplog):
+    from mmengine.config import Config
+
+    from finetune.mm import _check_total_batch
+
+    cfg = Config(dict(auto_scale_lr=dict(enable=False, base_batch_size=16), train_dataloader=dict(batch_size=2)))
+    with caplog.at_level("WARNING", logger="finetune.mm"):
+        _check_total_batch(cfg, 8)  # 8 x 2 = 16: as the recipe
+        assert not caplog.records
+        _check_total_batch(cfg, 1)
+    assert "set for 16 images per step; this run has 2" in caplog.text and "auto_scale_lr.enable=true" in caplog.text

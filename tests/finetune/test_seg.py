@@ -212,6 +212,8 @@ def test_stopped_run_resumes_where_it_stopped(ade, tmp_path):
         run_ade20k(ckpt, "swin_femto", ade, out, resume="auto",
                    cfg_options={**TINY, "custom_hooks": [dict(type="_DropbenchTestStopAfter", iters=3)]})
     assert (out / "iter_2.pth").is_file() and not (out / "iter_4.pth").exists()
+    with pytest.raises(FileExistsError, match="--resume auto"):  # never silently start the run over
+        run_ade20k(ckpt, "swin_femto", ade, out, cfg_options=TINY)
     SEEN.clear()
     outcome = run_ade20k(ckpt, "swin_femto", ade, out, resume="auto",
                          cfg_options={**TINY, "custom_hooks": [dict(type="_DropbenchTestCountIters")]})

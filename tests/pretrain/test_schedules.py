@@ -49,6 +49,8 @@ def test_cutoff_edges():
         (dict(mode="middle"), "mode"),
         (dict(schedule="cosine"), "schedule"),
         (dict(mode="late", schedule="linear", cutoff_epoch=2), "linear"),
+        (dict(cutoff_epoch=2.5, mode="early"), "cutoff_epoch"),
+        (dict(epochs=None), "epochs"),
     ],
 )
 def test_invalid_input_names_the_argument(kwargs, word):
@@ -81,6 +83,21 @@ def test_drop_path_reaches_every_block_linearly_over_depth(name):
     # every DropPath module of the model is driven by the applier
     all_dp = [m for m in model.modules() if isinstance(m, DropPath)]
     assert {id(m) for m in all_dp} == {id(m) for m, _ in apply._drop_paths}
+
+
+@pytest.mark.parametrize("name", list(PAPER_MODELS))
+def test_standard_rates_at_build_match_the_scheduled_ones(name):
+    """Standard mode schedules nothing: the rates the model is built with must already be the paper's (every
+    dropout at the rate, Mixer's and ViT's position dropouts included; block i at rate*i/(D-1), Mixer included)."""
+    dropout = 0.1 if PAPER_MODELS[name].supports_dropout else 0.0
+    built = create_paper_model(name, num_classes=5, dropout=dropout, drop_path=0.4, img_size=64)
+    if dropout:
+        assert {m.p for m in built.modules() if isinstance(m, nn.modules.dropout._DropoutNd)} == {0.1}
+    blocks = residual_blocks(built)
+    for i, block in enumerate(blocks):
+        for slot in (getattr(block, a) for a in ("drop_path", "drop_path1", "drop_path2") if hasattr(block, a)):
+            assert (0.0 if isinstance(slot, nn.Identity) else slot.drop_prob) == pytest.approx(
+                0.4 * i / (len(blocks) - 1))
 
 
 @pytest.mark.parametrize("name", [n for n, m in PAPER_MODELS.items() if m.supports_dropout])

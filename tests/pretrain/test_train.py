@@ -141,6 +141,13 @@ def test_missing_data_root_is_refused(tmp_path):
     args = _args(tmp_path / "nowhere", tmp_path / "x")
     with pytest.raises(ValueError, match="does not exist.*synth-imagenet"):
         run(build_config(args), args.out)
+    assert not (tmp_path / "x").exists()  # nothing left behind
+
+
+def test_model_is_required(synth_imagenet, tmp_path):
+    args = get_args_parser().parse_args(["--config", "basic", "--data", str(synth_imagenet), "--out", str(tmp_path)])
+    with pytest.raises(ValueError, match="give --model"):
+        build_config(args)
 
 
 def test_existing_run_needs_resume(synth_imagenet, tmp_path):
