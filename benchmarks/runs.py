@@ -48,7 +48,9 @@ def run_and_record(task: str, dataset: str, model: str, run_dir: str | os.PathLi
     try:
         outcome = fn()
     except BaseException as e:
-        stopped = isinstance(e, KeyboardInterrupt) or type(e).__name__ == "Preempted"  # asked to stop: resumable
+        from pretrain.train import Preempted  # (imported here: the stage has loaded torch already)
+
+        stopped = isinstance(e, (KeyboardInterrupt, Preempted))  # asked to stop: resumable, not failed
         if _is_main() and not stopped and not isinstance(e, FileExistsError):
             failed = RunResult(task=task, dataset=dataset, model=model, metrics={}, config={}, config_hash="",
                                variant=variant or "unknown", versions=package_versions(), wall_time_s=time.time() - t0,

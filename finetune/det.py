@@ -25,7 +25,7 @@ from mmengine.config import Config, ConfigDict
 import finetune.layer_decay  # noqa: F401  (registers TimmLayerDecayOptimizerConstructor)
 from finetune.backbone import TimmPyramidBackbone, pyramid_channels
 from finetune.datasets.coco import CocoSplit, check_coco
-from finetune.mm import adapt_to_device, last_checkpoint, outcome, prepare_runner_config, run_runner
+from finetune.mm import adapt_to_device, outcome, prepare_runner_config, run_runner
 from pretrain.models import paper_model
 
 __all__ = ["COCO_METRICS", "configure_coco", "register_backbone", "run_coco"]
@@ -134,14 +134,11 @@ def run_coco(
     train = splits["train2017"]
     log.info("COCO fine-tuning of %s on %s: %d classes, %d train / %d val images, recipe %s", model, data_root,
              len(train.classes), train.num_images, splits["val2017"].num_images, config)
-    resumed_from = last_checkpoint(out_dir) if resume == "auto" else None
-    if resumed_from:
-        log.info("resuming from %s", resumed_from)
     metrics, runner = run_runner(cfg)
     missing = [k for k in COCO_METRICS if k not in metrics]
     if missing:
         log.warning("evaluation did not report %s", missing)
     extra = {"recipe": config, "classes": list(train.classes), "train_images": train.num_images,
              "val_images": splits["val2017"].num_images, "epochs": runner.epoch, "iterations": runner.iter,
-             "device_changes": device_changes, "resumed_from": resumed_from}
+             "device_changes": device_changes}
     return outcome(cfg, metrics, runner, checkpoint, extra=extra)

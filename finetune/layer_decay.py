@@ -60,7 +60,7 @@ class TimmLayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
         # has a group of its own that would add a factor): that layer gets decay ** 1, as the BEiT recipe's last block
         trained = [layer_map.get(n[len(prefix):], num_layers) for n, p in module.named_parameters()
                    if p.requires_grad and n.startswith(prefix)]
-        num_layers = max(trained, default=num_layers - 1) + 1
+        depth = max(trained, default=num_layers - 1) + 1
         no_wd = set(getattr(timm_model, "no_weight_decay", lambda: set())())
         base_lr, base_wd = self.base_lr, self.base_wd or 0.0
         groups: dict[tuple[int, bool], dict] = {}
@@ -68,8 +68,8 @@ class TimmLayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
             if not param.requires_grad:
                 continue
             inner = name[len(prefix):] if name.startswith(prefix) else None
-            layer = layer_map.get(inner, num_layers) if inner is not None else num_layers + 1
-            scale = decay ** (num_layers - layer) if layer < num_layers else 1.0
+            layer = layer_map.get(inner, depth) if inner is not None else depth + 1
+            scale = decay ** (depth - layer) if layer < depth else 1.0
             skip_wd = param.ndim == 1 or (inner is not None and any(inner.startswith(n) for n in no_wd))
             key = (layer, skip_wd)
             if key not in groups:
@@ -77,4 +77,4 @@ class TimmLayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
                                "layer_id": layer, "lr_scale": scale}
             groups[key]["params"].append(param)
         params.extend(groups[k] for k in sorted(groups))
-        log.info("layer decay %.3f over %d backbone layer groups: %d param groups", decay, num_layers, len(groups))
+        log.info("layer decay %.3f over %d backbone layer groups: %d param groups", decay, depth, len(groups))

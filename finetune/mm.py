@@ -72,7 +72,7 @@ def prepare_runner_config(
     setup_launcher(launcher)
     if resume not in (None, "auto"):
         raise ValueError(f"resume must be 'auto' (continue the run in the work dir) or omitted, got {resume!r}")
-    if resume is None and last_checkpoint(work_dir):
+    if resume is None and _last_checkpoint(work_dir):
         raise FileExistsError(f"{work_dir} already holds a run; pass --resume auto to continue it, or choose a new "
                               f"--out")
     cfg = Config.fromfile(str(resolve_config(stage, config, model)))
@@ -124,6 +124,13 @@ class StrictRunner(Runner):
     mmengine loads them with ``strict=False`` and only logs a warning on missing or unexpected keys, so a work dir of
     another model would resume into a partly random network.
     """
+
+    resumed_from: str | None = None  # the checkpoint a resumed run continued from (reported in result.json)
+
+    def resume(self, filename: str, *args: Any, **kwargs: Any) -> None:
+        self.resumed_from = str(filename)
+        self.logger.info("resuming from %s", filename)
+        super().resume(filename, *args, **kwargs)
 
     def load_checkpoint(self, filename: str, map_location: Any = "cpu", strict: bool = True,
                         revise_keys: list | None = None) -> Any:
@@ -186,14 +193,12 @@ def _check_total_batch(cfg: Config, world_size: int) -> None:
     base = scale.get("base_batch_size")
     total = world_size * int(cfg.train_dataloader.get("batch_size", 1))
     if base and total != base and not scale.get("enable"):
-        log.warning("the recipe's learning rate is set for %d images per step; this run has %d (%d process(es) x %d): "
-                    "pass --cfg-options auto_scale_lr.enable=true to scale it linearly, or run on %d x %d", base,
-                    total, world_size, total // world_size, max(1, base // (total // world_size)),
-                    total // world_size)
+        log.warning("the recipe's learning rate is set for %d images per step; this run has %d (%d process(es)): "
+                    "pass --cfg-options auto_scale_lr.enable=true to scale it linearly", base, total, world_size)
 
 
-def last_checkpoint(work_dir: str | os.PathLike) -> str | None:
-    """The checkpoint mmengine's ``resume`` continues from in ``work_dir`` (its ``last_checkpoint`` marker), if any."""
+def _last_checkpoint(work_dir: str | os.PathLike) -> str | None:
+    """The checkpoint mmengine's ``resume`` would continue from in ``work_dir`` (its ``last_checkpoint`` marker)."""
     marker = Path(work_dir) / "last_checkpoint"
     return marker.read_text().strip() if marker.is_file() else None
 
@@ -241,5 +246,6 @@ def outcome(cfg: Config, metrics: dict[str, float], runner: Any, checkpoint: str
         "checkpoint_sha256": report.sha256 if report else (file_sha256(checkpoint) if checkpoint else None),
         "pretrain": report.pretrain if report else {},
         "log_path": str(log_file) if log_file else None,
-        "extra": {"load_report": report.summary() if report else None, **(extra or {})},
+        "extra": {"load_report": report.summary() if report else None,
+                  "resumed_from": getattr(runner, "resumed_from", None), **(extra or {})},
     }

@@ -22,7 +22,7 @@ from mmseg.registry import MODELS
 import finetune.layer_decay  # noqa: F401  (registers TimmLayerDecayOptimizerConstructor, used by every recipe)
 from finetune.backbone import TimmPyramidBackbone, pyramid_channels
 from finetune.datasets.ade20k import check_ade20k
-from finetune.mm import adapt_to_device, last_checkpoint, outcome, prepare_runner_config, run_runner
+from finetune.mm import adapt_to_device, outcome, prepare_runner_config, run_runner
 
 __all__ = ["SEG_METRICS", "evaluate_multi_scale", "prepare_seg_config", "run_ade20k"]
 
@@ -144,9 +144,6 @@ def run_ade20k(
     counts = check_ade20k(data_root, max_check=max_check)
     cfg = prepare_seg_config(config, model, checkpoint, data_root, out_dir, launcher, seed, use_ema, resume,
                              cfg_options)
-    resumed_from = last_checkpoint(out_dir) if resume == "auto" else None
-    if resumed_from:
-        log.info("resuming from %s", resumed_from)
     metrics, runner = run_runner(cfg)
     missing = [k for k in SEG_METRICS if k not in metrics]
     if missing:
@@ -154,5 +151,5 @@ def run_ade20k(
     result = {k: round(metrics[k], 2) for k in SEG_METRICS}  # mmseg's own precision (float32 -> float adds noise)
     if cfg.get("test_multi_scale", False):
         result.update(evaluate_multi_scale(cfg, runner))
-    extra = {"data": counts, "iterations": int(runner.iter), "resumed_from": resumed_from}
+    extra = {"data": counts, "iterations": int(runner.iter)}
     return outcome(cfg, result, runner, checkpoint, extra)
