@@ -28,9 +28,9 @@ run `dropbench <stage> --help` for the options of each."""
 
 
 def _submit(args: argparse.Namespace) -> int:
-    from pretrain.launch import submit_slurm
+    from dropbench.pretrain.launch import submit_slurm
 
-    job = submit_slurm("benchmarks.cli:main", [args.command, *args.stage_argv], args)
+    job = submit_slurm("dropbench.benchmarks.cli:main", [args.command, *args.stage_argv], args)
     print(f"submitted SLURM job {job.job_id}; its logs go to {args.out}/slurm")
     return 0
 
@@ -45,8 +45,8 @@ def _print_result(result) -> None:
 def _cmd_pretrain(args: argparse.Namespace) -> int:
     if args.slurm:
         return _submit(args)
-    from benchmarks.runs import pretrain_run, run_and_record
-    from pretrain.train import build_config
+    from dropbench.benchmarks.runs import pretrain_run, run_and_record
+    from dropbench.pretrain.train import build_config
 
     cfg = build_config(args)
     result = run_and_record("pretrain", "imagenet", cfg.model.name, args.out,
@@ -56,7 +56,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from finetune.convert import convert_checkpoint
+    from dropbench.finetune.convert import convert_checkpoint
 
     report = convert_checkpoint(args.checkpoint, args.model, args.out, use_ema=args.ema, img_size=args.img_size)
     print(report.summary())
@@ -69,7 +69,7 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
         return _submit(args)
     import importlib
 
-    from benchmarks.runs import FINETUNE_TASKS, run_and_record
+    from dropbench.benchmarks.runs import FINETUNE_TASKS, run_and_record
 
     module, func = FINETUNE_TASKS[args.task]
     fn = getattr(importlib.import_module(module), func)
@@ -100,9 +100,9 @@ def _cfg_options(items: list[str]) -> dict:
 def _cmd_synth(args: argparse.Namespace) -> int:
     import importlib
 
-    module, func = {"synth-coco": ("finetune.datasets.coco", "write_synth_coco"),
-                    "synth-ade20k": ("finetune.datasets.ade20k", "write_synth_ade20k"),
-                    "synth-cls": ("finetune.datasets.cls", "write_synth_cls")}[args.data_command]
+    module, func = {"synth-coco": ("dropbench.finetune.datasets.coco", "write_synth_coco"),
+                    "synth-ade20k": ("dropbench.finetune.datasets.ade20k", "write_synth_ade20k"),
+                    "synth-cls": ("dropbench.finetune.datasets.cls", "write_synth_cls")}[args.data_command]
     kwargs = {"seed": args.seed}
     if args.data_command == "synth-cls":
         kwargs["dataset"] = args.dataset
@@ -122,8 +122,8 @@ def _parse_roots(items: list[str]) -> dict[str, str]:
 
 
 def _print_tables(results_dir: Path, fmt: str = "md") -> dict:
-    from benchmarks.results import collect_results
-    from benchmarks.tables import TABLES, build_tables, load_reference, render
+    from dropbench.benchmarks.results import collect_results
+    from dropbench.benchmarks.tables import TABLES, build_tables, load_reference, render
 
     results = collect_results(results_dir)
     tables = build_tables(results, load_reference())
@@ -135,8 +135,8 @@ def _print_tables(results_dir: Path, fmt: str = "md") -> dict:
 
 
 def _finish_suite(plan, report) -> int:
-    from benchmarks.suite import index
-    from benchmarks.tables import write_tables
+    from dropbench.benchmarks.suite import index
+    from dropbench.benchmarks.tables import write_tables
 
     if plan.out.joinpath("runs").exists():
         index(plan.out)
@@ -148,7 +148,7 @@ def _finish_suite(plan, report) -> int:
 
 
 def _cmd_suite(args: argparse.Namespace) -> int:
-    from benchmarks.suite import describe, load_preset, plan, run_suite
+    from dropbench.benchmarks.suite import describe, load_preset, plan, run_suite
 
     preset = load_preset(args.preset)
     out = args.out or Path("results") / Path(args.preset).stem
@@ -162,7 +162,7 @@ def _cmd_suite(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from benchmarks.suite import describe, load_preset, plan, run_suite
+    from dropbench.benchmarks.suite import describe, load_preset, plan, run_suite
 
     preset = load_preset(args.preset)
     suite_plan = plan(preset, args.out, _parse_roots(args.data_root), seeds=args.seeds, checkpoint=args.checkpoint,
@@ -173,8 +173,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_tables(args: argparse.Namespace) -> int:
-    from benchmarks.results import collect_results
-    from benchmarks.tables import TABLES, build_tables, load_reference, render
+    from dropbench.benchmarks.results import collect_results
+    from dropbench.benchmarks.tables import TABLES, build_tables, load_reference, render
 
     root = Path(args.results)
     if not root.is_dir():
@@ -190,7 +190,7 @@ def _cmd_tables(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from benchmarks.report import write_report
+    from dropbench.benchmarks.report import write_report
 
     path = write_report(args.results, args.out)
     print(f"wrote {path}")
@@ -198,7 +198,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_synth_imagenet(args: argparse.Namespace) -> int:
-    from pretrain.synth import write_synth_imagenet
+    from dropbench.pretrain.synth import write_synth_imagenet
 
     out = write_synth_imagenet(args.out, args.classes, args.train_per_class, args.val_per_class, args.size, args.seed)
     print(f"wrote a generated ImageNet-layout set to {out}")
@@ -220,7 +220,7 @@ def _add_slurm(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole command-line interface."""
-    from pretrain.train import get_args_parser as pretrain_parser
+    from dropbench.pretrain.train import get_args_parser as pretrain_parser
 
     parser = argparse.ArgumentParser(
         "dropbench",

@@ -18,11 +18,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
-
-from benchmarks.results import collect_results  # noqa: E402
-from benchmarks.tables import TABLES, build_tables, load_reference, render  # noqa: E402
-from pretrain.models import PAPER_MODELS  # noqa: E402
-from pretrain.schedules import drop_schedule  # noqa: E402
+from dropbench.benchmarks.results import collect_results  # noqa: E402
+from dropbench.benchmarks.tables import TABLES, build_tables, load_reference, render  # noqa: E402
+from dropbench.pretrain.models import PAPER_MODELS  # noqa: E402
+from dropbench.pretrain.schedules import drop_schedule  # noqa: E402
 
 __all__ = ["plot_pretraining_curves", "plot_schedules", "write_report"]
 

@@ -15,16 +15,23 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks.results import ResultError, RunResult, package_versions, read_result, variant_name, write_result
+from dropbench.benchmarks.results import (
+    ResultError,
+    RunResult,
+    package_versions,
+    read_result,
+    variant_name,
+    write_result,
+)
 
 __all__ = ["FINETUNE_TASKS", "pretrain_run", "run_and_record"]
 
 log = logging.getLogger(__name__)
 # task -> (module, function); each function returns a stage outcome (see the module docstring)
 FINETUNE_TASKS = {
-    "coco": ("finetune.det", "run_coco"),
-    "ade20k": ("finetune.seg", "run_ade20k"),
-    "cls": ("finetune.cls", "run_cls"),
+    "coco": ("dropbench.finetune.det", "run_coco"),
+    "ade20k": ("dropbench.finetune.seg", "run_ade20k"),
+    "cls": ("dropbench.finetune.cls", "run_cls"),
 }
 _OUTCOME_KEYS = ("metrics", "config", "config_hash", "seed", "checkpoint", "checkpoint_sha256", "pretrain", "log_path",
                  "extra")
@@ -48,7 +55,7 @@ def run_and_record(task: str, dataset: str, model: str, run_dir: str | os.PathLi
     try:
         outcome = fn()
     except BaseException as e:
-        from pretrain.train import Preempted  # (imported here: the stage has loaded torch already)
+        from dropbench.pretrain.train import Preempted  # (imported here: the stage has loaded torch already)
 
         stopped = isinstance(e, (KeyboardInterrupt, Preempted))  # asked to stop: resumable, not failed
         if _is_main() and not stopped and not isinstance(e, FileExistsError):
@@ -98,8 +105,8 @@ def _find_log(run_dir: Path) -> str | None:
 
 def pretrain_run(cfg, out_dir: str | os.PathLike, resume: str | None = None, recipe: str | None = None) -> dict:
     """Pretraining as a stage: ``pretrain.train.run`` with its summary as an outcome dict (``recipe``: its name)."""
-    from pretrain.config import plain
-    from pretrain.train import run
+    from dropbench.pretrain.config import plain
+    from dropbench.pretrain.train import run
 
     summary = run(cfg, out_dir, resume)
     metrics = {k: summary[k] for k in ("top1", "top5", "train_loss") if summary.get(k) is not None}

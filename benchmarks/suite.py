@@ -28,11 +28,10 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from dropbench.benchmarks.results import RESULT_FILE, ResultError, collect_results, read_result
+from dropbench.pretrain.config import resolve_config
 from mmengine.config import Config
 from tqdm import tqdm
-
-from benchmarks.results import RESULT_FILE, ResultError, collect_results, read_result
-from pretrain.config import resolve_config
 
 __all__ = ["RunSpec", "SuitePlan", "execute_run", "load_preset", "plan", "run_suite", "status_of"]
 
@@ -147,7 +146,7 @@ def plan(preset: str | Config, out: str | os.PathLike, data_roots: dict[str, str
             for variant in entry["variants"]:
                 if variant not in variants:
                     raise ValueError(f"preset {cfg.get('preset')}: variant {variant!r} of {entry['model']} is not in "
-                                     f"pretrain.variants ({', '.join(variants)})")
+                                     f"dropbench.pretrain.variants ({', '.join(variants)})")
                 run_id = f"pretrain/{entry['model']}/{variant}"
                 runs.append(RunSpec(id=run_id, task="pretrain", model=entry["model"], variant=variant,
                                     dataset="imagenet", config=pt.config, data_root=roots["imagenet"],
@@ -166,7 +165,7 @@ def plan(preset: str | Config, out: str | os.PathLike, data_roots: dict[str, str
             if model_name not in spec["models"]:
                 if checkpoint is None:
                     continue
-                from pretrain.models import paper_model
+                from dropbench.pretrain.models import paper_model
 
                 if task != "cls" and not paper_model(model_name).dense:
                     continue  # Mixer: classification only
@@ -187,7 +186,7 @@ def plan(preset: str | Config, out: str | os.PathLike, data_roots: dict[str, str
         if r.upstream:
             source = keyed[r.upstream].key
         elif r.checkpoint:
-            from finetune.convert import file_sha256
+            from dropbench.finetune.convert import file_sha256
 
             if not Path(r.checkpoint).is_file():
                 raise ValueError(f"checkpoint {r.checkpoint} does not exist")
@@ -283,10 +282,10 @@ def execute_run(run: RunSpec | dict, out: str | os.PathLike, checkpoint: str | N
 
 
 def _execute(run: RunSpec, folder: Path, checkpoint: str | None, launcher: str) -> str:
-    from benchmarks.runs import pretrain_run, run_and_record
+    from dropbench.benchmarks.runs import pretrain_run, run_and_record
 
     if run.task == "pretrain":
-        from pretrain.train import build_config, get_args_parser
+        from dropbench.pretrain.train import build_config, get_args_parser
 
         argv = ["--config", run.config, "--model", run.model, "--data", run.data_root, "--out", str(folder),
                 "--cfg-options"] + [f"{k}={json.dumps(v)}" for k, v in run.cfg_options.items()] + [
@@ -300,7 +299,7 @@ def _execute(run: RunSpec, folder: Path, checkpoint: str | None, launcher: str) 
         return "done"
     import importlib
 
-    from benchmarks.runs import FINETUNE_TASKS
+    from dropbench.benchmarks.runs import FINETUNE_TASKS
 
     module, func = FINETUNE_TASKS[run.task]
     fn = getattr(importlib.import_module(module), func)
@@ -327,7 +326,7 @@ def execute_spec_file(argv: list[str]) -> str:
 
 def ensure_generated_data(plan_: SuitePlan, preset: Config) -> None:
     """Generate the embedded data sets the plan reads from ``<out>/data`` (once; kept between runs)."""
-    from pretrain.synth import MARKER
+    from dropbench.pretrain.synth import MARKER
 
     generated = plan_.out / "data"
     needed = {(r.dataset, r.data_root) for r in plan_.runs if Path(r.data_root).parent == generated.resolve()}
@@ -338,19 +337,19 @@ def ensure_generated_data(plan_: SuitePlan, preset: Config) -> None:
         log.info("generating %s data in %s", dataset, root)
         opts = dict(synth_cfg.get(dataset, {}))
         if dataset == "imagenet":
-            from pretrain.synth import write_synth_imagenet
+            from dropbench.pretrain.synth import write_synth_imagenet
 
             write_synth_imagenet(root, progress=False, **opts)
         elif dataset == "coco":
-            from finetune.datasets.coco import write_synth_coco
+            from dropbench.finetune.datasets.coco import write_synth_coco
 
             write_synth_coco(root, **opts)
         elif dataset == "ade20k":
-            from finetune.datasets.ade20k import write_synth_ade20k
+            from dropbench.finetune.datasets.ade20k import write_synth_ade20k
 
             write_synth_ade20k(root, **opts)
         else:
-            from finetune.datasets.cls import write_synth_cls
+            from dropbench.finetune.datasets.cls import write_synth_cls
 
             write_synth_cls(root, dataset=dataset, **opts)
 
@@ -495,7 +494,7 @@ def run_suite(plan_: SuitePlan, preset: Config | None = None, executor: str = "l
 
 def _run_slurm(plan_: SuitePlan, todo: list[RunSpec], report: SuiteReport, cluster: str | None) -> SuiteReport:
     """Submit one job per run, each depending (afterok) on its upstream run's job."""
-    from pretrain.launch import SlurmTask, slurm_executor
+    from dropbench.pretrain.launch import SlurmTask, slurm_executor
 
     jobs: dict[str, Any] = {}
     todo_ids = {r.id for r in todo}
@@ -508,7 +507,7 @@ def _run_slurm(plan_: SuitePlan, todo: list[RunSpec], report: SuiteReport, clust
                                   cluster=cluster)
         if run.upstream in todo_ids and executor.cluster == "slurm":
             executor.update_parameters(slurm_additional_parameters={"dependency": f"afterok:{jobs[run.upstream]}"})
-        job = executor.submit(SlurmTask("benchmarks.suite:execute_spec_file",
+        job = executor.submit(SlurmTask("dropbench.benchmarks.suite:execute_spec_file",
                                         [str(folder / SPEC_FILE), str(plan_.out)]))
         jobs[run.id] = job.job_id
         report.submitted[run.id] = job.job_id

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-
-from pretrain.models import PAPER_MODELS
+from dropbench.pretrain.models import PAPER_MODELS
 
 __all__ = ["REFERENCE", "TABLES", "Column", "TableSpec", "build_table", "build_tables", "load_reference", "render",
            "write_tables"]

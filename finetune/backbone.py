@@ -26,10 +26,9 @@ from functools import cache
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from dropbench.finetune.convert import LoadReport, load_pretrained
+from dropbench.pretrain.models import create_paper_model, paper_model
 from mmengine.model import BaseModule
-
-from finetune.convert import LoadReport, load_pretrained
-from pretrain.models import create_paper_model, paper_model
 
 __all__ = ["LayerNorm2d", "SimplePyramid", "TimmPyramidBackbone", "pyramid_channels"]
 

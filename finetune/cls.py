@@ -20,15 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import torch.nn as nn
+from dropbench.finetune.convert import CheckpointError, LoadReport, load_pretrained
+from dropbench.finetune.datasets.cls import CLS_DATASETS, ClsData, load_cls_data
+from dropbench.pretrain.config import config_hash, load_config, plain, resolve_config
+from dropbench.pretrain.data import SeededDataset
+from dropbench.pretrain.distributed import setup_launcher
+from dropbench.pretrain.models import paper_model
+from dropbench.pretrain.train import run
 from mmengine.config import Config
-
-from finetune.convert import CheckpointError, LoadReport, load_pretrained
-from finetune.datasets.cls import CLS_DATASETS, ClsData, load_cls_data
-from pretrain.config import config_hash, load_config, plain, resolve_config
-from pretrain.data import SeededDataset
-from pretrain.distributed import setup_launcher
-from pretrain.models import paper_model
-from pretrain.train import run
 
 __all__ = ["build_cls_config", "run_cls"]
 

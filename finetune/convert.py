@@ -27,10 +27,9 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+from dropbench.pretrain.checkpoint import CheckpointError, atomic_save, load_checkpoint_file
+from dropbench.pretrain.models import create_paper_model, paper_model
 from timm.models import convnext, mlp_mixer, swin_transformer, vision_transformer
-
-from pretrain.checkpoint import CheckpointError, atomic_save, load_checkpoint_file
-from pretrain.models import create_paper_model, paper_model
 
 __all__ = [
     "CheckpointError",
@@ -228,7 +227,7 @@ def load_pretrained(model: nn.Module, path: str | os.PathLike, model_name: str, 
 
 
 def _known_names() -> set[str]:
-    from pretrain.models import PAPER_MODELS
+    from dropbench.pretrain.models import PAPER_MODELS
 
     return set(PAPER_MODELS)
 

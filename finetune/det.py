@@ -19,14 +19,13 @@ import logging
 import os
 from pathlib import Path
 
+import dropbench.finetune.layer_decay  # noqa: F401  (registers TimmLayerDecayOptimizerConstructor)
+from dropbench.finetune.backbone import TimmPyramidBackbone, pyramid_channels
+from dropbench.finetune.datasets.coco import CocoSplit, check_coco
+from dropbench.finetune.mm import adapt_to_device, outcome, prepare_runner_config, run_runner
+from dropbench.pretrain.models import paper_model
 from mmdet.registry import MODELS
 from mmengine.config import Config, ConfigDict
-
-import finetune.layer_decay  # noqa: F401  (registers TimmLayerDecayOptimizerConstructor)
-from finetune.backbone import TimmPyramidBackbone, pyramid_channels
-from finetune.datasets.coco import CocoSplit, check_coco
-from finetune.mm import adapt_to_device, outcome, prepare_runner_config, run_runner
-from pretrain.models import paper_model
 
 __all__ = ["COCO_METRICS", "configure_coco", "register_backbone", "run_coco"]
 

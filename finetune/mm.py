@@ -22,15 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from dropbench.finetune.convert import file_sha256
+from dropbench.pretrain.checkpoint import load_checkpoint_file
+from dropbench.pretrain.config import config_hash, dump_config, plain, resolve_config
+from dropbench.pretrain.distributed import setup_launcher
 from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader
-
-from finetune.convert import file_sha256
-from pretrain.checkpoint import load_checkpoint_file
-from pretrain.config import config_hash, dump_config, plain, resolve_config
-from pretrain.distributed import setup_launcher
 
 __all__ = ["StrictRunner", "adapt_to_device", "install_safe_checkpoint_loading", "outcome", "prepare_runner_config",
            "run_runner"]

@@ -14,15 +14,14 @@ import logging
 import os
 from typing import Any
 
+import dropbench.finetune.layer_decay  # noqa: F401  (registers TimmLayerDecayOptimizerConstructor, used by every recipe)
 import torch
+from dropbench.finetune.backbone import TimmPyramidBackbone, pyramid_channels
+from dropbench.finetune.datasets.ade20k import check_ade20k
+from dropbench.finetune.mm import adapt_to_device, outcome, prepare_runner_config, run_runner
 from mmengine.config import Config
 from mmengine.model import is_model_wrapper
 from mmseg.registry import MODELS
-
-import finetune.layer_decay  # noqa: F401  (registers TimmLayerDecayOptimizerConstructor, used by every recipe)
-from finetune.backbone import TimmPyramidBackbone, pyramid_channels
-from finetune.datasets.ade20k import check_ade20k
-from finetune.mm import adapt_to_device, outcome, prepare_runner_config, run_runner
 
 __all__ = ["SEG_METRICS", "evaluate_multi_scale", "prepare_seg_config", "run_ade20k"]
 

@@ -3,6 +3,6 @@
 Importing this package registers the paper's model names with timm (see :mod:`pretrain.models`).
 """
 
-from pretrain.models import PAPER_MODELS, create_paper_model, paper_model
+from dropbench.pretrain.models import PAPER_MODELS, create_paper_model, paper_model
 
 __all__ = ["PAPER_MODELS", "create_paper_model", "paper_model"]

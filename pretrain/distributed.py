@@ -96,7 +96,8 @@ def setup_launcher(launcher: str) -> None:
         missing = [k for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT") if k not in env]
         if missing:
             raise ValueError(f"--launcher pytorch needs torchrun's variables ({', '.join(missing)} unset); start with "
-                             f"`torchrun --nproc_per_node N -m benchmarks.cli finetune ... --launcher pytorch`")
+                             "`torchrun --nproc_per_node N -m dropbench.benchmarks.cli finetune ... "
+                             "--launcher pytorch`")
     elif launcher == "slurm" and "RANK" not in env:
         if "SLURM_PROCID" not in env:
             raise ValueError("--launcher slurm needs SLURM_PROCID (run inside `srun`), or RANK already exported")

@@ -18,12 +18,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn as nn
+from dropbench.pretrain.distributed import all_reduce_sum
+from dropbench.pretrain.schedules import DropRateApplier
 from timm.data import Mixup
 from timm.utils import ModelEmaV3
 from tqdm import tqdm
-
-from pretrain.distributed import all_reduce_sum
-from pretrain.schedules import DropRateApplier
 
 __all__ = ["DropControl", "TrainContext", "evaluate", "train_one_epoch"]
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import timm
 import torch.nn as nn
+from dropbench.pretrain.schedules import DropRateApplier
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from timm.models.mlp_mixer import MlpMixer
@@ -24,8 +25,6 @@ from timm.models.swin_transformer import SwinTransformer
 from timm.models.swin_transformer import checkpoint_filter_fn as _swin_filter
 from timm.models.vision_transformer import VisionTransformer
 from timm.models.vision_transformer import checkpoint_filter_fn as _vit_filter
-
-from pretrain.schedules import DropRateApplier
 
 __all__ = ["PAPER_MODELS", "PaperModel", "create_paper_model", "paper_model"]
 

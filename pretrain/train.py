@@ -3,7 +3,7 @@
     dropbench pretrain --config basic --model vit_tiny --data /imagenet --out runs/vit_tiny_early_do \
         --dropout 0.1 --drop-mode early --drop-schedule linear --cutoff-epoch 50
 
-    torchrun --nproc_per_node 8 -m pretrain.train --config basic ...   # DDP, same flags
+    torchrun --nproc_per_node 8 -m dropbench.pretrain.train --config basic ...   # DDP, same flags
 
 ``run`` is a straight line: data -> model -> drop schedule -> optimizer -> LR schedule -> resume -> epochs. Each epoch
 appends one JSON line to ``log.jsonl``; checkpoints are ``checkpoint.pth`` (latest, possibly mid-epoch) and
@@ -26,20 +26,19 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+from dropbench.pretrain.checkpoint import CheckpointError, atomic_save, load_checkpoint_file
+from dropbench.pretrain.config import CONFIG_ROOT, config_hash, dump_config, load_config, plain, resolve_config
+from dropbench.pretrain.data import ResumableSampler, build_imagenet, build_transforms, eval_loader, train_loader
+from dropbench.pretrain.distributed import all_reduce_sum, barrier, cleanup, init_distributed
+from dropbench.pretrain.engine import DropControl, TrainContext, evaluate, train_one_epoch
+from dropbench.pretrain.models import create_paper_model, paper_model
+from dropbench.pretrain.schedules import DROP_KINDS, DropRateApplier, drop_schedule
 from mmengine.config import Config
 from timm.data import Mixup
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.optim import create_optimizer_v2
 from timm.scheduler import CosineLRScheduler
 from timm.utils import ModelEmaV3
-
-from pretrain.checkpoint import CheckpointError, atomic_save, load_checkpoint_file
-from pretrain.config import CONFIG_ROOT, config_hash, dump_config, load_config, plain, resolve_config
-from pretrain.data import ResumableSampler, build_imagenet, build_transforms, eval_loader, train_loader
-from pretrain.distributed import all_reduce_sum, barrier, cleanup, init_distributed
-from pretrain.engine import DropControl, TrainContext, evaluate, train_one_epoch
-from pretrain.models import create_paper_model, paper_model
-from pretrain.schedules import DROP_KINDS, DropRateApplier, drop_schedule
 
 __all__ = [
     "build_config", "cli", "get_args_parser", "imagenet_datasets", "main", "pretrain_metadata", "run", "variants",
@@ -473,13 +472,13 @@ def _fmt(record: dict) -> str:
 
 
 def main(args: argparse.Namespace) -> dict:
-    """Entry point for ``dropbench pretrain`` and ``python -m pretrain.train``."""
+    """Entry point for ``dropbench pretrain`` and ``python -m dropbench.pretrain.train``."""
     cfg = build_config(args)
     return run(cfg, args.out, args.resume)
 
 
 def cli(argv: list[str] | None = None) -> dict:
-    """``python -m pretrain.train ARGS`` (what torchrun and SLURM tasks run): parse, log, run."""
+    """``python -m dropbench.pretrain.train ARGS`` (what torchrun and SLURM tasks run): parse, log, run."""
     args = get_args_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if os.environ.get("RANK", "0") == "0" else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s", datefmt="%H:%M:%S")

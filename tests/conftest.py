@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session")
 def synth_imagenet(tmp_path_factory) -> Path:
     """A tiny generated ImageNet-layout set: 4 classes, 24 train / 8 val images each, 32 px."""
-    from pretrain.synth import write_synth_imagenet
+    from dropbench.pretrain.synth import write_synth_imagenet
 
     return write_synth_imagenet(tmp_path_factory.mktemp("imagenet"), num_classes=4, train_per_class=24,
                                 val_per_class=8, size=32, seed=0, progress=False)

@@ -20,17 +20,16 @@ import copy
 import sys
 from pathlib import Path
 
+import dropbench.finetune.det  # noqa: F401  (registers TimmPyramidBackbone)
 import numpy as np
 import torch
+from dropbench.finetune.backbone import pyramid_channels
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmdet.structures.mask import BitmapMasks
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
-
-import finetune.det  # noqa: F401  (registers TimmPyramidBackbone)
-from finetune.backbone import pyramid_channels
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import compare, print_comparison, share_weights  # noqa: E402

@@ -16,9 +16,8 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-from pretrain import PAPER_MODELS, create_paper_model
-from pretrain.schedules import DropRateApplier, drop_schedule
+from dropbench.pretrain import PAPER_MODELS, create_paper_model
+from dropbench.pretrain.schedules import DropRateApplier, drop_schedule
 
 
 def bench(name: str, img_size: int, batch: int, steps: int) -> dict:

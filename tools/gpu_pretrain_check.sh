@@ -14,9 +14,9 @@ py=${PYTHON:-.venv/bin/python}
 device=${DEVICE:-cuda} epochs=${EPOCHS:-4} batch=${BATCH:-128} per_class=${PER_CLASS:-640} workers=${WORKERS:-8}
 input=${INPUT:-224}
 rm -rf "$out"
-"$py" -m benchmarks.cli data synth-imagenet --out "$out/data" --classes 10 --train-per-class "$per_class" \
+"$py" -m dropbench.benchmarks.cli data synth-imagenet --out "$out/data" --classes 10 --train-per-class "$per_class" \
     --val-per-class 20 --size 64
-"$py" -m benchmarks.cli pretrain --config basic --model vit_tiny --variant early-dropout --cutoff-epoch 2 \
+"$py" -m dropbench.benchmarks.cli pretrain --config basic --model vit_tiny --variant early-dropout --cutoff-epoch 2 \
     --epochs "$epochs" --warmup-epochs 1 --batch-size "$batch" --data "$out/data" --out "$out/run" \
     --device "$device" --no-progress \
     --cfg-options runtime.amp=true "data.num_workers=$workers" "data.input_size=$input" "data.eval_batch_size=$batch"

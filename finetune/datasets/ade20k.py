@@ -22,9 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from dropbench.pretrain.synth import Shape, draw_shape, synth_marker
 from PIL import Image, UnidentifiedImageError
-
-from pretrain.synth import Shape, draw_shape, synth_marker
 
 __all__ = ["ADE20KDataError", "NUM_CLASSES", "SPLITS", "SYNTH_CLASSES", "check_ade20k", "write_synth_ade20k"]
 

@@ -33,13 +33,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from dropbench.pretrain.data import DataLayoutError, SeededDataset, check_imagefolder
+from dropbench.pretrain.synth import MARKER, SHAPES, Shape, background, draw_shape, synth_marker
 from PIL import Image
 from torch.utils.data import ConcatDataset, Dataset
 from torchvision.datasets import CIFAR100, STL10, Flowers102, Food101, ImageFolder, OxfordIIITPet
 from torchvision.datasets.utils import calculate_md5
-
-from pretrain.data import DataLayoutError, SeededDataset, check_imagefolder
-from pretrain.synth import MARKER, SHAPES, Shape, background, draw_shape, synth_marker
 
 __all__ = [
     "CLS_DATASETS",

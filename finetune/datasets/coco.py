@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from dropbench.pretrain.synth import Shape, background, draw_shape, synth_marker
 from PIL import Image
-
-from pretrain.synth import Shape, background, draw_shape, synth_marker
 
 __all__ = ["SYNTH_CATEGORIES", "CocoFormatError", "CocoSplit", "check_coco", "write_synth_coco"]
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 
+from dropbench.benchmarks.report import write_report
+from dropbench.benchmarks.results import RunResult, write_result
 from PIL import Image
-
-from benchmarks.report import write_report
-from benchmarks.results import RunResult, write_result
 
 
 def test_report_draws_schedules_curves_and_tables(tmp_path):

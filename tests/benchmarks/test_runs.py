@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from benchmarks.results import read_result
-from benchmarks.runs import run_and_record
+from dropbench.benchmarks.results import read_result
+from dropbench.benchmarks.runs import run_and_record
 
 
 def _ok() -> dict:
@@ -46,7 +45,7 @@ def test_refusal_to_overwrite_records_nothing(tmp_path):
 
 def test_a_run_stopped_by_a_signal_records_nothing(tmp_path):
     """SIGTERM (pre-emption) saves a checkpoint and raises Preempted: the run is resumable, not failed."""
-    from pretrain.train import Preempted
+    from dropbench.pretrain.train import Preempted
 
     def stopped() -> dict:
         raise Preempted("stopped by signal at iteration 3; checkpoint saved")
@@ -60,7 +59,7 @@ def test_signal_handlers_are_given_back_after_a_run(synth_imagenet, tmp_path):
     """A suite process goes on to mmengine runs after a pretraining: SIGTERM must stop it again."""
     import signal
 
-    from pretrain.train import build_config, get_args_parser, run
+    from dropbench.pretrain.train import build_config, get_args_parser, run
 
     before = signal.getsignal(signal.SIGTERM)
     args = get_args_parser().parse_args([

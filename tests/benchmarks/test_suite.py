@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
-
-from benchmarks.results import read_result
-from benchmarks.suite import describe, plan, run_suite, status_of
+from dropbench.benchmarks.results import read_result
+from dropbench.benchmarks.suite import describe, plan, run_suite, status_of
 
 REPO = Path(__file__).resolve().parents[2]
+CLI = [sys.executable, "-m", "dropbench.benchmarks.cli"]  # the `dropbench` command, run from this checkout
 
 MINI = """
 preset = 'mini'
@@ -65,7 +65,7 @@ def test_second_run_does_nothing_and_plan_shows_it(tmp_path):
 @pytest.mark.slow
 def test_failing_run_is_recorded_and_the_others_go_on(tmp_path):
     path = preset(tmp_path, variants=("early-dropout", "baseline"), model="convnext_femto")
-    res = subprocess.run([sys.executable, "-m", "benchmarks.cli", "suite", "run", "--preset", str(path), "--out",
+    res = subprocess.run([*CLI, "suite", "run", "--preset", str(path), "--out",
                           str(tmp_path / "out"), "--no-progress"], cwd=REPO, capture_output=True, text=True)
     assert res.returncode == 1, res.stderr[-2000:]
     assert "FAILED pretrain/convnext_femto/early-dropout" in res.stdout
@@ -76,7 +76,7 @@ def test_failing_run_is_recorded_and_the_others_go_on(tmp_path):
     assert "ValueError: convnext_femto has no dropout" in Path(failed.log_path).read_text()
     ok = read_result(tmp_path / "out" / "runs" / "pretrain" / "convnext_femto" / "baseline")
     assert ok.status == "ok" and ok.metrics["top1"] >= 0
-    assert (tmp_path / "out" / "tables" / "pretrain.md").exists()
+    assert (tmp_path / "out" / "tables" / "dropbench.pretrain.md").exists()
     assert (tmp_path / "out" / "index.csv").exists()
 
 
@@ -84,7 +84,7 @@ def test_failing_run_is_recorded_and_the_others_go_on(tmp_path):
 def test_killed_suite_resumes_without_redoing_finished_runs(tmp_path):
     path = preset(tmp_path, epochs=3)
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "benchmarks.cli", "suite", "run", "--preset", str(path), "--out", str(out),
+    cmd = [*CLI, "suite", "run", "--preset", str(path), "--out", str(out),
            "--no-progress"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -162,7 +162,7 @@ def test_moved_suite_folder_keeps_its_keys(tmp_path):
 
 
 def test_slurm_jobs_depend_on_their_pretraining(tmp_path, monkeypatch):
-    import pretrain.launch
+    import dropbench.pretrain.launch
 
     submitted = []
 
@@ -180,7 +180,7 @@ def test_slurm_jobs_depend_on_their_pretraining(tmp_path, monkeypatch):
             submitted.append((task.argv, dict(self.params), job.job_id))
             return job
 
-    monkeypatch.setattr(pretrain.launch, "slurm_executor", lambda *a, **k: FakeExecutor())
+    monkeypatch.setattr(dropbench.pretrain.launch, "slurm_executor", lambda *a, **k: FakeExecutor())
     p = plan(cls_preset(tmp_path), tmp_path / "out")
     report = run_suite(p, executor="slurm", progress=False)
     assert len(report.submitted) == 4
@@ -205,7 +205,7 @@ def test_failed_pretraining_blocks_only_its_fine_tunes_and_evaluate_adds_a_row(t
 
     # evaluate a new checkpoint (the baseline's) under a label; its row joins the suite's
     ckpt = out / "runs" / "pretrain" / "vit_tiny" / "baseline" / "checkpoint.pth"
-    res = subprocess.run([sys.executable, "-m", "benchmarks.cli", "evaluate", "--checkpoint", str(ckpt), "--model",
+    res = subprocess.run([*CLI, "evaluate", "--checkpoint", str(ckpt), "--model",
                           "vit_tiny", "--preset", str(path), "--label", "my-ckpt", "--out", str(out),
                           "--no-progress"], cwd=REPO, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-2000:]
@@ -217,7 +217,7 @@ def test_failed_pretraining_blocks_only_its_fine_tunes_and_evaluate_adds_a_row(t
 def test_smoke_preset_end_to_end(tmp_path):
     """`make demo`'s job: every pretraining variant and every downstream task on generated data, then the tables."""
     out = tmp_path / "smoke"
-    res = subprocess.run([sys.executable, "-m", "benchmarks.cli", "suite", "run", "--preset", "smoke", "--out",
+    res = subprocess.run([*CLI, "suite", "run", "--preset", "smoke", "--out",
                           str(out), "--no-progress"], cwd=REPO, capture_output=True, text=True)
     assert res.returncode == 0, (res.stdout[-3000:], res.stderr[-3000:])
     p = plan("smoke", out)

@@ -6,9 +6,8 @@ import json
 
 import pandas as pd
 import pytest
-
-from benchmarks.results import ResultError, RunResult, collect_results, read_result, write_result
-from benchmarks.tables import TABLES, build_table, build_tables, load_reference, render
+from dropbench.benchmarks.results import ResultError, RunResult, collect_results, read_result, write_result
+from dropbench.benchmarks.tables import TABLES, build_table, build_tables, load_reference, render
 
 
 def _add(root, task, dataset, model, variant, metrics, seed=0, status="ok", recipe=None):
@@ -92,7 +91,7 @@ def test_empty_tables_render(tmp_path):
 
 
 def test_paper_downstream_cells_are_empty_not_invented():
-    ref = pd.read_csv(__import__("benchmarks.tables", fromlist=["REFERENCE"]).REFERENCE)
+    ref = pd.read_csv(__import__("dropbench.benchmarks.tables", fromlist=["REFERENCE"]).REFERENCE)
     downstream = ref[ref["table"].isin(["table4", "table5", "table6"])]
     assert len(downstream) > 0 and downstream["value"].isna().all()
     assert len(load_reference()[lambda d: d["table"] != "imagenet"]) == 0

@@ -8,15 +8,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from dropbench.benchmarks.cli import main
+from dropbench.benchmarks.results import read_result
+from dropbench.finetune.cls import build_cls_config, run_cls
+from dropbench.finetune.convert import CheckpointError, file_sha256
+from dropbench.finetune.datasets.cls import CLS_DATASETS, DataLayoutError, write_synth_cls
+from dropbench.pretrain import create_paper_model
+from dropbench.pretrain.distributed import setup_launcher
 from timm.optim import create_optimizer_v2
-
-from benchmarks.cli import main
-from benchmarks.results import read_result
-from finetune.cls import build_cls_config, run_cls
-from finetune.convert import CheckpointError, file_sha256
-from finetune.datasets.cls import CLS_DATASETS, DataLayoutError, write_synth_cls
-from pretrain import create_paper_model
-from pretrain.distributed import setup_launcher
 
 K = 4  # classes of the generated sets: chance is 25 %
 # CPU-sized: 32 px, 4 epochs of 8 steps, evaluated once at the end

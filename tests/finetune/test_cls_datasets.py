@@ -9,10 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-from torchvision.datasets import STL10
-
-from finetune.datasets.cls import (
+from dropbench.finetune.datasets.cls import (
     CLS_DATASETS,
     DataLayoutError,
     find_cls_folder,
@@ -21,7 +18,9 @@ from finetune.datasets.cls import (
     read_cls_split,
     write_synth_cls,
 )
-from pretrain.synth import MARKER
+from dropbench.pretrain.synth import MARKER
+from PIL import Image
+from torchvision.datasets import STL10
 
 K, TRAIN, TEST = 4, 6, 3  # classes, train and test images per class
 FOLDERS = {"cifar100": "cifar-100-python", "flowers102": "flowers-102", "pets": "oxford-iiit-pet",
@@ -88,7 +87,7 @@ def test_pets_annotation_lines_follow_the_official_format(roots):
 
 
 def test_stl10_binary_layout_round_trips_through_torchvision(tmp_path):
-    from finetune.datasets.cls import _stl_records
+    from dropbench.finetune.datasets.cls import _stl_records
 
     img = np.zeros((96, 96, 3), np.uint8)
     img[10:20, 60:90] = (255, 0, 0)  # a red bar, wider than tall, in the top right: catches a transposed layout
@@ -202,7 +201,7 @@ def test_md5_is_checked_unless_the_root_is_marked_generated(fresh, dataset, firs
 
 def test_skipped_md5_check_is_logged(fresh, caplog):
     root = fresh("stl10")
-    with caplog.at_level("WARNING", logger="finetune.datasets.cls"):
+    with caplog.at_level("WARNING", logger="dropbench.finetune.datasets.cls"):
         read_cls_split("stl10", root, "test")
     assert "skipping the md5 check" in caplog.text
 

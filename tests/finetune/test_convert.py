@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from finetune.convert import CheckpointError, convert_checkpoint, load_pretrained, read_checkpoint
-from pretrain import PAPER_MODELS, create_paper_model
+from dropbench.finetune.convert import CheckpointError, convert_checkpoint, load_pretrained, read_checkpoint
+from dropbench.pretrain import PAPER_MODELS, create_paper_model
 
 PAPER_KEYS = json.loads((Path(__file__).parent / "data" / "paper_keys.json").read_text())
 
@@ -180,9 +179,8 @@ def test_convert_writes_a_timm_state_dict(tmp_path):
     path = save_paper(tmp_path / "p.pth", "swin_femto")
     report = convert_checkpoint(path, "swin_femto", tmp_path / "out.pth")
     assert report.loaded == 173
+    import dropbench.pretrain  # noqa: F401  (registers swin_femto)
     import timm
-
-    import pretrain  # noqa: F401  (registers swin_femto)
 
     out = torch.load(tmp_path / "out.pth", weights_only=True)
     assert out["pretrain"]["drop_rate"] == 0.5 and out["converted_from"]["layout"] == "paper"

@@ -18,16 +18,17 @@ import torch
 
 pytest.importorskip("mmdet")
 
-from benchmarks import cli  # noqa: E402
-from finetune.backbone import TimmPyramidBackbone, pyramid_channels  # noqa: E402
-from finetune.convert import CheckpointError  # noqa: E402
-from finetune.datasets.coco import CocoFormatError, check_coco, write_synth_coco  # noqa: E402
-from finetune.det import COCO_METRICS, configure_coco, run_coco  # noqa: E402
-from finetune.mm import adapt_to_device, install_safe_checkpoint_loading, prepare_runner_config  # noqa: E402
-from pretrain.config import resolve_config  # noqa: E402
-from pretrain.models import create_paper_model  # noqa: E402
+from dropbench.benchmarks import cli  # noqa: E402
+from dropbench.finetune.backbone import TimmPyramidBackbone, pyramid_channels  # noqa: E402
+from dropbench.finetune.convert import CheckpointError  # noqa: E402
+from dropbench.finetune.datasets.coco import CocoFormatError, check_coco, write_synth_coco  # noqa: E402
+from dropbench.finetune.det import COCO_METRICS, configure_coco, run_coco  # noqa: E402
+from dropbench.finetune.mm import adapt_to_device, install_safe_checkpoint_loading, prepare_runner_config  # noqa: E402
+from dropbench.pretrain.config import resolve_config  # noqa: E402
+from dropbench.pretrain.models import create_paper_model  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
+CLI = [sys.executable, "-m", "dropbench.benchmarks.cli"]  # the `dropbench` command, run from this checkout
 DENSE = ("vit_tiny", "vit_base", "swin_femto", "convnext_femto")
 TINY_RUN = ["train_cfg.max_epochs=2", "default_hooks.logger.interval=1"]
 
@@ -212,7 +213,7 @@ def test_paper_recipes(name, recipe):
             cfg.optim_wrapper.optimizer.weight_decay) == ("AdamW", 1e-4, 0.05)
     epochs, steps = (36, [27, 33]) if recipe == "paper-3x" else (12, [8, 11])
     assert cfg.train_cfg.max_epochs == epochs and cfg.param_scheduler[-1].milestones == steps
-    assert cfg.randomness.seed == 0 and cfg.custom_imports.imports == ["finetune.det"]
+    assert cfg.randomness.seed == 0 and cfg.custom_imports.imports == ["dropbench.finetune.det"]
     pipeline = [t.type for t in cfg.train_dataloader.dataset.pipeline]
     if recipe == "paper-3x":
         choice = cfg.train_dataloader.dataset.pipeline[3]
@@ -340,7 +341,7 @@ def test_finetune_coco_killed_resumed_and_evaluated(coco, swin_ckpt, tmp_path):
     argv = ["finetune", "coco", "--checkpoint", str(swin_ckpt), "--model", "swin_femto", "--data", str(coco),
             "--out", str(out), "--config", "smoke", "--cfg-options", *TINY_RUN]
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.cli", *argv], cwd=REPO, env=env,
+    proc = subprocess.Popen([*CLI, *argv], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.time() + 240
@@ -374,12 +375,11 @@ def test_finetune_coco_killed_resumed_and_evaluated(coco, swin_ckpt, tmp_path):
 
 
 def test_a_total_batch_other_than_the_recipes_is_warned_about(caplog):
+    from dropbench.finetune.mm import _check_total_batch
     from mmengine.config import Config
 
-    from finetune.mm import _check_total_batch
-
     cfg = Config(dict(auto_scale_lr=dict(enable=False, base_batch_size=16), train_dataloader=dict(batch_size=2)))
-    with caplog.at_level("WARNING", logger="finetune.mm"):
+    with caplog.at_level("WARNING", logger="dropbench.finetune.mm"):
         _check_total_batch(cfg, 8)  # 8 x 2 = 16: as the recipe
         assert not caplog.records
         _check_total_batch(cfg, 1)

@@ -13,17 +13,16 @@ from PIL import Image
 
 pytest.importorskip("mmseg")
 
+from dropbench.benchmarks import cli  # noqa: E402
+from dropbench.benchmarks.results import read_result  # noqa: E402
+from dropbench.finetune.backbone import pyramid_channels  # noqa: E402
+from dropbench.finetune.convert import file_sha256  # noqa: E402
+from dropbench.finetune.datasets.ade20k import ADE20KDataError, check_ade20k, write_synth_ade20k  # noqa: E402
+from dropbench.finetune.seg import SEG_METRICS, prepare_seg_config, run_ade20k  # noqa: E402
+from dropbench.pretrain.config import resolve_config  # noqa: E402
+from dropbench.pretrain.models import create_paper_model  # noqa: E402
 from mmengine.hooks import Hook  # noqa: E402
 from mmengine.registry import HOOKS  # noqa: E402
-
-from benchmarks import cli  # noqa: E402
-from benchmarks.results import read_result  # noqa: E402
-from finetune.backbone import pyramid_channels  # noqa: E402
-from finetune.convert import file_sha256  # noqa: E402
-from finetune.datasets.ade20k import ADE20KDataError, check_ade20k, write_synth_ade20k  # noqa: E402
-from finetune.seg import SEG_METRICS, prepare_seg_config, run_ade20k  # noqa: E402
-from pretrain.config import resolve_config  # noqa: E402
-from pretrain.models import create_paper_model  # noqa: E402
 
 DENSE = ("vit_tiny", "vit_base", "swin_femto", "convnext_femto")
 # a few iterations of the smoke recipe, on a handful of images

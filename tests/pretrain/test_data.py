@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from dropbench.pretrain.config import load_config, resolve_config
+from dropbench.pretrain.data import build_transforms
 from PIL import Image
 from timm.data.auto_augment import AugmentOp, rand_augment_transform
-
-from pretrain.config import load_config, resolve_config
-from pretrain.data import build_transforms
 
 
 def _image(seed: int = 0) -> Image.Image:

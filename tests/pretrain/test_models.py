@@ -1,8 +1,7 @@
 import pytest
 import timm
 import torch
-
-from pretrain import PAPER_MODELS, create_paper_model, paper_model
+from dropbench.pretrain import PAPER_MODELS, create_paper_model, paper_model
 
 
 @pytest.mark.parametrize("name", list(PAPER_MODELS))
@@ -44,9 +43,8 @@ def test_unknown_model_names_the_choices():
 
 
 def test_reregistering_a_timm_name_is_an_error():
+    from dropbench.pretrain.models import _unique
     from timm.models import register_model  # noqa: F401
-
-    from pretrain.models import _unique
 
     def vit_tiny_patch16_224(pretrained=False, **kwargs):  # a name timm already has
         return None

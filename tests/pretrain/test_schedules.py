@@ -2,10 +2,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
+from dropbench.pretrain import PAPER_MODELS, create_paper_model
+from dropbench.pretrain.schedules import DropRateApplier, drop_schedule, residual_blocks
 from timm.layers import DropPath
-
-from pretrain import PAPER_MODELS, create_paper_model
-from pretrain.schedules import DropRateApplier, drop_schedule, residual_blocks
 
 
 def test_standard_is_constant():

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from pretrain.checkpoint import load_checkpoint_file
-from pretrain.schedules import drop_schedule
-from pretrain.train import build_config, get_args_parser, run
+from dropbench.pretrain.checkpoint import load_checkpoint_file
+from dropbench.pretrain.schedules import drop_schedule
+from dropbench.pretrain.train import build_config, get_args_parser, run
 
 REPO = Path(__file__).resolve().parents[2]
+CLI = [sys.executable, "-m", "dropbench.benchmarks.cli"]  # the `dropbench` command, run from this checkout
 TINY = ["data.input_size=32", "data.num_workers=0", "data.eval_batch_size=32", "runtime.progress=false"]
 
 
@@ -66,7 +66,8 @@ def test_late_drop_path_switches_on_at_cutoff(synth_imagenet, tmp_path):
 
 
 def _train_cmd(data, out, *extra):
-    return [sys.executable, "-m", "pretrain.train", "--config", "smoke", "--model", "vit_tiny", "--data", str(data),
+    return [sys.executable, "-m", "dropbench.pretrain.train",
+            "--config", "smoke", "--model", "vit_tiny", "--data", str(data),
             "--out", str(out), "--epochs", "2", "--batch-size", "8", "--drop-path", "0.3", "--drop-mode", "early",
             "--cutoff-epoch", "1", *extra, "--cfg-options", *TINY, "runtime.save_every_iters=3"]
 
@@ -159,7 +160,7 @@ def test_existing_run_needs_resume(synth_imagenet, tmp_path):
 
 
 def test_cli_reports_errors_in_one_line(tmp_path):
-    res = subprocess.run([sys.executable, "-m", "benchmarks.cli", "pretrain", "--config", "smoke", "--model", "vit_x",
+    res = subprocess.run([*CLI, "pretrain", "--config", "smoke", "--model", "vit_x",
                           "--data", str(tmp_path), "--out", str(tmp_path / "o")], cwd=REPO, capture_output=True,
                          text=True)
     assert res.returncode == 2
@@ -169,7 +170,7 @@ def test_cli_reports_errors_in_one_line(tmp_path):
 @pytest.mark.slow
 def test_vit_tiny_learns_the_generated_imagenet(tmp_path):
     """The smoke recipe, unchanged, on a generated set: ViT-T must beat chance clearly on val."""
-    from pretrain.synth import write_synth_imagenet
+    from dropbench.pretrain.synth import write_synth_imagenet
 
     data = write_synth_imagenet(tmp_path / "data", num_classes=6, train_per_class=64, val_per_class=20, size=64,
                                 progress=False)

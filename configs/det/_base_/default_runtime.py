@@ -1,7 +1,7 @@
 # mmdet runtime for dropbench: registers TimmPyramidBackbone (finetune.det), fixes the seed (mmdet draws a random one
 # otherwise), keeps the last 3 epoch checkpoints. finetune.mm sets work_dir, launcher, resume and the seed from the CLI.
 default_scope = 'mmdet'
-custom_imports = dict(imports=['finetune.det'], allow_failed_imports=False)
+custom_imports = dict(imports=['dropbench.finetune.det'], allow_failed_imports=False)
 randomness = dict(seed=0)
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),

@@ -1,7 +1,7 @@
 # mmseg runtime for dropbench: registers TimmPyramidBackbone (finetune.seg), fixes the seed (mmseg draws a random
 # one otherwise), logs by iteration. finetune.mm sets work_dir, launcher, resume and the seed from the CLI.
 default_scope = 'mmseg'
-custom_imports = dict(imports=['finetune.seg'], allow_failed_imports=False)
+custom_imports = dict(imports=['dropbench.finetune.seg'], allow_failed_imports=False)
 randomness = dict(seed=0)
 env_cfg = dict(
     cudnn_benchmark=True,
