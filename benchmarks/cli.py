@@ -19,7 +19,7 @@ _EPILOG = """stages:
   data       generate the embedded default data sets (ImageNet, COCO, ADE20K, classification layouts)
   pretrain   ImageNet pretraining with early / late / standard dropout or stochastic depth
   convert    normalise any checkpoint (dropbench, the paper's, timm) to a paper model's timm state dict
-  finetune   fine-tune a checkpoint on a downstream task (`dropbench finetune --help` lists them)
+  finetune   fine-tune a checkpoint on a downstream task ({tasks})
   suite      plan / run a preset: every pretraining variant and fine-tune, then Tables 4-6
   evaluate   run every downstream task for one new checkpoint, beside the suite's rows
   tables     build the tables from result files (md, tex, csv)
@@ -211,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
         "dropbench",
         description="Downstream transfer benchmark for early / late dropout pretraining "
         "(Liu et al., Dropout Reduces Underfitting, ICML 2023).",
-        epilog=_EPILOG,
+        epilog=_EPILOG.format(tasks=", ".join(TASKS)),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")

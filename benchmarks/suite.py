@@ -346,7 +346,7 @@ def ensure_generated_data(plan_: SuitePlan, preset: Config) -> None:
     needed = {(r.dataset, r.data_root) for r in plan_.runs if Path(r.data_root).parent == generated.resolve()}
     synth_cfg = dict(preset.get("synth", {}))
     for dataset, root in sorted(needed):
-        if (Path(root) / MARKER).exists() or any(Path(root).glob(f"*/{MARKER}")):  # cls sets: <root>/<folder>/
+        if (Path(root) / MARKER).exists() or any(Path(root).glob(f"*/{MARKER}")):  # or <root>/<folder>/
             continue
         log.info("generating %s data in %s", dataset, root)
         opts = dict(synth_cfg.get(dataset, {}))
