@@ -318,7 +318,7 @@ def _execute(run: RunSpec, folder: Path, checkpoint: str | None, launcher: str) 
             cfg = build_config(get_args_parser().parse_args(argv))
             return pretrain_run(cfg, folder, resume="auto", recipe=run.config)
 
-        run_and_record(PRETRAIN, run.dataset, run.model, folder, stage, variant=run.variant)
+        run_and_record("pretrain", "imagenet", run.model, folder, stage, variant=run.variant)
         return "done"
     job = Job(model=run.model, checkpoint=checkpoint, data=run.data_root, out=str(folder), dataset=run.dataset,
               config=run.config, cfg_options=dict(run.cfg_options), seed=run.seed, resume="auto", launcher=launcher)

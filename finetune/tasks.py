@@ -25,9 +25,12 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dropbench.finetune.datasets.cls import CLS_DATASETS
+
+if TYPE_CHECKING:
+    from dropbench.finetune.convert import LoadReport
 
 __all__ = ["TASKS", "Column", "Job", "Outcome", "TableSpec", "Task", "get_task", "load_entry"]
 
@@ -89,7 +92,7 @@ class Outcome:
     config_hash: str
     seed: int | None
     checkpoint: str | None = None
-    load_report: Any = None
+    load_report: LoadReport | None = None
     checkpoint_sha256: str | None = None
     pretrain: dict = field(default_factory=dict)
     log_path: str | None = None
