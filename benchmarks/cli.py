@@ -28,9 +28,10 @@ run `dropbench <stage> --help` for the options of each."""
 
 
 def _submit(args: argparse.Namespace) -> int:
+    from dropbench.benchmarks.cli import main as entry  # by its package name, also under `python -m`: pickled by name
     from dropbench.pretrain.launch import submit_slurm
 
-    job = submit_slurm(main, [args.command, *args.stage_argv], args)
+    job = submit_slurm(entry, [args.command, *args.stage_argv], args)
     print(f"submitted SLURM job {job.job_id}; its logs go to {args.out}/slurm")
     return 0
 
