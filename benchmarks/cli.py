@@ -72,7 +72,7 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     from dropbench.finetune.tasks import Job
 
     job = Job(model=args.model, checkpoint=args.checkpoint, data=args.data, out=args.out,
-              dataset=getattr(args, "dataset", None), config=args.config, cfg_options=_cfg_options(args.cfg_options),
+              dataset=args.dataset, config=args.config, cfg_options=_cfg_options(args.cfg_options),
               seed=args.seed, resume=args.resume, launcher=args.launcher, use_ema=args.ema)
     _print_result(run_task(args.task, job))
     return 0
@@ -94,7 +94,7 @@ def _cfg_options(items: list[str]) -> dict:
 def _cmd_synth(args: argparse.Namespace) -> int:
     from dropbench.finetune.tasks import get_task
 
-    out = get_task(args.synth_task).write_synth(args.out, dataset=getattr(args, "dataset", None), seed=args.seed)
+    out = get_task(args.synth_task).write_synth(args.out, dataset=args.dataset, seed=args.seed)
     print(f"wrote a generated {args.synth_task} set to {out}")
     return 0
 
@@ -243,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = ftsub.add_parser(task.name, help=task.help, description=task.help)
         if len(task.datasets) > 1:
             p.add_argument("--dataset", required=True, choices=task.datasets)
+        p.set_defaults(dataset=None)  # a task of one data set: that one
         p.add_argument("--checkpoint", required=True, help="pretrained checkpoint (any layout `convert` reads)")
         p.add_argument("--model", required=True, help="paper model the checkpoint holds (e.g. swin_femto)")
         p.add_argument("--data", required=True, help=task.data_help)
@@ -317,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = dsub.add_parser(f"synth-{task.name}", help=task.synth_help)
         if len(task.datasets) > 1:
             p.add_argument("--dataset", required=True, choices=task.datasets)
+        p.set_defaults(dataset=None)
         p.add_argument("--out", required=True, help="output root")
         p.add_argument("--seed", type=int, default=0)
         p.set_defaults(func=_cmd_synth, synth_task=task.name)
