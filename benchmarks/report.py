@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from dropbench.benchmarks.results import collect_results  # noqa: E402
 from dropbench.benchmarks.tables import TABLES, build_tables, load_reference, render  # noqa: E402
+from dropbench.pretrain.io import atomic_write  # noqa: E402
 from dropbench.pretrain.models import PAPER_MODELS  # noqa: E402
 from dropbench.pretrain.schedules import drop_schedule  # noqa: E402
 
@@ -111,8 +112,4 @@ def write_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike | No
     parts += ["## Tables", ""]
     for name, table in tables.items():
         parts += [render(table, "md", TABLES[name].title), ""]
-    path = out / "report.md"
-    tmp = out / ".report.md.tmp"
-    tmp.write_text("\n".join(parts))
-    os.replace(tmp, path)
-    return path
+    return atomic_write(out / "report.md", "\n".join(parts))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from importlib import metadata
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from dropbench.pretrain.io import atomic_write
 
 __all__ = [
     "RESULT_FILE",
@@ -143,17 +143,7 @@ def write_result(result: RunResult, run_dir: str | os.PathLike, name: str = RESU
     """Write ``run_dir/result.json`` atomically (temp file + rename): readers see the old file or the new one."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / name
-    fd, tmp = tempfile.mkstemp(prefix=".result.", suffix=".tmp", dir=run_dir)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(result.to_dict(), f, indent=2, sort_keys=False, default=str)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(run_dir / name, json.dumps(result.to_dict(), indent=2, sort_keys=False, default=str) + "\n")
 
 
 def read_result(path: str | os.PathLike) -> RunResult:

@@ -30,6 +30,7 @@ from typing import Any
 
 from dropbench.benchmarks.results import RESULT_FILE, ResultError, collect_results, read_result
 from dropbench.pretrain.config import resolve_config
+from dropbench.pretrain.io import atomic_write
 from mmengine.config import Config
 from tqdm import tqdm
 
@@ -241,9 +242,7 @@ def _prepare_folder(plan_: SuitePlan, run: RunSpec) -> Path:
         shutil.move(str(folder), str(dest))
         log.warning("%s: folder held a run of another config; moved it to %s", run.id, dest)
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{SPEC_FILE}.tmp"
-    tmp.write_text(json.dumps(asdict(run), indent=2))
-    os.replace(tmp, folder / SPEC_FILE)
+    atomic_write(folder / SPEC_FILE, json.dumps(asdict(run), indent=2))
     return folder
 
 
@@ -532,9 +531,5 @@ def index(out: str | os.PathLike) -> Path:
     """Rebuild ``<out>/index.csv`` (one row per run result) from the result files."""
     out = Path(out)
     df = collect_results(out / "runs")
-    path = out / "index.csv"
-    tmp = out / ".index.csv.tmp"
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(out / "index.csv", lambda f: df.to_csv(f, index=False))
 

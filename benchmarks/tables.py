@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from dropbench.pretrain.io import atomic_write
 from dropbench.pretrain.models import PAPER_MODELS
 
 __all__ = ["REFERENCE", "TABLES", "Column", "TableSpec", "build_table", "build_tables", "load_reference", "render",
@@ -247,9 +248,5 @@ def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | os.PathLike,
     paths = []
     for name, table in tables.items():
         for fmt in formats:
-            path = out_dir / f"{name}.{fmt}"
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_text(render(table, fmt, TABLES[name].title))
-            os.replace(tmp, path)
-            paths.append(path)
+            paths.append(atomic_write(out_dir / f"{name}.{fmt}", render(table, fmt, TABLES[name].title)))
     return paths

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from dropbench.pretrain.io import atomic_write
 from mmengine.config import Config
 
 __all__ = ["CONFIG_ROOT", "config_hash", "dump_config", "list_recipes", "load_config", "plain", "resolve_config"]
@@ -95,7 +96,4 @@ def dump_config(cfg: Config, out_dir: str | os.PathLike, name: str = "config.py"
     out = Path(out_dir) / name
     out.parent.mkdir(parents=True, exist_ok=True)
     text = f"# resolved by dropbench; config hash {config_hash(cfg)}\n" + cfg.pretty_text
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, out)
-    return out
+    return atomic_write(out, text)

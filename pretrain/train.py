@@ -31,6 +31,7 @@ from dropbench.pretrain.config import CONFIG_ROOT, config_hash, dump_config, loa
 from dropbench.pretrain.data import ResumableSampler, build_imagenet, build_transforms, eval_loader, train_loader
 from dropbench.pretrain.distributed import all_reduce_sum, barrier, cleanup, init_distributed
 from dropbench.pretrain.engine import DropControl, TrainContext, evaluate, train_one_epoch
+from dropbench.pretrain.io import atomic_link, atomic_write
 from dropbench.pretrain.models import create_paper_model, paper_model
 from dropbench.pretrain.schedules import DROP_KINDS, DropRateApplier, drop_schedule
 from mmengine.config import Config
@@ -404,7 +405,7 @@ def run(
             records.append(record)
             save(out_dir / CHECKPOINT, epoch, stats["iteration"], None)
             if dist.is_main:
-                atomic_link_copy(out_dir / CHECKPOINT, out_dir / f"checkpoint-{epoch}.pth")
+                atomic_link(out_dir / CHECKPOINT, out_dir / f"checkpoint-{epoch}.pth")
                 _prune(out_dir, epoch, int(cfg.runtime.keep_checkpoints), epochs)
                 _write_log(out_dir, records)
                 log.info("epoch %d: %s", epoch, _fmt(record))
@@ -429,19 +430,6 @@ def run(
     return summary
 
 
-def atomic_link_copy(src: Path, dst: Path) -> None:
-    """Make ``dst`` a hard link of ``src`` (a copy where links are impossible), replacing it atomically."""
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(src, tmp)
-    except OSError:
-        import shutil
-
-        shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
-
-
 def _prune(out_dir: Path, epoch: int, keep: int, epochs: int) -> None:
     old = epoch - keep
     if keep > 0 and old >= 0 and old != epochs - 1:
@@ -449,9 +437,7 @@ def _prune(out_dir: Path, epoch: int, keep: int, epochs: int) -> None:
 
 
 def _write_log(out_dir: Path, records: list[dict]) -> None:
-    tmp = out_dir / ".log.jsonl.tmp"
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
-    os.replace(tmp, out_dir / "log.jsonl")
+    atomic_write(out_dir / "log.jsonl", "".join(json.dumps(r) + "\n" for r in records))
 
 
 def _fixed_rates(cfg: Config) -> dict[str, float]:
