@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 from dropbench.pretrain.io import atomic_write
+from dropbench.pretrain.schedules import DropSpec
 
 __all__ = [
     "RESULT_FILE",
@@ -49,11 +50,10 @@ def variant_name(pretrain: dict | None) -> str:
     """The pretraining variant a checkpoint's metadata describes (``baseline``, ``early-dropout``, ``late-sd``, ...)."""
     if not pretrain:
         return "unknown"
-    kind = pretrain.get("drop_kind", "none")
-    if kind in (None, "none") or not pretrain.get("drop_rate"):
-        return "baseline"
-    what = "dropout" if kind == "dropout" else "sd"
-    return f"{pretrain.get('drop_mode', 'standard')}-{what}"
+    try:
+        return DropSpec.from_metadata(pretrain).variant
+    except ValueError:  # settings no run can have (another tool's metadata)
+        return "unknown"
 
 
 @dataclass(frozen=True)

@@ -286,12 +286,12 @@ def _execute(run: RunSpec, folder: Path, checkpoint: str | None, launcher: str) 
     if run.task == "pretrain":
         from dropbench.pretrain.train import build_config, get_args_parser
 
-        argv = ["--config", run.config, "--model", run.model, "--data", run.data_root, "--out", str(folder),
-                "--cfg-options"] + [f"{k}={json.dumps(v)}" for k, v in run.cfg_options.items()] + [
-                f"drop.{k}={json.dumps(v)}" for k, v in (run.drop or {}).items()]
+        args = get_args_parser().parse_args(["--config", run.config, "--model", run.model, "--data", run.data_root,
+                                             "--out", str(folder)])
+        args.cfg_options = dict(run.cfg_options)
 
         def stage() -> dict:
-            cfg = build_config(get_args_parser().parse_args(argv))
+            cfg = build_config(args, drop=run.drop)
             return pretrain_run(cfg, folder, resume="auto", recipe=run.config)
 
         run_and_record("pretrain", "imagenet", run.model, folder, stage, variant=run.variant)
