@@ -291,7 +291,7 @@ def _execute(run: RunSpec, folder: Path, checkpoint: str | None, launcher: str) 
         args.cfg_options = dict(run.cfg_options)
 
         def stage() -> dict:
-            cfg = build_config(args, drop=run.drop)
+            cfg = build_config(args, drop_settings=run.drop)
             return pretrain_run(cfg, folder, resume="auto", recipe=run.config)
 
         run_and_record("pretrain", "imagenet", run.model, folder, stage, variant=run.variant)

@@ -95,12 +95,12 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     return p
 
 
-def build_config(args: argparse.Namespace, drop: Mapping[str, Any] | None = None) -> Config:
+def build_config(args: argparse.Namespace, drop_settings: Mapping[str, Any] | None = None) -> Config:
     """The recipe named by ``--config`` with the command line applied on top.
 
     Args:
         args: parsed :func:`get_args_parser` arguments.
-        drop: drop settings applied last, over the flags and ``--cfg-options`` (a suite run's variant entry).
+        drop_settings: drop settings applied last, over the flags and ``--cfg-options`` (a suite run's variant entry).
     """
     cfg = load_config(resolve_config("pretrain", args.config))
     drop: dict[str, Any] = {}
@@ -133,7 +133,7 @@ def build_config(args: argparse.Namespace, drop: Mapping[str, Any] | None = None
         overrides["runtime.progress"] = False
     overrides = {k: v for k, v in overrides.items() if v is not None}  # flags not given
     overrides.update(args.cfg_options or {})  # explicit values, null included
-    overrides.update({f"drop.{k}": v for k, v in (drop or {}).items()})
+    overrides.update({f"drop.{k}": v for k, v in (drop_settings or {}).items()})
     cfg.merge_from_dict(overrides)
     check_config(cfg)
     return cfg

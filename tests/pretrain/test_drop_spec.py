@@ -56,13 +56,15 @@ def test_every_paper_variant_answers_as_before(name, settings):
 
 
 @pytest.mark.parametrize("name", list(variants()))
-def test_variant_flag_gives_the_variant_metadata(synth_imagenet, tmp_path, name):
-    args = get_args_parser().parse_args(["--config", "basic", "--model", "vit_tiny", "--data", str(synth_imagenet),
-                                         "--out", str(tmp_path), "--variant", name])
-    meta = pretrain_metadata(build_config(args))
+def test_variant_flag_and_suite_settings_give_the_variant_metadata(synth_imagenet, tmp_path, name):
+    argv = ["--config", "basic", "--model", "vit_tiny", "--data", str(synth_imagenet), "--out", str(tmp_path)]
+    meta = pretrain_metadata(build_config(get_args_parser().parse_args([*argv, "--variant", name])))
     assert {k: v for k, v in meta.items() if k.startswith("drop_") or k == "cutoff_epoch"} == _old_metadata(
         variants()[name])
     assert DropSpec.from_metadata(meta).variant == name
+    # the suite passes a variant's settings (they win over --cfg-options drop.* keys)
+    args = get_args_parser().parse_args([*argv, "--cfg-options", "drop.kind=dropout", "drop.rate=0.3"])
+    assert pretrain_metadata(build_config(args, drop_settings=variants()[name])) == meta
 
 
 @pytest.mark.parametrize("spec", [
