@@ -10,6 +10,8 @@ The paper ("Dropout Reduces Underfitting", Sec. 4) defines a drop rate per train
 :func:`drop_schedule` returns that array; :class:`DropRateApplier` writes one entry of it into the model every
 iteration: into every dropout module for dropout, and ``rate * i / (D - 1)`` into the stochastic-depth modules of
 residual block ``i`` of ``D`` for stochastic depth (timm's linear-over-depth rule, across all stages).
+:class:`DropSpec` holds a run's settings (kind, rate, mode, schedule, cutoff), validated once; training, the checkpoint
+converter, the suite, the results store and the report ask it for model kwargs, rates, metadata and variant name.
 """
 
 from __future__ import annotations

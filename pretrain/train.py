@@ -41,7 +41,7 @@ from dropbench.pretrain.distributed import all_reduce_sum, barrier, cleanup, ini
 from dropbench.pretrain.engine import DropControl, TrainContext, evaluate, train_one_epoch
 from dropbench.pretrain.io import atomic_link, atomic_write
 from dropbench.pretrain.models import create_paper_model, paper_model
-from dropbench.pretrain.schedules import DropRateApplier, DropSpec
+from dropbench.pretrain.schedules import DROP_MODES, DROP_SCHEDULES, DropRateApplier, DropSpec
 from mmengine.config import Config
 from timm.data import Mixup
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
@@ -81,8 +81,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--dropout", type=float, help="dropout rate (peak of the schedule)")
     g.add_argument("--drop-path", "--drop_path", type=float, help="stochastic-depth rate (peak of the schedule)")
-    p.add_argument("--drop-mode", "--drop_mode", choices=("standard", "early", "late"))
-    p.add_argument("--drop-schedule", "--drop_schedule", choices=("constant", "linear"))
+    p.add_argument("--drop-mode", "--drop_mode", choices=DROP_MODES)
+    p.add_argument("--drop-schedule", "--drop_schedule", choices=DROP_SCHEDULES)
     p.add_argument("--cutoff-epoch", "--cutoff_epoch", type=int,
                    help="epoch where early dropout ends / late dropout starts")
     p.add_argument("--resume", help="'auto' (latest checkpoint in --out, if any) or a checkpoint path")
@@ -167,11 +167,11 @@ def pretrain_metadata(cfg: Config) -> dict:
     }
 
 
-def _build_model(cfg: Config, num_classes: int) -> nn.Module:
+def _build_model(cfg: Config, num_classes: int, drop: DropSpec) -> nn.Module:
     return create_paper_model(
         cfg.model.name,
         num_classes=num_classes,
-        **DropSpec.from_config(cfg.drop).model_kwargs(),
+        **drop.model_kwargs(),
         img_size=cfg.model.img_size or cfg.data.input_size,
     )
 
@@ -272,11 +272,11 @@ def run(
                              int(cfg.data.num_workers))
 
     # model and drop schedule
-    model = _build_model(cfg, num_classes)
+    drop_spec = DropSpec.from_config(cfg.drop)
+    model = _build_model(cfg, num_classes, drop_spec)
     init = prepare_model(model) if prepare_model is not None else {}
     model = model.to(dist.device)
     epochs = int(cfg.schedule.epochs)
-    drop_spec = DropSpec.from_config(cfg.drop)
     drop = None  # standard mode: the rates fixed at build time are the rates in force, nothing to schedule
     if drop_spec.scheduled:
         drop = DropControl(drop_spec.rates(epochs, iters_per_epoch),
