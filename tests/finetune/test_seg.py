@@ -140,7 +140,13 @@ def test_paper_recipes_resolve_and_fit_the_model(model):
     assert cfg.model.auxiliary_head.in_channels == channels[2]
     assert cfg.train_cfg.max_iters == 160000 and cfg.train_dataloader.batch_size * 8 == 16
     assert cfg.model.test_cfg.mode == "slide" and cfg.test_multi_scale
-    assert cfg.optim_wrapper.optimizer.lr == 1e-4 and cfg.optim_wrapper.paramwise_cfg.layer_decay_rate == 0.9
+    assert cfg.optim_wrapper.optimizer.lr == 1e-4
+    if model.startswith("vit"):
+        assert cfg.optim_wrapper.paramwise_cfg.layer_decay_rate == 0.9
+    else:  # the ConvNeXt 160k reference's rule
+        assert cfg.optim_wrapper.constructor == "ConvNeXtLayerDecayOptimizerConstructor"
+        assert (cfg.optim_wrapper.paramwise_cfg.decay_type, cfg.optim_wrapper.paramwise_cfg.decay_rate,
+                cfg.optim_wrapper.paramwise_cfg.num_layers) == ("stage_wise", 0.9, 6)
     assert cfg.param_scheduler[0].end == 1500 and cfg.train_dataloader.dataset.data_root == "/data/ade"
 
 

@@ -1,0 +1,122 @@
+"""The paper recipes' layer decay against a table written from the reference code's rules.
+
+Reference: facebookresearch/ConvNeXt ``object_detection/mmcv_custom/layer_decay_optimizer_constructor.py`` (identical
+under ``semantic_segmentation/``). Its ConvNeXt names, mapped here by hand to timm's (``downsample_layers.0`` = timm's
+``stem``, ``downsample_layers.i`` = ``stages.i.downsample``, ``stages.i.j`` = ``stages.i.blocks.j``), and its ids:
+
+* ``layer_wise`` (COCO 3x: rate 0.95, num_layers 6): downsample 0 -> 0, 1 -> 2, 2 -> 3, 3 -> 6; stage 0 -> 1,
+  1 -> 2, 2 -> 3 + block // 3, 3 -> 6; anything else 7;
+* ``stage_wise`` (ADE20K 160k: rate 0.9, num_layers 6): every downsample -> 0, stage i -> i + 1; anything else 7;
+
+scale ``rate ** (8 - id - 1)``; weight decay 0 for 1-D parameters and names ending ``.bias``, else the base 0.05.
+A Swin backbone has no name the reference recognises: every parameter gets id 7, scale 1.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+
+pytest.importorskip("mmdet")
+pytest.importorskip("mmseg")
+
+from dropbench.finetune.mm import adapt_to_device, prepare_runner_config  # noqa: E402
+from dropbench.finetune.seg import prepare_seg_config  # noqa: E402
+from mmengine.optim import build_optim_wrapper  # noqa: E402
+from mmengine.registry import init_default_scope  # noqa: E402
+
+# (regex on the detector / segmentor parameter name, layer id), first match wins; written from the reference rules
+CONVNEXT_LAYER_WISE = [
+    (r"^backbone\.model\.stem\.", 0),
+    (r"^backbone\.model\.stages\.0\.blocks\.\d+\.", 1),
+    (r"^backbone\.model\.stages\.1\.downsample\.", 2),
+    (r"^backbone\.model\.stages\.1\.blocks\.\d+\.", 2),
+    (r"^backbone\.model\.stages\.2\.downsample\.", 3),
+    (r"^backbone\.model\.stages\.2\.blocks\.[0-2]\.", 3),  # block // 3 == 0
+    (r"^backbone\.model\.stages\.2\.blocks\.[3-5]\.", 4),  # block // 3 == 1 (ConvNeXt-F's stage 2 has 6 blocks)
+    (r"^backbone\.model\.stages\.3\.downsample\.", 6),
+    (r"^backbone\.model\.stages\.3\.blocks\.\d+\.", 6),
+    (r".*", 7),  # backbone.norms (the adapter's output norms), neck, heads
+]
+CONVNEXT_STAGE_WISE = [
+    (r"^backbone\.model\.stem\.", 0),
+    (r"^backbone\.model\.stages\.\d\.downsample\.", 0),
+    (r"^backbone\.model\.stages\.0\.blocks\.", 1),
+    (r"^backbone\.model\.stages\.1\.blocks\.", 2),
+    (r"^backbone\.model\.stages\.2\.blocks\.", 3),
+    (r"^backbone\.model\.stages\.3\.blocks\.", 4),
+    (r".*", 7),
+]
+SWIN = [(r".*", 7)]  # nothing of a Swin backbone is recognised
+EXPECTED = {
+    ("det", "convnext_femto"): (CONVNEXT_LAYER_WISE, 0.95),
+    ("det", "swin_femto"): (SWIN, 0.95),
+    ("seg", "convnext_femto"): (CONVNEXT_STAGE_WISE, 0.9),
+    ("seg", "swin_femto"): (SWIN, 0.9),
+}
+
+
+def _expected(name: str, param: torch.Tensor, table: list[tuple[str, int]], rate: float) -> tuple[float, float]:
+    layer = next(i for pattern, i in table if re.match(pattern, name))
+    wd = 0.0 if param.ndim == 1 or name.endswith(".bias") else 0.05
+    return rate ** (8 - layer - 1), wd
+
+
+def _build(task: str, model: str):
+    if task == "det":
+        from mmdet.registry import MODELS
+
+        init_default_scope("mmdet")
+        cfg = prepare_runner_config("det", "paper-3x", model, None, "/tmp/unused")
+    else:
+        from mmseg.registry import MODELS
+
+        init_default_scope("mmseg")
+        cfg = prepare_seg_config("paper-160k", model, None, "/data/ade", "/tmp/unused")
+        cfg.model.decode_head.channels = cfg.model.auxiliary_head.channels = 32  # heads' width: not what is tested
+        cfg.model.decode_head.norm_cfg = cfg.model.auxiliary_head.norm_cfg = dict(type="BN", requires_grad=True)
+    return MODELS.build(cfg.model), cfg
+
+
+@pytest.mark.parametrize("task, model", list(EXPECTED))
+def test_reference_layer_decay_for_every_parameter(task, model):
+    net, cfg = _build(task, model)
+    assert cfg.optim_wrapper.constructor == "ConvNeXtLayerDecayOptimizerConstructor"
+    adapt_to_device(cfg)
+    groups = build_optim_wrapper(net, cfg.optim_wrapper).optimizer.param_groups
+    trainable = {id(p): (n, p) for n, p in net.named_parameters() if p.requires_grad}
+    got = {trainable[id(p)][0]: (g["lr"] / 1e-4, g["weight_decay"]) for g in groups for p in g["params"]}
+    assert sum(len(g["params"]) for g in groups) == len(got) == len(trainable)  # each trainable parameter once
+    table, rate = EXPECTED[(task, model)]
+    wrong = {}
+    for name, param in trainable.values():
+        want = _expected(name, param, table, rate)
+        if got[name][0] != pytest.approx(want[0], rel=1e-12) or got[name][1] != want[1]:
+            wrong[name] = (got[name], want)
+    assert not wrong, wrong
+    backbone = [n for n, _ in trainable.values() if n.startswith("backbone.model.")]
+    assert len(backbone) > 40  # the whole timm model is covered, not a handful of names
+    scales = {got[n][0] for n in backbone}
+    if model == "swin_femto":
+        assert scales == {1.0}
+    else:  # the stem's scale, as the reference computes it
+        assert min(scales) == pytest.approx(rate ** 7)
+
+
+def test_vit_recipes_keep_the_beit_style_constructor():
+    init_default_scope("mmdet")
+    for model in ("vit_tiny", "vit_base"):
+        det = prepare_runner_config("det", "paper-3x", model, None, "/tmp/unused")
+        seg = prepare_seg_config("paper-160k", model, None, "/data/ade", "/tmp/unused")
+        for cfg in (det, seg):
+            assert cfg.optim_wrapper.constructor == "TimmLayerDecayOptimizerConstructor"
+            assert dict(cfg.optim_wrapper.paramwise_cfg) == {"layer_decay_rate": 0.9, "backbone": "backbone.model"}
+
+
+def test_unknown_decay_type_is_refused():
+    from dropbench.finetune.layer_decay import convnext_layer_id
+
+    with pytest.raises(ValueError, match="layer_wise"):
+        convnext_layer_id("backbone.stages.0.0.gamma", "block_wise", 6)
