@@ -230,6 +230,26 @@ def run_runner(cfg: Config) -> tuple[dict[str, float], Any]:
     return {k: float(v) for k, v in metrics.items() if isinstance(v, numbers.Real)}, runner
 
 
+def hyperparameters(cfg: Config, world_size: int = 1) -> dict:
+    """The settings a det / seg run trained with, flat, for ``result.json`` (``extra.hparams``): a row of a table can
+    be traced to its recipe without the config file (the whole resolved config is in ``result.json`` too)."""
+    ow, loader = cfg.optim_wrapper, cfg.train_dataloader
+    train = cfg.train_cfg
+    return {
+        "optimizer": ow.optimizer.get("type"), "lr": ow.optimizer.get("lr"),
+        "weight_decay": ow.optimizer.get("weight_decay"), "betas": list(ow.optimizer.get("betas") or []) or None,
+        "layer_decay_constructor": ow.get("constructor"), "layer_decay": plain(ow.get("paramwise_cfg") or {}),
+        "optim_wrapper": ow.get("type"), "clip_grad": plain(ow.get("clip_grad")),
+        "drop_path": cfg.model.backbone.get("drop_path_rate"),
+        "epochs": train.get("max_epochs"), "iterations": train.get("max_iters"),
+        "batch_size_per_gpu": loader.get("batch_size"), "world_size": world_size,
+        "total_batch": int(loader.get("batch_size")) * world_size,
+        "param_scheduler": plain(cfg.get("param_scheduler")),
+        "train_pipeline": [t.get("type") for t in loader.dataset.get("pipeline", [])],
+        "seed": int(cfg.randomness.seed),
+    }
+
+
 def outcome(cfg: Config, metrics: dict[str, float], runner: Any, checkpoint: str | None, extra: dict | None = None
             ) -> dict:
     """The stage outcome :func:`benchmarks.runs.run_and_record` turns into ``result.json``."""
@@ -246,5 +266,6 @@ def outcome(cfg: Config, metrics: dict[str, float], runner: Any, checkpoint: str
         "pretrain": report.pretrain if report else {},
         "log_path": str(log_file) if log_file else None,
         "extra": {"load_report": report.summary() if report else None,
-                  "resumed_from": getattr(runner, "resumed_from", None), **(extra or {})},
+                  "resumed_from": getattr(runner, "resumed_from", None),
+                  "hparams": hyperparameters(cfg, int(getattr(runner, "world_size", 1) or 1)), **(extra or {})},
     }

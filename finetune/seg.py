@@ -150,5 +150,5 @@ def run_ade20k(
     result = {k: round(metrics[k], 2) for k in SEG_METRICS}  # mmseg's own precision (float32 -> float adds noise)
     if cfg.get("test_multi_scale", False):
         result.update(evaluate_multi_scale(cfg, runner))
-    extra = {"data": counts, "iterations": int(runner.iter)}
+    extra = {"recipe": config, "data": counts, "iterations": int(runner.iter)}
     return outcome(cfg, result, runner, checkpoint, extra)

@@ -60,7 +60,12 @@ ema = dict(enabled=False, decay=0.9999)
 runtime = dict(
     seed=0,
     device='auto',  # auto | cpu | cuda
-    amp=True,  # mixed precision on GPU (float16 with a grad scaler, as the paper's code); ignored on CPU
+    # float32: the official main.py's --use_amp defaults to False and its README commands do not give it; --amp
+    # bf16 | fp16 trades fidelity for speed (recorded in checkpoints and result.json); autocast on CUDA only
+    amp=None,
+    # TF32 matmuls / convolutions on GPUs that have them: torch 1.8.0 (the paper's, facebookresearch/dropout
+    # INSTALL.md) allowed both by default
+    tf32=True,
     eval_every=1,  # epochs
     save_every_iters=0,  # extra mid-epoch checkpoints (0: only at epoch ends); SIGTERM also saves one
     keep_checkpoints=3,  # per-epoch checkpoint-<epoch>.pth files kept besides checkpoint.pth
