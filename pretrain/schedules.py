@@ -11,7 +11,8 @@ The paper ("Dropout Reduces Underfitting", Sec. 4) defines a drop rate per train
 iteration: into the dropout modules the official models schedule for dropout (every ``nn.Dropout`` except the
 classifier's: facebookresearch/dropout's models have no dropout before the head, so timm's ``head_drop`` and Swin's
 ``head.drop`` are never scheduled; :func:`scheduled_dropouts`), and ``rate * i / (D - 1)`` into the
-stochastic-depth modules of residual block ``i`` of ``D`` for stochastic depth (timm's linear-over-depth rule, across all stages).
+stochastic-depth modules of residual block ``i`` of ``D`` for stochastic depth (timm's linear-over-depth rule,
+across all stages).
 """
 
 from __future__ import annotations
