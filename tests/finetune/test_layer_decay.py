@@ -120,3 +120,51 @@ def test_unknown_decay_type_is_refused():
 
     with pytest.raises(ValueError, match="layer_wise"):
         convnext_layer_id("backbone.stages.0.0.gamma", "block_wise", 6)
+
+
+@pytest.mark.parametrize("model", ["convnext_femto", "swin_femto"])
+def test_resolved_paper_recipes_carry_the_reference_values(model):
+    """paper-3x (ConvNeXt 3x), paper-160k (ConvNeXt 160k) and basic (dropout main.py / README), as resolved."""
+    from dropbench.finetune.mm import hyperparameters
+    from dropbench.pretrain.config import load_config, resolve_config
+
+    det = prepare_runner_config("det", "paper-3x", model, None, "/tmp/unused")
+    ow = det.optim_wrapper
+    assert (ow.type, ow.constructor, dict(ow.paramwise_cfg)) == (
+        "AmpOptimWrapper", "ConvNeXtLayerDecayOptimizerConstructor",
+        dict(decay_type="layer_wise", decay_rate=0.95, num_layers=6, backbone="backbone.model"))
+    assert (ow.optimizer.type, ow.optimizer.lr, ow.optimizer.betas, ow.optimizer.weight_decay) == (
+        "AdamW", 1e-4, (0.9, 0.999), 0.05)
+    assert det.train_cfg.max_epochs == 36 and det.param_scheduler[1].milestones == [27, 33]
+    assert (det.param_scheduler[0].start_factor, det.param_scheduler[0].end) == (0.001, 500)
+    assert det.train_dataloader.batch_size == 2 and det.model.backbone.drop_path_rate == 0.1
+    hp = hyperparameters(det, world_size=8)
+    assert (hp["total_batch"], hp["drop_path"], hp["layer_decay"]["decay_rate"], hp["epochs"]) == (16, 0.1, 0.95, 36)
+    one = prepare_runner_config("det", "paper-1x", model, None, "/tmp/unused")
+    assert one.train_cfg.max_epochs == 12 and one.param_scheduler[1].milestones == [8, 11]
+    assert one.train_dataloader.dataset.pipeline[3].transforms[0][0].scales[0] == (480, 1333)  # multi-scale
+
+    seg = prepare_seg_config("paper-160k", model, None, "/data/ade", "/tmp/unused")
+    ow = seg.optim_wrapper  # AmpOptimWrapper in the recipe; prepare_seg_config drops AMP where no GPU is visible
+    assert ow.type == ("AmpOptimWrapper" if torch.cuda.is_available() else "OptimWrapper")
+    assert load_config(resolve_config("seg", "paper-160k", model)).optim_wrapper.type == "AmpOptimWrapper"
+    assert (ow.constructor, dict(ow.paramwise_cfg)) == (
+        "ConvNeXtLayerDecayOptimizerConstructor",
+        dict(decay_type="stage_wise", decay_rate=0.9, num_layers=6, backbone="backbone.model"))
+    assert (ow.optimizer.lr, ow.optimizer.weight_decay) == (1e-4, 0.05)
+    warm, poly = seg.param_scheduler
+    assert (warm.start_factor, warm.end, poly.type, poly.power, poly.eta_min, poly.end) == (
+        1e-6, 1500, "PolyLR", 1.0, 0.0, 160000)
+    assert seg.train_cfg.max_iters == 160000 and seg.train_dataloader.batch_size == 2
+    assert (seg.model.test_cfg.mode, seg.model.test_cfg.crop_size, seg.model.test_cfg.stride) == (
+        "slide", (512, 512), (341, 341))
+    assert seg.model.backbone.drop_path_rate == 0.1 and seg.test_multi_scale
+
+    basic = load_config(resolve_config("pretrain", "basic"))
+    assert (basic.runtime.amp, basic.runtime.tf32) == (None, True)  # float32 (+TF32), main.py without --use_amp
+    assert (basic.optim.opt, basic.optim.lr, basic.optim.lr_batch_size, basic.optim.weight_decay) == (
+        "adamw", 4e-3, 4096, 0.05)
+    assert (basic.schedule.epochs, basic.schedule.warmup_epochs, basic.schedule.min_lr) == (300, 50, 1e-6)
+    assert (basic.augment.mixup, basic.augment.cutmix, basic.augment.smoothing, basic.augment.re_prob,
+            basic.augment.auto_augment) == (0.8, 1.0, 0.1, 0.25, "rand-m9-mstd0.5-inc1")
+    assert basic.data.batch_size == 128
