@@ -191,7 +191,8 @@ def test_transfer_recipe_records_every_hyperparameter(tmp_path):
 
     cfg = build_cls_config("flowers102", "vit_tiny", tmp_path, tmp_path / "c.pth", config="transfer")
     hp = hyperparameters(cfg, world_size=8, precision={"amp": "fp16", "tf32": True})
-    assert (hp["lr"], hp["layer_decay"], hp["epochs"], hp["batch_size"], hp["total_batch"]) == (5e-4, 0.75, 300, 32, 256)
+    assert (hp["lr"], hp["layer_decay"], hp["epochs"], hp["batch_size"], hp["total_batch"]) == (
+        5e-4, 0.75, 300, 32, 256)
     assert hp["lr_effective"] == pytest.approx(5e-4 * 256 / 512)
     assert (hp["drop_path"], hp["mixup"], hp["cutmix"], hp["smoothing"], hp["input_size"]) == (0.1, 0.8, 1.0, 0.1, 224)
     assert cfg.runtime.amp == "fp16" and hp["precision"]["amp"] == "fp16"
