@@ -9,8 +9,6 @@ Two constructors, both keyed on the timm model that :class:`~finetune.backbone.T
   ``semantic_segmentation/``), on timm's parameter names;
 * :class:`TimmLayerDecayOptimizerConstructor`: BEiT-style decay per block (the ViT recipes and the smoke recipes).
 
-The BEiT-style constructor:
-
 mmseg's ``LearningRateDecayOptimizerConstructor`` only recognises its own ConvNeXt / BEiT / MAE classes and raises
 ``NotImplementedError`` for a timm backbone. :class:`TimmLayerDecayOptimizerConstructor` keys the layer ids on timm's
 own ``group_matcher`` (as timm's ``param_groups_layer_decay`` does): a backbone parameter in layer ``i`` of ``L``
@@ -19,9 +17,13 @@ trainable layer groups (0: the stem) gets ``lr * decay ** (L - i)``, so the deep
 pyramid) gets the full rate. 1-D parameters and the model's ``no_weight_decay()`` names (position embeddings, class
 token, relative position tables) get no weight decay.
 
-Config (mmengine)::
+Configs (mmengine)::
 
-    optim_wrapper = dict(
+    optim_wrapper = dict(  # the paper-3x recipe of ConvNeXt-F / Swin-F (paper-160k: stage_wise, 0.9)
+        type='AmpOptimWrapper', optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05),
+        constructor='ConvNeXtLayerDecayOptimizerConstructor',
+        paramwise_cfg=dict(decay_type='layer_wise', decay_rate=0.95, num_layers=6, backbone='backbone.model'))
+    optim_wrapper = dict(  # BEiT-style
         type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05),
         constructor='TimmLayerDecayOptimizerConstructor',
         paramwise_cfg=dict(layer_decay_rate=0.9, backbone='backbone.model'))

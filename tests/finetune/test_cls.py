@@ -87,6 +87,10 @@ def test_cli_writes_result_json_and_resumes(checkpoint, tmp_path):
     assert r.checkpoint_sha256 == file_sha256(checkpoint) and r.checkpoint == str(checkpoint)
     assert r.config["data"]["input_size"] == 32 and r.config["model"]["checkpoint"] == str(checkpoint)
     assert len(r.extra["per_class_top1"]) == K and r.extra["splits"] == {"train": "trainval", "test": "test"}
+    hp = r.extra["hparams"]
+    assert r.extra["recipe"] == "smoke" and (hp["epochs"], hp["drop_path"], hp["input_size"], hp["seed"]) == (
+        1, 0.1, 32, 3)
+    assert hp["precision"] == {"amp": "fp32", "tf32": False} and hp["layer_decay"] == 0.75
     assert {"torch", "torchvision", "timm"} <= set(r.versions) and r.wall_time_s > 0
     assert r.log_path == str(run_dir / "log.jsonl")
     # a finished run resumes to the same result; starting it again without --resume is refused

@@ -179,6 +179,9 @@ def test_finetune_ade20k_cli_trains_and_evaluates(ade, tmp_path, model, extra):
     assert result.checkpoint_sha256 == file_sha256(ckpt) and result.pretrain["drop_mode"] == "early"
     assert "0 missing, 0 unexpected" in result.extra["load_report"] and result.extra["iterations"] == 4
     assert result.config["model"]["backbone"]["model_name"] == model
+    hp = result.extra["hparams"]  # every setting, so a row traces to its recipe without the config file
+    assert result.extra["recipe"] == "smoke" and (hp["drop_path"], hp["lr"], hp["iterations"]) == (0.1, 4e-3, 4)
+    assert hp["layer_decay_constructor"] == "TimmLayerDecayOptimizerConstructor" and hp["total_batch"] == 2
     if extra:
         assert {"mIoU_ms", "mAcc_ms", "aAcc_ms"} <= set(result.metrics)
     assert (out / "config.py").is_file() and (out / "iter_4.pth").is_file()
