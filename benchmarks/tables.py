@@ -250,7 +250,7 @@ def render(table: pd.DataFrame, fmt: str = "md", title: str | None = None) -> st
         raise ValueError(f"format must be md, tex or csv, got {fmt!r}")
     caption = table.attrs.get("caption")
     if title and caption:
-        title = f"{title} ({caption})"
+        title = f"{title} — {caption}"
     if fmt == "csv":
         flat = table.copy()
         flat.columns = [t if s == "mean" else f"{t} {s}" for t, s in flat.columns]

@@ -42,8 +42,8 @@ def results(tmp_path):
 def test_table4_markdown(results):
     text = render(build_table(results, TABLES["table4"], load_reference()), "md", "T4")
     assert text == (
-        "**T4 (pretraining basic; fine-tuning paper-3x, drop path 0.1 (0.1: dropbench's choice, no source for these "
-        "models); seeds 0, 1)**\n\n"
+        "**T4 — pretraining basic; fine-tuning paper-3x, drop path 0.1 (0.1: dropbench's choice, no source for these "
+        "models); seeds 0, 1**\n\n"
         "| backbone   | pretraining   | AP box                  | AP mask                 |\n"
         "|:-----------|:--------------|:------------------------|:------------------------|\n"
         "| Swin-F     | no dropout    | 40.0                    | 36.0                    |\n"
@@ -58,7 +58,7 @@ def test_table4_csv_and_tex(results):
         "swin_femto,early-sd,41.5,0.7071,2,1.5,36.5,0.7071,2,0.5\n")
     tex = render(t, "tex", "Table 4")
     assert r"\toprule" in tex and r"\bottomrule" in tex
-    assert r"\caption{Table 4 (pretraining basic; fine-tuning paper-3x, drop path 0.1" in tex
+    assert r"\caption{Table 4 — pretraining basic; fine-tuning paper-3x, drop path 0.1" in tex
     assert r"Swin-F & early s.d. & 41.5 $\pm$ 0.7 (n=2) (+1.5) & 36.5 $\pm$ 0.7 (n=2) (+0.5) \\" in tex
 
 
@@ -91,7 +91,7 @@ def test_table6_mean_only_for_complete_rows(results):
     assert pd.isna(t.loc[("vit_tiny", "early-dropout"), ("mean", "mean")])
     assert t.loc[("vit_tiny", "early-dropout"), ("C-100", "delta")] == 1.0
     text = render(t, "md", "T6")
-    assert text.splitlines()[0] == "**T6 (seed 0)**"
+    assert text.splitlines()[0] == "**T6 — seed 0**"
     # the paper's column titles, then the mean
     assert [c.strip() for c in text.splitlines()[2].split("|")[3:-1]] == [
         "C-100", "Flowers", "Pets", "STL-10", "Food-101", "mean"]
