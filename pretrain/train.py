@@ -57,6 +57,32 @@ log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pth"
 # Keys that may differ between a run and its resumption without changing what it computes.
 _RESUME_FREE = ("runtime",)
+AMP_CHOICES = ("fp32", "bf16", "fp16")
+_AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_precision(runtime: Any, device: torch.device) -> dict:
+    """The numeric precision a run trains in, from ``runtime.amp`` / ``runtime.tf32`` and the device.
+
+    ``amp``: None or ``fp32`` (float32, the paper recipes: the official main.py's ``--use_amp`` defaults to False),
+    ``bf16`` or ``fp16`` (autocast; fp16 with a grad scaler). Legacy booleans read True as ``fp16``, False as None.
+    Autocast applies on CUDA only; elsewhere the run is float32 (and says so). ``tf32`` (default True) allows TF32
+    matmuls and convolutions on GPUs that have them, as torch 1.8, the paper's version, did by default.
+    Returns ``{"amp": "fp32" | "bf16" | "fp16", "tf32": bool, "dtype": torch dtype or None}``.
+    """
+    amp = runtime.get("amp", None)
+    amp = {True: "fp16", False: None}.get(amp, amp) if isinstance(amp, bool) else amp
+    amp = amp or "fp32"
+    if amp not in AMP_CHOICES:
+        raise ValueError(f"runtime.amp must be one of {AMP_CHOICES} (or null), got {amp!r}; e.g. --amp bf16")
+    if amp != "fp32" and device.type != "cuda":
+        log.warning("runtime.amp=%s applies on CUDA only: training on %s in float32", amp, device.type)
+        amp = "fp32"
+    tf32 = bool(runtime.get("tf32", True)) and device.type == "cuda"
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
+    return {"amp": amp, "tf32": tf32, "dtype": _AMP_DTYPES.get(amp)}
 
 
 def variants() -> dict[str, dict]:
@@ -89,6 +115,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"))
     p.add_argument("--num-workers", "--num_workers", type=int)
+    p.add_argument("--amp", choices=AMP_CHOICES,
+                   help="mixed precision on GPUs (bf16, or fp16 with a grad scaler), or fp32; the paper recipes train "
+                        "in float32 as the official main.py does without --use_amp (runtime.amp; recorded)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
     p.add_argument("--cfg-options", nargs="+", action=CfgOptions, default={}, metavar="KEY=VALUE",
                    help="override any config key, e.g. optim.weight_decay=0.1 data.input_size=192")
@@ -127,6 +156,7 @@ def build_config(args: argparse.Namespace, drop_settings: Mapping[str, Any] | No
         "optim.lr": args.lr,
         "runtime.seed": args.seed,
         "runtime.device": args.device,
+        "runtime.amp": getattr(args, "amp", None),
         **{f"drop.{k}": v for k, v in drop.items()},
     }
     if args.no_progress:
@@ -163,6 +193,7 @@ def pretrain_metadata(cfg: Config) -> dict:
         "model": cfg.model.name,
         **DropSpec.from_config(cfg.drop).metadata(),
         "epochs": int(cfg.schedule.epochs),
+        "recipe": Path(cfg.filename).stem if cfg.filename else None,  # basic / improved / smoke / a file's name
         "config_hash": config_hash(cfg, exclude=_RESUME_FREE),
     }
 
@@ -309,8 +340,9 @@ def run(
         criterion = LabelSmoothingCrossEntropy(smoothing=a.smoothing)
     else:
         criterion = nn.CrossEntropyLoss()
-    use_amp = bool(cfg.runtime.amp) and dist.device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda") if use_amp else None
+    precision = resolve_precision(cfg.runtime, dist.device)
+    scaler = torch.amp.GradScaler("cuda") if precision["amp"] == "fp16" else None
+    recorded_precision = {"amp": precision["amp"], "tf32": precision["tf32"]}
 
     # resume
     start_iter, records, meters = 0, [], None
@@ -320,6 +352,9 @@ def run(
         if ckpt.get("config_hash") != run_hash:
             raise CheckpointError(f"{resume_path} was written by a different config (hash {ckpt.get('config_hash')}, "
                                   f"this run {run_hash}); resume with the same recipe and flags, or a new --out")
+        if ckpt.get("precision", recorded_precision) != recorded_precision:
+            raise CheckpointError(f"{resume_path} was trained with precision {ckpt['precision']}, this run would use "
+                                  f"{recorded_precision}; resume with the same --amp (runtime.amp / runtime.tf32)")
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         if scaler is not None and ckpt.get("scaler"):
@@ -333,10 +368,10 @@ def run(
 
     ctx = TrainContext(model=model_ddp, criterion=criterion, optimizer=optimizer, device=dist.device,
                        iters_per_epoch=iters_per_epoch, update_freq=update_freq, lr_scheduler=lr_scheduler,
-                       drop=drop, mixup=mixup, scaler=scaler, amp_dtype=torch.float16 if use_amp else None,
+                       drop=drop, mixup=mixup, scaler=scaler, amp_dtype=precision["dtype"],
                        clip_grad=o.clip_grad, ema=ema, seed=seed, rank=dist.rank, progress=progress,
                        fixed_rates=drop_spec.fixed_rates())
-    meta = init.get("pretrain") or pretrain_metadata(cfg)
+    meta = init.get("pretrain") or {**pretrain_metadata(cfg), "precision": recorded_precision}
     per_class = num_classes if cfg.runtime.get("per_class_accuracy") else None
 
     def save(path: Path, epoch: int, iteration: int, epoch_meters: dict | None) -> None:
@@ -356,6 +391,7 @@ def run(
             "config_hash": run_hash,
             "pretrain": meta,
             "num_classes": num_classes,
+            "precision": recorded_precision,
         }, path)
 
     def on_step(it: int, step_in_epoch: int, epoch_meters: dict) -> None:
@@ -415,6 +451,7 @@ def run(
         "per_class_top1": final.get("val_per_class_top1"),
         "wall_time_s": time.time() - t_start,
         "world_size": dist.world_size,
+        "precision": recorded_precision,
     }
     cleanup()
     return summary
