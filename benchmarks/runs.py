@@ -119,5 +119,6 @@ def pretrain_run(cfg, out_dir: str | os.PathLike, resume: str | None = None, rec
         "checkpoint_sha256": None,
         "pretrain": summary["pretrain"],
         "log_path": str(Path(out_dir) / "log.jsonl"),
-        "extra": {"epochs": summary["epochs"], "world_size": summary["world_size"], "recipe": recipe},
+        "extra": {"epochs": summary["epochs"], "world_size": summary["world_size"], "recipe": recipe,
+                  "loop": summary["loop"]},
     }

@@ -153,6 +153,7 @@ def run_cls(
             "epochs": summary["epochs"],
             "train_loss": summary["train_loss"],
             "world_size": summary["world_size"],
+            "loop": summary["loop"],
             "finetuned_checkpoint": summary["checkpoint"],
             "load_report": {"summary": report.summary(), "layout": report.layout, "loaded": report.loaded,
                             "missing": report.missing, "dropped_head": report.dropped_head,
