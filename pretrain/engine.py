@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -110,6 +110,19 @@ def _reseed(seed: int, rank: int, micro_step: int) -> None:
     torch.manual_seed(s)
 
 
+def _timed(loader: Iterable, waited: list[float]) -> Iterator:
+    """Iterate ``loader``, adding the time spent waiting for each batch to ``waited[0]``."""
+    batches = iter(loader)
+    while True:
+        t = time.perf_counter()
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        waited[0] += time.perf_counter() - t
+        yield batch
+
+
 def train_one_epoch(
     ctx: TrainContext,
     loader: Iterable,
@@ -131,7 +144,7 @@ def train_one_epoch(
 
     Returns:
         ``train_loss``, ``lr``, ``dropout``, ``drop_path``, ``images_per_sec`` (this process x world size is the
-        caller's business), ``samples``, ``iteration``.
+        caller's business), ``data_wait_s`` (time this process waited for the loader), ``samples``, ``iteration``.
     """
     model, opt = ctx.model, ctx.optimizer
     model.train()
@@ -144,7 +157,8 @@ def train_one_epoch(
     t0, seen = time.perf_counter(), 0
     bar = tqdm(total=steps, desc=f"epoch {epoch}", disable=not ctx.progress, leave=False, dynamic_ncols=True)
     opt.zero_grad(set_to_none=True)
-    for images, targets in loader:
+    waited = [0.0]
+    for images, targets in _timed(loader, waited):
         if it >= (epoch + 1) * ctx.iters_per_epoch:
             break
         first, last = micro % ctx.update_freq == 0, (micro + 1) % ctx.update_freq == 0
@@ -209,6 +223,7 @@ def train_one_epoch(
         "dropout": rates.get("dropout", 0.0),
         "drop_path": rates.get("drop_path", 0.0),
         "images_per_sec": seen / elapsed if elapsed > 0 else 0.0,
+        "data_wait_s": waited[0],
         "samples": meters["samples"],
         "iteration": it,
     }

@@ -430,7 +430,8 @@ def run(
             seen = all_reduce_sum(torch.tensor([float(stats["samples"])], device=dist.device))
             record = {"epoch": epoch, "iteration": stats["iteration"], "train_loss": stats["train_loss"],
                       "lr": stats["lr"], "dropout": stats["dropout"], "drop_path": stats["drop_path"],
-                      "images_per_sec": stats["images_per_sec"] * dist.world_size, "samples": int(seen.item())}
+                      "images_per_sec": stats["images_per_sec"] * dist.world_size, "samples": int(seen.item()),
+                      "data_wait_share": stats["data_wait_s"] / max(time.time() - t_epoch, 1e-9)}
             last = epoch == epochs - 1
             if last or (epoch + 1) % int(cfg.runtime.eval_every) == 0:
                 ev = evaluate(model_ddp, val_loader, dist.device, ctx.amp_dtype, num_classes=per_class)
