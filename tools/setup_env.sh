@@ -64,10 +64,11 @@ log "torch 2.14.1 + torchvision 0.29.1"
 "${PIP[@]}" install -q "torch==2.14.1" "torchvision==0.29.1"
 
 # --- which mmcv kind: cpu, or cu<version>-sm<arch>... -------------------------------------------------------------
-TORCH_CUDA=$("$VPY" -c 'import torch; print(torch.version.cuda or "")')
+read -r TORCH_CUDA TORCH_GPU < <("$VPY" -c 'import torch; print(torch.version.cuda or "", torch.cuda.is_available())')
+[ -n "$TORCH_GPU" ] || { TORCH_GPU=$TORCH_CUDA; TORCH_CUDA=""; }  # a CPU-only torch prints one word
 want_cuda=${FORCE_CUDA:-}
 if [ -z "$want_cuda" ]; then
-  if gpus_seen || "$VPY" -c 'import torch, sys; sys.exit(not torch.cuda.is_available())' 2>/dev/null; then
+  if gpus_seen || [ "$TORCH_GPU" = True ]; then
     want_cuda=1
   else
     want_cuda=0

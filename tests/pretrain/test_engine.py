@@ -108,6 +108,21 @@ def test_a_checkpoint_after_a_non_finite_loss_is_refused():
         train_one_epoch(_ctx(_NaNAt(bad_call=1), 10, 50), _batches(10), epoch=0, on_step=save_every_step)
 
 
+def test_compiled_channels_last_model_trains_like_the_eager_one():
+    torch.manual_seed(0)
+    eager = nn.Sequential(nn.Conv2d(3, 4, 1), nn.Flatten(), nn.Linear(16, 3))
+    fast = nn.Sequential(nn.Conv2d(3, 4, 1), nn.Flatten(), nn.Linear(16, 3))
+    fast.load_state_dict(eager.state_dict())
+    fast = fast.to(memory_format=torch.channels_last)
+    ctx = _ctx(torch.compile(fast, backend="eager"), 3, 2)
+    ctx.channels_last = True
+    got = train_one_epoch(ctx, _batches(3), epoch=0)
+    want = train_one_epoch(_ctx(eager, 3, 2), _batches(3), epoch=0)
+    assert got["train_loss"] == pytest.approx(want["train_loss"], rel=1e-6)
+    for a, b in zip(fast.parameters(), eager.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+
+
 def test_loop_options_resolve_auto_per_device():
     cfg = load_config(resolve_config("pretrain", "smoke"))
     cfg.merge_from_dict({"model.name": "convnext_femto"})
