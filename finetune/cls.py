@@ -147,6 +147,7 @@ def run_cls(job: Job) -> Outcome:
             "epochs": summary["epochs"],
             "train_loss": summary["train_loss"],
             "world_size": summary["world_size"],
+            "loop": summary["loop"],
             "finetuned_checkpoint": summary["checkpoint"],
         },
     )

@@ -94,10 +94,15 @@ def adapt_to_device(cfg: Config) -> list[str]:
     """Make a GPU recipe runnable where no GPU is visible; returns what was changed (also logged).
 
     mmengine's ``AmpOptimWrapper`` asserts a GPU: it becomes a float32 ``OptimWrapper`` (same optimizer, loss scaling
-    dropped); NCCL becomes gloo for distributed runs. With a GPU the config is left as it is.
+    dropped); NCCL becomes gloo for distributed runs. With a GPU the config is left as it is, and mmcv's ops are run
+    on it first (``benchmarks.doctor.check_mmcv_device``): a CPU-only mmcv raises ``StackError`` with the fixing
+    command before any data is loaded.
     """
     changes: list[str] = []
     if torch.cuda.is_available():
+        from dropbench.benchmarks.doctor import check_mmcv_device
+
+        check_mmcv_device("cuda")
         return changes
     ow = cfg.get("optim_wrapper")
     if ow is not None and ow.get("type") == "AmpOptimWrapper":

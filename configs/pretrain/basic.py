@@ -74,4 +74,8 @@ runtime = dict(
     save_every_iters=0,  # extra mid-epoch checkpoints (0: only at epoch ends); SIGTERM also saves one
     keep_checkpoints=3,  # per-epoch checkpoint-<epoch>.pth files kept besides checkpoint.pth (dropbench's choice)
     progress=True,
+    sync_every=50,  # optimizer steps between host reads of the loss (its non-finite check stops the run within them)
+    channels_last='auto',  # true | false | auto: on for ConvNeXt on CUDA
+    fused_optimizer='auto',  # true | false | auto: torch's fused AdamW/Adam kernel on CUDA
+    compile=False,  # torch.compile the model (--compile): false | true | a backend name ('eager', 'aot_eager', ...)
 )
