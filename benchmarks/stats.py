@@ -1,0 +1,707 @@
+"""Is the gain real? Per-sample metric states and the paired bootstrap of a metric difference between two runs.
+
+A *sample state* holds what one evaluation run produced per test image, enough to recompute its metrics on any
+weighting of the images (a bootstrap resample draws image ``i`` ``k`` times: weight ``k``) without running the model or
+matching detections again:
+
+- :class:`ClassificationState`: per image, the label and the top-5 predicted classes: ``top1``, ``top5``,
+  ``mean_per_class_top1`` (percent, as :func:`dropbench.pretrain.engine.evaluate` reports them);
+- :class:`SegmentationState`: per image, the per-class intersection, union, predicted and label areas that mmseg's
+  ``IoUMetric`` sums: ``mIoU``, ``mAcc``, ``aAcc`` (percent; classes whose union (label) area is 0 are skipped by
+  ``nanmean``, as mmseg does);
+- :class:`DetectionState`: COCOeval's per-image, per-category matches (``evaluateImg``: score, true / false positive
+  at each IoU threshold, ignore flags, the number of non-ignored ground truths), re-accumulated as
+  ``COCOeval.accumulate`` does (interpolated precision at 101 recall points, averaged over IoU thresholds and
+  categories with ground truth): ``coco/bbox_mAP``, ``_50``, ``_75`` (0–1, mmdet's names and scale).
+
+Every state computes its metrics for a whole matrix of image weights at once (``resample(weights)``, weights of shape
+(resamples, images)): matrix products for classification and segmentation, one weighted cumulative sum per category
+for COCO. :func:`paired_bootstrap` draws the image weights once per resample and applies them to both runs (paired);
+with several seeds per run it first resamples the seeds (hierarchical: seeds, then images), pairing seed ``i`` of one
+run with seed ``i`` of the other when both have the same number of seeds. It returns, per metric, the difference
+(first run minus second), its percentile interval and a two-sided bootstrap p-value.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+__all__ = [
+    "BootstrapResult",
+    "ClassificationState",
+    "DetectionState",
+    "SampleState",
+    "SegmentationState",
+    "StatsError",
+    "load_states",
+    "paired_bootstrap",
+    "resample_weights",
+    "save_states",
+]
+
+DEFAULT_B = 1000
+DEFAULT_LEVEL = 0.95
+# at most this many (resample x image) weights are held at once; the block size depends on the image count only, so
+# a bootstrap's draws (and its result) do not depend on how the work is split
+_BLOCK_ELEMENTS = 2_000_000
+
+
+class StatsError(ValueError):
+    """Runs that cannot be compared (other images, other metrics) or per-sample data that does not fit its schema."""
+
+
+def resample_weights(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
+    """``size`` bootstrap resamples of ``n`` images as weights: row ``b`` counts how often each image was drawn.
+
+    Returns:
+        float64 array (size, n); every row sums to ``n``.
+    """
+    idx = rng.integers(0, n, size=(size, n))
+    idx += (np.arange(size, dtype=idx.dtype) * n)[:, None]
+    return np.bincount(idx.ravel(), minlength=size * n).reshape(size, n).astype(np.float64)
+
+
+def _as_ids(ids: Any) -> np.ndarray:
+    arr = np.asarray(ids)
+    if arr.ndim != 1:
+        raise StatsError(f"image ids must be one-dimensional, got shape {arr.shape}")
+    if len(np.unique(arr)) != len(arr):
+        raise StatsError("image ids must be unique")
+    return arr
+
+
+class SampleState:
+    """Per-image state of one evaluation run (base class; see the module docstring)."""
+
+    kind: ClassVar[str] = ""
+    image_ids: np.ndarray
+
+    @property
+    def n_images(self) -> int:
+        return len(self.image_ids)
+
+    def metric_names(self) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    def resample(self, weights: np.ndarray) -> dict[str, np.ndarray]:
+        """Every metric (unrounded) for each row of ``weights`` (resamples x images): name -> array (resamples,)."""
+        raise NotImplementedError
+
+    def summary(self) -> dict[str, float]:
+        """The metrics on the whole test set exactly as the engine reports them (its rounding and float width)."""
+        raise NotImplementedError
+
+    def point(self) -> dict[str, float]:
+        """The metrics on the whole test set, unrounded (weights all 1)."""
+        out = self.resample(np.ones((1, self.n_images)))
+        return {k: float(v[0]) for k, v in out.items()}
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> SampleState:
+        raise NotImplementedError
+
+    def reorder(self, image_ids: np.ndarray) -> SampleState:
+        """The same state with its images in the order of ``image_ids`` (the same set)."""
+        raise NotImplementedError
+
+
+def _positions(have: np.ndarray, want: np.ndarray) -> np.ndarray:
+    order = np.argsort(have, kind="stable")
+    pos = order[np.searchsorted(have, want, sorter=order)]
+    return pos
+
+
+# --------------------------------------------------------------------------------------------------- classification
+@dataclass(frozen=True, eq=False)
+class ClassificationState(SampleState):
+    """Per test image: the label and the top-k predicted classes (best first; k = min(5, classes)).
+
+    Attributes:
+        image_ids: one id per test image (the data set's sample index or file name).
+        labels: (n,) int class index.
+        topk: (n, k) int predicted class indices, best first.
+        num_classes: the classifier's class count (classes without test images do not enter the per-class mean).
+    """
+
+    kind: ClassVar[str] = "cls"
+    image_ids: np.ndarray
+    labels: np.ndarray
+    topk: np.ndarray
+    num_classes: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "image_ids", _as_ids(self.image_ids))
+        labels = np.asarray(self.labels, dtype=np.int64)
+        topk = np.asarray(self.topk, dtype=np.int64)
+        if topk.ndim == 1:
+            topk = topk[:, None]
+        n = len(self.image_ids)
+        if labels.shape != (n,) or topk.ndim != 2 or topk.shape[0] != n or not 1 <= topk.shape[1] <= 5:
+            raise StatsError(f"classification state: {n} image ids need labels of shape ({n},) and top-k predictions "
+                             f"of shape ({n}, k <= 5); got {labels.shape} and {topk.shape}")
+        if n and (labels.min() < 0 or labels.max() >= self.num_classes):
+            raise StatsError(f"classification state: labels must lie in [0, {self.num_classes}), got "
+                             f"[{labels.min()}, {labels.max()}]")
+        object.__setattr__(self, "labels", labels)
+        object.__setattr__(self, "topk", topk)
+
+    def metric_names(self) -> tuple[str, ...]:
+        return ("top1", "top5", "mean_per_class_top1")
+
+    def resample(self, weights: np.ndarray) -> dict[str, np.ndarray]:
+        hit = self.topk == self.labels[:, None]
+        c1, c5 = hit[:, 0].astype(np.float64), hit.any(axis=1).astype(np.float64)
+        total = weights.sum(axis=1)
+        order = np.argsort(self.labels, kind="stable")
+        starts = np.flatnonzero(np.r_[True, np.diff(self.labels[order]) != 0])
+        w = weights[:, order]
+        per_total = np.add.reduceat(w, starts, axis=1)
+        per_correct = np.add.reduceat(w * c1[order], starts, axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            per_class = 100 * per_correct / per_total  # nan where a class was not drawn
+            present = per_total > 0
+            mean_per_class = np.where(present, per_class, 0).sum(axis=1) / present.sum(axis=1)
+        return {"top1": 100 * (weights @ c1) / total, "top5": 100 * (weights @ c5) / total,
+                "mean_per_class_top1": mean_per_class}
+
+    def summary(self) -> dict[str, float]:
+        # as pretrain.engine.evaluate and finetune.cls compute them
+        hit = self.topk == self.labels[:, None]
+        n = max(len(self.labels), 1)
+        correct = np.bincount(self.labels, weights=hit[:, 0], minlength=self.num_classes).tolist()
+        total = np.bincount(self.labels, minlength=self.num_classes).tolist()
+        present = [100 * c / t for c, t in zip(correct, total) if t]
+        out = {"top1": 100 * float(hit[:, 0].sum()) / n, "top5": 100 * float(hit.any(axis=1).sum()) / n}
+        if present:
+            out["mean_per_class_top1"] = sum(present) / len(present)
+        return out
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {"image_ids": self.image_ids, "labels": self.labels, "topk": self.topk,
+                "num_classes": np.asarray(self.num_classes)}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> ClassificationState:
+        return cls(arrays["image_ids"], arrays["labels"], arrays["topk"], int(arrays["num_classes"]))
+
+    def reorder(self, image_ids: np.ndarray) -> ClassificationState:
+        pos = _positions(self.image_ids, image_ids)
+        return ClassificationState(self.image_ids[pos], self.labels[pos], self.topk[pos], self.num_classes)
+
+
+# ----------------------------------------------------------------------------------------------------- segmentation
+@dataclass(frozen=True, eq=False)
+class SegmentationState(SampleState):
+    """Per test image and class: the intersection, union, predicted and label areas (pixels) of mmseg's ``IoUMetric``.
+
+    Attributes:
+        image_ids: one id per test image (file stem).
+        intersect, union, pred, label: (n, classes) areas, as ``IoUMetric.intersect_and_union`` returns them.
+        suffix: appended to the metric names (``_ms`` for the multi-scale + flip evaluation).
+    """
+
+    kind: ClassVar[str] = "seg"
+    image_ids: np.ndarray
+    intersect: np.ndarray
+    union: np.ndarray
+    pred: np.ndarray
+    label: np.ndarray
+    suffix: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "image_ids", _as_ids(self.image_ids))
+        n = len(self.image_ids)
+        shapes = set()
+        for name in ("intersect", "union", "pred", "label"):
+            arr = np.asarray(getattr(self, name), dtype=np.float64)
+            shapes.add(arr.shape)
+            object.__setattr__(self, name, arr)
+        if len(shapes) != 1 or (shape := shapes.pop())[0] != n or len(shape) != 2:
+            raise StatsError(f"segmentation state: intersect, union, pred and label must all be ({n}, classes)")
+
+    def metric_names(self) -> tuple[str, ...]:
+        return tuple(f"{m}{self.suffix}" for m in ("mIoU", "mAcc", "aAcc"))
+
+    def resample(self, weights: np.ndarray) -> dict[str, np.ndarray]:
+        inter, union, label = weights @ self.intersect, weights @ self.union, weights @ self.label
+        with np.errstate(invalid="ignore", divide="ignore"):
+            iou, acc = inter / union, inter / label  # nan for 0 / 0: skipped below, as mmseg's nanmean does
+            s = self.suffix
+            return {f"mIoU{s}": 100 * _nanmean_rows(iou), f"mAcc{s}": 100 * _nanmean_rows(acc),
+                    f"aAcc{s}": 100 * inter.sum(axis=1) / label.sum(axis=1)}
+
+    def summary(self) -> dict[str, float]:
+        # IoUMetric.compute_metrics: float32 torch sums of the per-image tensors, float32 ratios, np.nanmean, round 2
+        import torch
+
+        f32 = [torch.from_numpy(getattr(self, n).astype(np.float32)) for n in ("intersect", "union", "label")]
+        inter, union, label = (sum(t[i] for i in range(len(t))) for t in f32)
+        all_acc = (inter.sum() / label.sum()).numpy()
+        iou, acc = (inter / union).numpy(), (inter / label).numpy()
+        s = self.suffix
+        return {f"aAcc{s}": float(np.round(np.nanmean(all_acc) * 100, 2)),
+                f"mIoU{s}": float(np.round(np.nanmean(iou) * 100, 2)),
+                f"mAcc{s}": float(np.round(np.nanmean(acc) * 100, 2))}
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        # areas are whole pixel counts: stored as integers
+        return {"image_ids": self.image_ids, "suffix": np.asarray(self.suffix),
+                **{n: getattr(self, n).astype(np.int64) for n in ("intersect", "union", "pred", "label")}}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> SegmentationState:
+        return cls(arrays["image_ids"], arrays["intersect"], arrays["union"], arrays["pred"], arrays["label"],
+                   suffix=str(arrays.get("suffix", "")))
+
+    def reorder(self, image_ids: np.ndarray) -> SegmentationState:
+        pos = _positions(self.image_ids, image_ids)
+        return SegmentationState(self.image_ids[pos], self.intersect[pos], self.union[pos], self.pred[pos],
+                                 self.label[pos], self.suffix)
+
+
+def _nanmean_rows(x: np.ndarray) -> np.ndarray:
+    ok = ~np.isnan(x)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(ok, x, 0).sum(axis=1) / ok.sum(axis=1)
+
+
+# -------------------------------------------------------------------------------------------------------------- COCO
+_REC_THRS = np.linspace(0.0, 1.00, int(np.round((1.00 - 0.0) / 0.01)) + 1, endpoint=True)  # COCOeval's Params
+_IOU_THRS = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1, endpoint=True)
+
+
+@dataclass(frozen=True, eq=False)
+class DetectionState(SampleState):
+    """COCOeval's per-image, per-category matches of one area range, ready to be re-accumulated on any resample.
+
+    Detections are stored in ``COCOeval.accumulate``'s order: category by category, and within a category sorted by
+    descending score with a stable sort over the images in id order (each image's detections as ``evaluateImg``
+    keeps them, its best ``max_det``).
+
+    Attributes:
+        image_ids, cat_ids: COCO ids, ascending (COCOeval's ``params.imgIds`` / ``catIds``).
+        det_image, det_cat: (N,) index into ``image_ids`` / ``cat_ids`` of each detection.
+        det_score: (N,) score.
+        det_tp: (T, N) bool: matched to a non-ignored ground truth at IoU threshold t.
+        det_valid: (T, N) bool: not ignored at threshold t (true and false positives count, ignored ones do not).
+        gt_count: (images, categories) non-ignored ground truths.
+        iou_type: ``bbox`` or ``segm`` (the metric prefix ``coco/<iou_type>_``).
+        iou_thrs: (T,) IoU thresholds; ``max_det`` detections per image and category; ``area`` the area range label.
+    """
+
+    kind: ClassVar[str] = "coco"
+    image_ids: np.ndarray
+    cat_ids: np.ndarray
+    det_image: np.ndarray
+    det_cat: np.ndarray
+    det_score: np.ndarray
+    det_tp: np.ndarray
+    det_valid: np.ndarray
+    gt_count: np.ndarray
+    iou_type: str = "bbox"
+    iou_thrs: np.ndarray = field(default_factory=lambda: _IOU_THRS.copy())
+    max_det: int = 100
+    area: str = "all"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "image_ids", _as_ids(self.image_ids))
+        conv = {"cat_ids": np.int64, "det_image": np.int64, "det_cat": np.int64, "det_score": np.float64,
+                "det_tp": bool, "det_valid": bool, "gt_count": np.float64, "iou_thrs": np.float64}
+        for name, dtype in conv.items():
+            object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=dtype))
+        n, k, t, d = len(self.image_ids), len(self.cat_ids), len(self.iou_thrs), len(self.det_score)
+        want = {"det_image": (d,), "det_cat": (d,), "det_tp": (t, d), "det_valid": (t, d), "gt_count": (n, k)}
+        bad = {name: getattr(self, name).shape for name, shape in want.items() if getattr(self, name).shape != shape}
+        if bad:
+            raise StatsError(f"COCO state: {n} images, {k} categories, {t} IoU thresholds, {d} detections; "
+                             f"shapes that do not fit: {bad}")
+        if d and (np.any(np.diff(self.det_cat) < 0) or self.det_image.min() < 0 or self.det_image.max() >= n
+                  or self.det_cat.min() < 0 or self.det_cat.max() >= k):
+            raise StatsError("COCO state: detections must be grouped by category with valid image/category indices")
+        if np.any(self.det_tp & ~self.det_valid):
+            raise StatsError("COCO state: an ignored detection cannot be a true positive")
+        # category slices of the detection arrays
+        object.__setattr__(self, "_ptr", np.searchsorted(self.det_cat, np.arange(k + 1)))
+
+    @classmethod
+    def from_cocoeval(cls, coco_eval: Any, iou_type: str | None = None, max_det: int | None = None,
+                      area: str = "all") -> DetectionState:
+        """The state of a ``pycocotools.cocoeval.COCOeval`` after ``evaluate()`` (categories used, one area range).
+
+        Args:
+            coco_eval: evaluated COCOeval (``evalImgs`` filled).
+            iou_type: defaults to ``coco_eval.params.iouType``.
+            max_det: detections per image and category; defaults to 100 if listed in ``params.maxDets`` (what
+                COCOeval's AP and mmdet's ``mAP`` use), else the largest.
+            area: area range label (``all``, ``small``, ``medium``, ``large``).
+        """
+        p = coco_eval.params
+        if not coco_eval.evalImgs:
+            raise StatsError("COCOeval has no per-image results: call evaluate() first")
+        if not p.useCats:
+            raise StatsError("COCOeval with useCats=0 (proposal recall) has no per-category AP to resample")
+        max_det = max_det or (100 if 100 in p.maxDets else max(p.maxDets))
+        if area not in p.areaRngLbl:
+            raise StatsError(f"area range {area!r} is not one of {p.areaRngLbl}")
+        n_img, n_area = len(p.imgIds), len(p.areaRng)
+        a0 = p.areaRngLbl.index(area)
+        gt_count = np.zeros((n_img, len(p.catIds)), dtype=np.int64)
+        img, cat, score, tp, valid = [], [], [], [], []
+        for k in range(len(p.catIds)):
+            c_img, c_score, c_tp, c_valid = [], [], [], []
+            for i in range(n_img):
+                e = coco_eval.evalImgs[k * n_area * n_img + a0 * n_img + i]
+                if e is None:
+                    continue
+                gt_count[i, k] = int(np.count_nonzero(np.asarray(e["gtIgnore"]) == 0))
+                s = np.asarray(e["dtScores"][:max_det], dtype=np.float64)
+                if not len(s):
+                    continue
+                ig = np.asarray(e["dtIgnore"])[:, :max_det].astype(bool)
+                c_img.append(np.full(len(s), i))
+                c_score.append(s)
+                c_tp.append((np.asarray(e["dtMatches"])[:, :max_det] != 0) & ~ig)  # COCOeval: logical_and(dtm, ~dtIg)
+                c_valid.append(~ig)
+            if not c_score:
+                continue
+            s = np.concatenate(c_score)
+            order = np.argsort(-s, kind="mergesort")  # COCOeval.accumulate's sort
+            img.append(np.concatenate(c_img)[order])
+            cat.append(np.full(len(s), k))
+            score.append(s[order])
+            tp.append(np.concatenate(c_tp, axis=1)[:, order])
+            valid.append(np.concatenate(c_valid, axis=1)[:, order])
+        t = len(p.iouThrs)
+        return cls(
+            image_ids=np.asarray(p.imgIds), cat_ids=np.asarray(p.catIds),
+            det_image=np.concatenate(img) if img else np.zeros(0, np.int64),
+            det_cat=np.concatenate(cat) if cat else np.zeros(0, np.int64),
+            det_score=np.concatenate(score) if score else np.zeros(0),
+            det_tp=np.concatenate(tp, axis=1) if tp else np.zeros((t, 0), bool),
+            det_valid=np.concatenate(valid, axis=1) if valid else np.zeros((t, 0), bool),
+            gt_count=gt_count, iou_type=iou_type or p.iouType, iou_thrs=np.asarray(p.iouThrs), max_det=max_det,
+            area=area)
+
+    def _names(self) -> dict[str, int | None]:
+        pre = f"coco/{self.iou_type}_mAP"
+        suffix = "" if self.area == "all" else f"_{self.area[0]}"
+        names: dict[str, int | None] = {pre + suffix: None}
+        if self.area == "all":
+            for thr, name in ((0.5, "_50"), (0.75, "_75")):
+                hit = np.flatnonzero(np.isclose(self.iou_thrs, thr))
+                if len(hit):
+                    names[pre + name] = int(hit[0])
+        return names
+
+    def metric_names(self) -> tuple[str, ...]:
+        return tuple(self._names())
+
+    def resample(self, weights: np.ndarray) -> dict[str, np.ndarray]:
+        ap = self.per_category_ap(weights)  # (B, K, T), nan for categories without ground truth in the resample
+        out = {}
+        with np.errstate(invalid="ignore", divide="ignore"):
+            for name, t in self._names().items():
+                out[name] = _nanmean_rows(ap.mean(axis=2) if t is None else ap[:, :, t])
+        return out
+
+    def per_category_ap(self, weights: np.ndarray) -> np.ndarray:
+        """COCOeval.accumulate's precision averaged over the 101 recall points: (resamples, categories, thresholds).
+
+        A detection of an image drawn k times counts k times, and so do the image's ground truths. Only true
+        positives can raise the interpolated precision, so it is evaluated at the true positives alone: the weighted
+        count of all valid detections up to each one (one cumulative sum per category) and the weighted count of true
+        positives up to it give its precision and recall, exactly as the detection-by-detection sums do.
+        """
+        weights = np.asarray(weights, dtype=np.float64)
+        b, r = len(weights), len(_REC_THRS)
+        n_t = len(self.iou_thrs)
+        ap = np.full((b, len(self.cat_ids), n_t), np.nan)
+        npig_all = weights @ self.gt_count  # (B, K)
+        rows = np.arange(b)
+        eps = np.spacing(1)
+        for k in range(len(self.cat_ids)):
+            npig = npig_all[:, k]
+            present = npig > 0
+            if not present.any():
+                continue
+            s, e = self._ptr[k], self._ptr[k + 1]
+            ap[present, k, :] = 0.0
+            if s == e:
+                continue
+            w = weights[:, self.det_image[s:e]]  # (B, N_k)
+            valid, tp = self.det_valid[:, s:e], self.det_tp[:, s:e]
+            same_valid = bool((valid == valid[:1]).all())
+            total = np.cumsum(w if valid[0].all() else w * valid[0], axis=1) if same_valid else None
+            safe_npig = np.where(present, npig, 1.0)[:, None]
+            for t in range(n_t):
+                j = np.flatnonzero(tp[t])
+                if not len(j):
+                    continue
+                count = (total if same_valid else np.cumsum(w * valid[t], axis=1))[:, j]
+                tps = np.cumsum(w[:, j], axis=1)
+                pr = tps / (count + eps)
+                rc = tps / safe_npig
+                env = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]  # precision envelope
+                # recall point r is reached at the first true positive whose recall >= rec_thrs[r]; compare in
+                # integers (how many recall points each true positive reaches) so the search is exact
+                reached = np.searchsorted(_REC_THRS, rc, side="right")  # (B, n_tp), nondecreasing along rows
+                m = len(j)
+                off = (r + 1) * rows[:, None]
+                pos = np.searchsorted((reached + off).ravel(), (np.arange(r)[None, :] + off).ravel(), side="right")
+                pos = pos.reshape(b, r) - m * rows[:, None]
+                q = np.where(pos < m, np.take_along_axis(env, np.minimum(pos, m - 1), axis=1), 0.0)
+                ap[present, k, t] = q.mean(axis=1)[present]
+        return ap
+
+    def summary(self) -> dict[str, float]:
+        # mmdet's CocoMetric: float(f'{round(stat, 3)}')
+        return {k: float(f"{round(v, 3)}") for k, v in self.point().items()}
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {"image_ids": self.image_ids, "cat_ids": self.cat_ids, "det_image": self.det_image.astype(np.int32),
+                "det_cat": self.det_cat.astype(np.int32), "det_score": self.det_score, "det_tp": self.det_tp,
+                "det_valid": self.det_valid, "gt_count": self.gt_count.astype(np.int32),
+                "iou_type": np.asarray(self.iou_type), "iou_thrs": self.iou_thrs,
+                "max_det": np.asarray(self.max_det), "area": np.asarray(self.area)}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> DetectionState:
+        return cls(arrays["image_ids"], arrays["cat_ids"], arrays["det_image"], arrays["det_cat"],
+                   arrays["det_score"], arrays["det_tp"], arrays["det_valid"], arrays["gt_count"],
+                   iou_type=str(arrays["iou_type"]), iou_thrs=arrays["iou_thrs"], max_det=int(arrays["max_det"]),
+                   area=str(arrays["area"]))
+
+    def reorder(self, image_ids: np.ndarray) -> DetectionState:
+        # COCOeval's order is by image id: the order of the detections does not depend on the order of image_ids
+        pos = _positions(self.image_ids, image_ids)
+        inverse = np.empty_like(pos)
+        inverse[pos] = np.arange(len(pos))
+        return DetectionState(self.image_ids[pos], self.cat_ids, inverse[self.det_image], self.det_cat,
+                              self.det_score, self.det_tp, self.det_valid, self.gt_count[pos], self.iou_type,
+                              self.iou_thrs, self.max_det, self.area)
+
+
+STATE_TYPES: dict[str, type[SampleState]] = {c.kind: c for c in (ClassificationState, SegmentationState,
+                                                                  DetectionState)}
+
+
+# ------------------------------------------------------------------------------------------------------------- files
+def save_states(path: str | os.PathLike, states: dict[str, SampleState]) -> Path:
+    """Write named states into one compressed ``.npz`` atomically (temp file + rename)."""
+    path = Path(path)
+    arrays: dict[str, np.ndarray] = {}
+    for name, state in states.items():
+        if "/" in name:
+            raise StatsError(f"state name {name!r} must not contain '/'")
+        arrays[f"{name}/kind"] = np.asarray(state.kind)
+        arrays.update({f"{name}/{k}": v for k, v in state.to_arrays().items()})
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(buf.getvalue())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_states(path: str | os.PathLike) -> dict[str, SampleState]:
+    """Read the states :func:`save_states` wrote (name -> state)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as e:
+        raise StatsError(f"{path} is not a readable per-sample file ({e})") from None
+    groups: dict[str, dict[str, np.ndarray]] = {}
+    for key, value in data.items():
+        name, _, field_ = key.partition("/")
+        groups.setdefault(name, {})[field_] = value
+    out = {}
+    for name, arrays in groups.items():
+        kind = str(arrays.pop("kind", ""))
+        if kind not in STATE_TYPES:
+            raise StatsError(f"{path}: state {name!r} has unknown kind {kind!r} (known: {sorted(STATE_TYPES)})")
+        try:
+            out[name] = STATE_TYPES[kind].from_arrays(arrays)
+        except KeyError as e:
+            raise StatsError(f"{path}: state {name!r} lacks {e}") from None
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------- bootstrap
+@dataclass(frozen=True)
+class BootstrapResult:
+    """The paired bootstrap of one metric's difference (first run minus second run), on the metric's own scale.
+
+    Attributes:
+        metric: the metric's name.
+        delta: mean over the first run's seeds minus mean over the second's, on the whole test set (unrounded).
+        ci_low, ci_high: the percentile interval at ``level``.
+        p: two-sided bootstrap p-value of "no difference": ``min(1, 2 min(#(d* <= 0) + 1, #(d* >= 0) + 1) / (B + 1))``
+            over the resampled differences d*.
+        level: interval level; ``n_boot``: resamples; ``n_images``: test images.
+        seeds: (first, second) seed counts; ``paired_seeds``: whether seed i of one run was drawn with seed i of the
+            other.
+    """
+
+    metric: str
+    delta: float
+    ci_low: float
+    ci_high: float
+    p: float
+    level: float
+    n_boot: int
+    n_images: int
+    seeds: tuple[int, int]
+    paired_seeds: bool
+
+    @property
+    def excludes_zero(self) -> bool:
+        """The interval lies entirely above or below 0."""
+        return self.ci_low > 0 or self.ci_high < 0
+
+    def scaled(self, factor: float) -> BootstrapResult:
+        """The same result with the difference and interval multiplied by ``factor`` (AP 0–1 shown x100)."""
+        return BootstrapResult(self.metric, self.delta * factor, self.ci_low * factor, self.ci_high * factor, self.p,
+                               self.level, self.n_boot, self.n_images, self.seeds, self.paired_seeds)
+
+
+def _as_runs(x: SampleState | Sequence[SampleState]) -> list[SampleState]:
+    return [x] if isinstance(x, SampleState) else list(x)
+
+
+def check_comparable(a: Sequence[SampleState], b: Sequence[SampleState], names: tuple[str, str] = ("A", "B")) -> None:
+    """Refuse states that do not describe the same test images with the same kind of metric."""
+    for side, runs in zip(names, (a, b)):
+        if not runs:
+            raise StatsError(f"{side}: no per-sample state to compare")
+    ref = a[0]
+    for side, runs in zip(names, (a, b)):
+        for s in runs:
+            if type(s) is not type(ref):
+                raise StatsError(f"{names[0]} holds {ref.kind} outputs but {side} holds {s.kind} outputs")
+            if s.metric_names() != ref.metric_names():
+                raise StatsError(f"{names[0]} reports {list(ref.metric_names())} but {side} reports "
+                                 f"{list(s.metric_names())}")
+            if len(s.image_ids) != len(ref.image_ids) or set(s.image_ids.tolist()) != set(ref.image_ids.tolist()):
+                only_a = sorted(set(ref.image_ids.tolist()) - set(s.image_ids.tolist()))
+                only_b = sorted(set(s.image_ids.tolist()) - set(ref.image_ids.tolist()))
+                raise StatsError(
+                    f"{names[0]} and {side} were evaluated on different test images ({len(ref.image_ids)} vs "
+                    f"{len(s.image_ids)} ids; only in {names[0]}: {only_a[:5]}{' ...' if len(only_a) > 5 else ''}, "
+                    f"only in {side}: {only_b[:5]}{' ...' if len(only_b) > 5 else ''})")
+    if isinstance(ref, DetectionState):
+        for side, runs in zip(names, (a, b)):
+            for s in runs:
+                if not np.array_equal(s.cat_ids, ref.cat_ids) or not np.allclose(s.iou_thrs, ref.iou_thrs):
+                    raise StatsError(f"{names[0]} and {side} were evaluated with other categories or IoU thresholds")
+
+
+def paired_bootstrap(
+    a: SampleState | Sequence[SampleState],
+    b: SampleState | Sequence[SampleState],
+    metrics: Sequence[str] | None = None,
+    n_boot: int = DEFAULT_B,
+    level: float = DEFAULT_LEVEL,
+    seed: int = 0,
+    names: tuple[str, str] = ("A", "B"),
+) -> dict[str, BootstrapResult]:
+    """Paired (hierarchical with seeds) bootstrap of ``metric(a) - metric(b)`` over the shared test images.
+
+    Each resample draws the test images with replacement once and weights both runs' per-image states with the same
+    draw. When a side has several seeds (one state each), the seeds are drawn with replacement first and the side's
+    metric is the mean over the drawn seeds; seed i of ``a`` is drawn together with seed i of ``b`` when both sides have
+    the same number of seeds (pass them in seed order), independently otherwise.
+
+    Args:
+        a, b: one state per seed of each run (or a single state).
+        metrics: which metrics (default: all of the state's).
+        n_boot: resamples (B).
+        level: interval level.
+        seed: the bootstrap's random seed (the result is a deterministic function of it).
+        names: the runs' names for error messages.
+
+    Returns:
+        metric name -> :class:`BootstrapResult`.
+    """
+    runs_a, runs_b = _as_runs(a), _as_runs(b)
+    check_comparable(runs_a, runs_b, names)
+    ids = runs_a[0].image_ids
+    runs_a = [s if np.array_equal(s.image_ids, ids) else s.reorder(ids) for s in runs_a]
+    runs_b = [s if np.array_equal(s.image_ids, ids) else s.reorder(ids) for s in runs_b]
+    known = runs_a[0].metric_names()
+    metrics = list(metrics or known)
+    unknown = [m for m in metrics if m not in known]
+    if unknown:
+        raise StatsError(f"metrics {unknown} are not among the per-sample metrics {list(known)}")
+    if n_boot < 1 or not 0 < level < 1:
+        raise StatsError(f"need n_boot >= 1 and 0 < level < 1, got {n_boot} and {level}")
+    n, sa, sb = len(ids), len(runs_a), len(runs_b)
+    paired_seeds = sa == sb
+    img_seq, seed_seq = np.random.SeedSequence(seed).spawn(2)
+    rng_img, rng_seed = np.random.default_rng(img_seq), np.random.default_rng(seed_seq)
+
+    point_a = [s.point() for s in runs_a]
+    point_b = [s.point() for s in runs_b]
+    deltas = {m: np.empty(n_boot) for m in metrics}
+    block = max(1, min(n_boot, _BLOCK_ELEMENTS // max(n, 1)))
+    for start in range(0, n_boot, block):
+        size = min(block, n_boot - start)
+        w = resample_weights(rng_img, n, size)
+        va = _seed_weights(rng_seed, sa, size)
+        vb = va if paired_seeds else _seed_weights(rng_seed, sb, size)
+        got_a = [s.resample(w) for s in runs_a]
+        got_b = [s.resample(w) for s in runs_b]
+        for m in metrics:
+            ma = (np.stack([g[m] for g in got_a], axis=1) * va).sum(axis=1) / sa
+            mb = (np.stack([g[m] for g in got_b], axis=1) * vb).sum(axis=1) / sb
+            deltas[m][start:start + size] = ma - mb
+    out = {}
+    for m in metrics:
+        d = deltas[m][np.isfinite(deltas[m])]
+        if not len(d):
+            raise StatsError(f"{m}: undefined on every resample (no test image has what the metric needs)")
+        lo, hi = np.quantile(d, [(1 - level) / 2, 1 - (1 - level) / 2])
+        p = min(1.0, 2 * min(np.count_nonzero(d <= 0) + 1, np.count_nonzero(d >= 0) + 1) / (len(d) + 1))
+        delta = float(np.mean([x[m] for x in point_a]) - np.mean([x[m] for x in point_b]))
+        out[m] = BootstrapResult(m, delta, float(lo), float(hi), float(p), level, len(d), n, (sa, sb), paired_seeds)
+    return out
+
+
+def _seed_weights(rng: np.random.Generator, s: int, size: int) -> np.ndarray:
+    if s == 1:
+        return np.ones((size, 1))
+    return resample_weights(rng, s, size)
+
+
+def format_interval(r: BootstrapResult, digits: int = 1, tex: bool = False) -> str:
+    """``+0.4 [−0.1, 0.9]`` (LaTeX: ``+0.4 {\\scriptsize[$-$0.1, 0.9]}``), a ``*`` when the interval excludes 0."""
+    minus = "$-$" if tex else "−"
+
+    def num(x: float, sign: bool = False) -> str:
+        if math.isnan(x):
+            return "nan"
+        s = f"{abs(x):.{digits}f}"
+        neg = x < 0 and float(s) != 0
+        return (minus if neg else "+" if sign else "") + s
+
+    mark = "*" if r.excludes_zero else ""
+    if tex:
+        return f"{num(r.delta, True)}{mark} {{\\scriptsize[{num(r.ci_low)}, {num(r.ci_high)}]}}"
+    return f"{num(r.delta, True)}{mark} [{num(r.ci_low)}, {num(r.ci_high)}]"
