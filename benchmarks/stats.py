@@ -30,6 +30,7 @@ import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -160,20 +161,29 @@ class ClassificationState(SampleState):
     def metric_names(self) -> tuple[str, ...]:
         return ("top1", "top5", "mean_per_class_top1")
 
-    def resample(self, weights: np.ndarray) -> dict[str, np.ndarray]:
+    @cached_property
+    def _columns(self) -> Any:
+        """Sparse (images, 2 + 2 classes): top-1 hit, top-5 hit, one-hot label, one-hot label x top-1 hit."""
+        import scipy.sparse
+
         hit = self.topk == self.labels[:, None]
         c1, c5 = hit[:, 0].astype(np.float64), hit.any(axis=1).astype(np.float64)
+        n, k = len(self.labels), self.num_classes
+        rows = np.arange(n)
+        data = np.concatenate([c1, c5, np.ones(n), c1])
+        cols = np.concatenate([np.zeros(n, int), np.ones(n, int), 2 + self.labels, 2 + k + self.labels])
+        return scipy.sparse.csc_matrix((data, (np.tile(rows, 4), cols)), shape=(n, 2 + 2 * k))
+
+    def resample(self, weights: np.ndarray) -> dict[str, np.ndarray]:
+        k = self.num_classes
+        sums = np.asarray(weights @ self._columns)  # (B, 2 + 2k): one sparse product gives every count
         total = weights.sum(axis=1)
-        order = np.argsort(self.labels, kind="stable")
-        starts = np.flatnonzero(np.r_[True, np.diff(self.labels[order]) != 0])
-        w = weights[:, order]
-        per_total = np.add.reduceat(w, starts, axis=1)
-        per_correct = np.add.reduceat(w * c1[order], starts, axis=1)
+        per_total, per_correct = sums[:, 2:2 + k], sums[:, 2 + k:]
+        present = per_total > 0  # classes drawn in the resample
         with np.errstate(invalid="ignore", divide="ignore"):
-            per_class = 100 * per_correct / per_total  # nan where a class was not drawn
-            present = per_total > 0
-            mean_per_class = np.where(present, per_class, 0).sum(axis=1) / present.sum(axis=1)
-        return {"top1": 100 * (weights @ c1) / total, "top5": 100 * (weights @ c5) / total,
+            per_class = np.where(present, 100 * per_correct / np.where(present, per_total, 1), 0)
+            mean_per_class = per_class.sum(axis=1) / present.sum(axis=1)
+        return {"top1": 100 * sums[:, 0] / total, "top5": 100 * sums[:, 1] / total,
                 "mean_per_class_top1": mean_per_class}
 
     def summary(self) -> dict[str, float]:
@@ -279,7 +289,17 @@ def _nanmean_rows(x: np.ndarray) -> np.ndarray:
 
 # -------------------------------------------------------------------------------------------------------------- COCO
 _REC_THRS = np.linspace(0.0, 1.00, int(np.round((1.00 - 0.0) / 0.01)) + 1, endpoint=True)  # COCOeval's Params
+_REC_PAD = np.r_[_REC_THRS, np.inf, np.inf]
 _IOU_THRS = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1, endpoint=True)
+
+
+def _recall_points_reached(rc: np.ndarray) -> np.ndarray:
+    """How many of COCOeval's recall points are <= each recall (``searchsorted(rec_thrs, rc, 'right')``, faster).
+
+    ``floor(100 rc)`` is the count of points below it up to one either way; two exact comparisons settle it.
+    """
+    c = np.minimum((rc * 100).astype(np.intp), 100)
+    return c + (_REC_PAD[c] <= rc) + (_REC_PAD[c + 1] <= rc)
 
 
 @dataclass(frozen=True, eq=False)
@@ -416,53 +436,79 @@ class DetectionState(SampleState):
                 out[name] = _nanmean_rows(ap.mean(axis=2) if t is None else ap[:, :, t])
         return out
 
+    @cached_property
+    def _plan(self) -> list[dict[str, Any] | None]:
+        """Per category, what :meth:`per_category_ap` needs, computed once.
+
+        ``keys``: positions (in the detection arrays) of the detections that are a true positive at some threshold;
+        ``segments``: sparse (keys, images) counting the detections of each image from the previous key (exclusive)
+        to this key (inclusive), so ``segments @ weights.T`` cumulated over keys is the weighted count of detections
+        up to each key; ``tp[t]``: which keys are true positives at threshold t; ``ignored[t]``: positions of the
+        detections ignored at threshold t (they do not count), when there are any.
+        """
+        import scipy.sparse
+
+        plan: list[dict[str, Any] | None] = []
+        for k in range(len(self.cat_ids)):
+            s, e = int(self._ptr[k]), int(self._ptr[k + 1])
+            any_tp = self.det_tp[:, s:e].any(axis=0)
+            if not any_tp.any():
+                plan.append(None)
+                continue
+            keys = s + np.flatnonzero(any_tp)
+            upto = np.arange(s, keys[-1] + 1)
+            seg = np.searchsorted(keys, upto, side="left")
+            segments = scipy.sparse.csr_matrix((np.ones(len(upto)), (seg, self.det_image[upto])),
+                                               shape=(len(keys), self.n_images))
+            ignored = [upto[~self.det_valid[t, upto]] for t in range(len(self.iou_thrs))]
+            plan.append({"keys": keys, "segments": segments, "tp": [self.det_tp[t, keys] for t in
+                                                                     range(len(self.iou_thrs))],
+                         "ignored": [x if len(x) else None for x in ignored]})
+        return plan
+
     def per_category_ap(self, weights: np.ndarray) -> np.ndarray:
         """COCOeval.accumulate's precision averaged over the 101 recall points: (resamples, categories, thresholds).
 
-        A detection of an image drawn k times counts k times, and so do the image's ground truths. Only true
-        positives can raise the interpolated precision, so it is evaluated at the true positives alone: the weighted
-        count of all valid detections up to each one (one cumulative sum per category) and the weighted count of true
-        positives up to it give its precision and recall, exactly as the detection-by-detection sums do.
+        A detection of an image drawn k times counts k times, and so do the image's ground truths. Only a true
+        positive can raise the interpolated precision, so precision and recall are needed at the true positives
+        alone: the weighted count of valid detections up to each one (a sparse product per category) and of true
+        positives up to it give them exactly as COCOeval's detection-by-detection sums do (whole numbers in float64).
+        Recall point r takes the precision envelope of the first true positive whose recall reaches it, so the mean
+        over recall points is the sum over true positives of envelope x (recall points newly reached) / 101.
         """
         weights = np.asarray(weights, dtype=np.float64)
-        b, r = len(weights), len(_REC_THRS)
-        n_t = len(self.iou_thrs)
+        wt = np.ascontiguousarray(weights.T)  # (images, B): rows gathered per detection
+        b, n_t = len(weights), len(self.iou_thrs)
         ap = np.full((b, len(self.cat_ids), n_t), np.nan)
         npig_all = weights @ self.gt_count  # (B, K)
-        rows = np.arange(b)
         eps = np.spacing(1)
-        for k in range(len(self.cat_ids)):
+        for k, plan in enumerate(self._plan):
             npig = npig_all[:, k]
             present = npig > 0
             if not present.any():
                 continue
-            s, e = self._ptr[k], self._ptr[k + 1]
             ap[present, k, :] = 0.0
-            if s == e:
+            if plan is None:  # no true positive at any threshold: precision 0 at every recall point
                 continue
-            w = weights[:, self.det_image[s:e]]  # (B, N_k)
-            valid, tp = self.det_valid[:, s:e], self.det_tp[:, s:e]
-            same_valid = bool((valid == valid[:1]).all())
-            total = np.cumsum(w if valid[0].all() else w * valid[0], axis=1) if same_valid else None
-            safe_npig = np.where(present, npig, 1.0)[:, None]
+            keys = plan["keys"]
+            upto = np.cumsum(np.asarray(plan["segments"] @ wt), axis=0)  # (keys, B) detections up to each key
+            safe_npig = np.where(present, npig, 1.0)
             for t in range(n_t):
-                j = np.flatnonzero(tp[t])
-                if not len(j):
+                sel = plan["tp"][t]
+                if not sel.any():
                     continue
-                count = (total if same_valid else np.cumsum(w * valid[t], axis=1))[:, j]
-                tps = np.cumsum(w[:, j], axis=1)
+                count = upto[sel]
+                ign = plan["ignored"][t]
+                if ign is not None:  # ignored detections before each true positive do not count
+                    before = np.searchsorted(ign, keys[sel], side="right")
+                    cum = np.vstack([np.zeros((1, b)), np.cumsum(wt[self.det_image[ign]], axis=0)])
+                    count = count - cum[before]
+                tps = np.cumsum(wt[self.det_image[keys[sel]]], axis=0)
                 pr = tps / (count + eps)
-                rc = tps / safe_npig
-                env = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]  # precision envelope
-                # recall point r is reached at the first true positive whose recall >= rec_thrs[r]; compare in
-                # integers (how many recall points each true positive reaches) so the search is exact
-                reached = np.searchsorted(_REC_THRS, rc, side="right")  # (B, n_tp), nondecreasing along rows
-                m = len(j)
-                off = (r + 1) * rows[:, None]
-                pos = np.searchsorted((reached + off).ravel(), (np.arange(r)[None, :] + off).ravel(), side="right")
-                pos = pos.reshape(b, r) - m * rows[:, None]
-                q = np.where(pos < m, np.take_along_axis(env, np.minimum(pos, m - 1), axis=1), 0.0)
-                ap[present, k, t] = q.mean(axis=1)[present]
+                env = np.maximum.accumulate(pr[::-1], axis=0)[::-1]  # precision envelope
+                reached = _recall_points_reached(tps / safe_npig)
+                gained = np.diff(reached, axis=0, prepend=0)
+                ap[present, k, t] = (env * gained).sum(axis=0)[present] / len(_REC_THRS)
         return ap
 
     def summary(self) -> dict[str, float]:

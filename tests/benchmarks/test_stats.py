@@ -291,3 +291,12 @@ def test_deterministic_and_formatted():
     text = format_interval(r1)
     assert text.startswith("+6.2*") and "[" in text
     assert format_interval(r1.scaled(-1), tex=True).startswith("$-$6.2* {\\scriptsize[$-$")
+
+
+def test_recall_points_reached_equals_searchsorted():
+    from dropbench.benchmarks.stats import _REC_THRS, _recall_points_reached
+
+    den = np.arange(1, 1201)
+    rc = np.concatenate([np.arange(d + 1) / d for d in den] + [np.arange(0, 3001) / 3000 * k for k in (1, 0.5)])
+    rc = rc[rc <= 1]
+    np.testing.assert_array_equal(_recall_points_reached(rc), np.searchsorted(_REC_THRS, rc, side="right"))
