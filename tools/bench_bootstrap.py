@@ -21,12 +21,8 @@ import os
 import time
 
 import numpy as np
-from dropbench.benchmarks.stats import (
-    ClassificationState,
-    DetectionState,
-    SegmentationState,
-    paired_bootstrap,
-)
+from dropbench.benchmarks.stats import paired_bootstrap
+from dropbench.finetune.samples import ClassificationState, DetectionState, SegmentationState
 
 BUDGET_S = {"coco": 120.0, "ade20k": 10.0, "cls": 2.0}
 
