@@ -380,6 +380,7 @@ def run(
              cfg.model.name, _describe_drop(cfg), epochs, iters_per_epoch, total_batch, lr)
     first_epoch, first_step = divmod(start_iter, iters_per_epoch)
     stop = _StopFlag()
+    samples = None
     try:
         for epoch in range(first_epoch, epochs):
             start_step = first_step if epoch == first_epoch else 0
@@ -393,7 +394,9 @@ def run(
                       "images_per_sec": stats["images_per_sec"] * dist.world_size, "samples": int(seen.item())}
             last = epoch == epochs - 1
             if last or (epoch + 1) % int(cfg.runtime.eval_every) == 0:
-                ev = evaluate(model_ddp, val_loader, dist.device, ctx.amp_dtype, num_classes=per_class)
+                ev = evaluate(model_ddp, val_loader, dist.device, ctx.amp_dtype, num_classes=per_class,
+                              keep_samples=last)
+                samples = ev.get("samples")  # the last epoch's: per test sample label + top-5
                 record.update(val_top1=ev["top1"], val_top5=ev["top5"], val_loss=ev["loss"])
                 if per_class:
                     record["val_per_class_top1"] = ev["per_class_top1"]
@@ -422,6 +425,7 @@ def run(
         "pretrain": meta,
         "init": init,
         "per_class_top1": final.get("val_per_class_top1"),
+        "samples": samples,
         "wall_time_s": time.time() - t_start,
         "world_size": dist.world_size,
     }
@@ -488,4 +492,4 @@ def cli(argv: list[str] | None = None) -> dict:
 if __name__ == "__main__":
     summary = cli()
     if os.environ.get("RANK", "0") == "0":
-        print(json.dumps(summary, indent=2))
+        print(json.dumps({k: v for k, v in summary.items() if k != "samples"}, indent=2))

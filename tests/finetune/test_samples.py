@@ -187,3 +187,34 @@ def test_recall_points_reached_equals_searchsorted():
     rc = np.concatenate([np.arange(d + 1) / d for d in den] + [np.arange(0, 3001) / 3000 * k for k in (1, 0.5)])
     rc = rc[rc <= 1]
     np.testing.assert_array_equal(_recall_points_reached(rc), np.searchsorted(_REC_THRS, rc, side="right"))
+
+
+def test_engine_samples_recompute_its_metrics():
+    """pretrain.engine.evaluate's per-sample outputs give back its top-1, top-5 and per-class accuracy."""
+    torch = pytest.importorskip("torch")
+    from dropbench.pretrain.data import eval_loader
+    from dropbench.pretrain.engine import evaluate
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(53, 6, generator=g), torch.randint(0, 7, (53,), generator=g)
+
+    class Indexed(torch.utils.data.Dataset):  # the evaluation sampler yields (index, epoch), as SeededDataset takes
+        def __len__(self) -> int:
+            return len(y)
+
+        def __getitem__(self, item: tuple[int, int]) -> tuple:
+            return x[item[0]], y[item[0]]
+
+    dataset = Indexed()
+    model = torch.nn.Linear(6, 7)
+    out = evaluate(model, eval_loader(dataset, 8, 0, 1, 0), torch.device("cpu"), num_classes=7, keep_samples=True)
+    s = out["samples"]
+    np.testing.assert_array_equal(s["index"], np.arange(53))
+    np.testing.assert_array_equal(s["label"], y.numpy())
+    np.testing.assert_array_equal(s["topk"], model(x).topk(5, dim=1).indices.numpy())
+    state = ClassificationState(s["index"], s["label"], s["topk"], 7)
+    present = [v for v in out["per_class_top1"] if v is not None]
+    got = state.summary()
+    assert got["top1"] == pytest.approx(out["top1"], abs=1e-6)
+    assert got["top5"] == pytest.approx(out["top5"], abs=1e-6)
+    assert got["mean_per_class_top1"] == pytest.approx(sum(present) / len(present), abs=1e-6)
