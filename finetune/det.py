@@ -15,19 +15,26 @@ Drop rates are fixed by the recipe (``model.backbone.drop_path_rate``): nothing 
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import dropbench.finetune.layer_decay  # noqa: F401  (registers TimmLayerDecayOptimizerConstructor)
 from dropbench.finetune.backbone import TimmPyramidBackbone, pyramid_channels
 from dropbench.finetune.datasets.coco import CocoSplit, check_coco
 from dropbench.finetune.mm import adapt_to_device, outcome, prepare_runner_config, run_runner
+from dropbench.finetune.samples import DetectionState
 from dropbench.pretrain.models import paper_model
-from mmdet.registry import MODELS
+from mmdet.evaluation.metrics import CocoMetric
+from mmdet.registry import METRICS, MODELS
 from mmengine.config import Config, ConfigDict
 
-__all__ = ["COCO_METRICS", "configure_coco", "register_backbone", "run_coco"]
+__all__ = ["COCO_METRICS", "SampleCocoMetric", "configure_coco", "register_backbone", "run_coco"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +51,46 @@ def register_backbone() -> None:
 
 
 register_backbone()
+
+
+@METRICS.register_module()
+class SampleCocoMetric(CocoMetric):
+    """mmdet's ``CocoMetric`` (same metrics) that also keeps what the bootstrap needs from its latest evaluation.
+
+    It keeps the detections JSON that ``results2json`` writes (bbox and segm, as ``outfile_prefix`` files hold them)
+    and the ground truth; :meth:`sample_states` evaluates them once more with COCOeval (same parameters) and returns
+    its per-image matches as :class:`~finetune.samples.DetectionState` (``bbox``, ``segm``). Only the process that
+    computes metrics (rank 0) holds them.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.last_json: dict[str, bytes] = {}
+
+    def results2json(self, results: Sequence[dict], outfile_prefix: str) -> dict:
+        files = super().results2json(results, outfile_prefix)
+        self.last_json = {k: Path(files[k]).read_bytes() for k in ("bbox", "segm") if k in files}
+        return files
+
+    def sample_states(self) -> dict[str, DetectionState]:
+        """COCOeval's per-image matches of the latest evaluation, per IoU type (empty if this rank holds none)."""
+        from mmdet.datasets.api_wrappers import COCOeval
+
+        states = {}
+        for iou_type in (m for m in self.metrics if m in ("bbox", "segm")):
+            preds = json.loads(self.last_json.get(iou_type, b"[]"))
+            if not preds or self._coco_api is None:
+                continue
+            if iou_type == "segm":  # as CocoMetric: the mask area, not the box area, decides the area ranges
+                for x in preds:
+                    x.pop("bbox", None)
+            with contextlib.redirect_stdout(io.StringIO()):
+                ev = COCOeval(self._coco_api, self._coco_api.loadRes(preds), iou_type)
+                ev.params.catIds, ev.params.imgIds = self.cat_ids, self.img_ids
+                ev.params.maxDets, ev.params.iouThrs = list(self.proposal_nums), self.iou_thrs
+                ev.evaluate()
+            states[iou_type] = DetectionState.from_cocoeval(ev)
+        return states
 
 
 def _leaf_dataset(ds: ConfigDict) -> ConfigDict:

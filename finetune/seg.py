@@ -12,22 +12,58 @@ from __future__ import annotations
 import copy
 import logging
 import os
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import dropbench.finetune.layer_decay  # noqa: F401  (registers TimmLayerDecayOptimizerConstructor, used by every recipe)
+import numpy as np
 import torch
 from dropbench.finetune.backbone import TimmPyramidBackbone, pyramid_channels
 from dropbench.finetune.datasets.ade20k import check_ade20k
 from dropbench.finetune.mm import adapt_to_device, outcome, prepare_runner_config, run_runner
+from dropbench.finetune.samples import SegmentationState
 from mmengine.config import Config
 from mmengine.model import is_model_wrapper
-from mmseg.registry import MODELS
+from mmseg.evaluation.metrics import IoUMetric
+from mmseg.registry import METRICS, MODELS
 
-__all__ = ["SEG_METRICS", "evaluate_multi_scale", "prepare_seg_config", "run_ade20k"]
+__all__ = ["SEG_METRICS", "SampleIoUMetric", "evaluate_multi_scale", "prepare_seg_config", "run_ade20k"]
 
 log = logging.getLogger(__name__)
 
 MODELS.register_module(module=TimmPyramidBackbone)
+
+
+@METRICS.register_module()
+class SampleIoUMetric(IoUMetric):
+    """mmseg's ``IoUMetric`` (same metrics) that also keeps each image's areas from its latest evaluation.
+
+    ``last_state`` is a :class:`~finetune.samples.SegmentationState` (image id: the file stem) on the process that
+    computes metrics (rank 0), None elsewhere; ``suffix`` names its metrics (``_ms`` for multi-scale).
+    """
+
+    def __init__(self, *args: Any, suffix: str = "", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.suffix = suffix
+        self.last_state: SegmentationState | None = None
+
+    def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
+        before = len(self.results)
+        super().process(data_batch, data_samples)
+        if len(self.results) - before == len(data_samples):  # not format_only: one result per image, add its id
+            for i, sample in enumerate(data_samples):
+                self.results[before + i] = (*self.results[before + i], Path(sample["img_path"]).stem)
+
+    def compute_metrics(self, results: list) -> dict[str, float]:
+        ids = [r[4] for r in results]
+        metrics = super().compute_metrics([r[:4] for r in results])
+        if results:
+            areas = [np.stack([r[j].numpy() for r in results]) for j in range(4)]
+            self.last_state = SegmentationState(np.asarray(ids), *areas, suffix=self.suffix)
+        return metrics
+
+
 SEG_METRICS = ("mIoU", "mAcc", "aAcc")
 
 

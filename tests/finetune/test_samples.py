@@ -218,3 +218,56 @@ def test_engine_samples_recompute_its_metrics():
     assert got["top1"] == pytest.approx(out["top1"], abs=1e-6)
     assert got["top5"] == pytest.approx(out["top5"], abs=1e-6)
     assert got["mean_per_class_top1"] == pytest.approx(sum(present) / len(present), abs=1e-6)
+
+
+def test_sample_iou_metric_keeps_states_that_recompute_its_metrics():
+    pytest.importorskip("mmseg")
+    import torch
+    from dropbench.finetune.seg import SampleIoUMetric
+
+    ref, results = _ade_results()
+    metric = SampleIoUMetric(iou_metrics=["mIoU"], suffix="_ms")
+    metric.dataset_meta = ref.dataset_meta
+    g = torch.Generator().manual_seed(0)
+    samples = [{"pred_sem_seg": {"data": torch.randint(0, 6, (1, 16, 16), generator=g)},
+                "gt_sem_seg": {"data": torch.randint(0, 5, (1, 16, 16), generator=g)},
+                "img_path": f"/x/ADE_val_{i:08d}.jpg"} for i in range(5)]
+    metric.process({}, samples[:3])
+    metric.process({}, samples[3:])
+    with contextlib.redirect_stdout(io.StringIO()):
+        got = metric.evaluate(5)
+    state = metric.last_state
+    assert state.image_ids.tolist() == [f"ADE_val_{i:08d}" for i in range(5)]
+    for k in ("mIoU", "mAcc", "aAcc"):
+        assert state.summary()[f"{k}_ms"] == pytest.approx(round(float(got[k]), 2), abs=1e-6)
+
+
+def test_sample_coco_metric_keeps_states_that_recompute_its_metrics(tmp_path):
+    pytest.importorskip("mmdet")
+    import json
+
+    import torch
+    from dropbench.finetune.det import SampleCocoMetric
+
+    gt, dets = _coco_dicts(n_img=10, seed=3)
+    ann = tmp_path / "ann.json"
+    ann.write_text(json.dumps(gt))
+    metric = SampleCocoMetric(ann_file=str(ann), metric=["bbox"])
+    metric.dataset_meta = {"classes": [c["name"] for c in gt["categories"]]}
+    cat_index = {c["id"]: i for i, c in enumerate(gt["categories"])}
+    samples = []
+    for img in gt["images"]:
+        mine = [d for d in dets if d["image_id"] == img["id"]]
+        boxes = torch.tensor([[d["bbox"][0], d["bbox"][1], d["bbox"][0] + d["bbox"][2], d["bbox"][1] + d["bbox"][3]]
+                              for d in mine]).reshape(-1, 4)
+        samples.append({"img_id": img["id"], "ori_shape": (img["height"], img["width"]),
+                        "pred_instances": {"bboxes": boxes, "scores": torch.tensor([d["score"] for d in mine]),
+                                           "labels": torch.tensor([cat_index[d["category_id"]] for d in mine])}})
+    metric.process({}, samples)
+    with contextlib.redirect_stdout(io.StringIO()):
+        got = metric.evaluate(len(samples))
+    states = metric.sample_states()
+    assert set(states) == {"bbox"} and json.loads(metric.last_json["bbox"])
+    for k, v in states["bbox"].summary().items():
+        assert v == pytest.approx(got[k], abs=1e-4)
+    assert got["coco/bbox_mAP"] > 0.05  # not a trivial 0 = 0
