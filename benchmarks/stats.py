@@ -11,14 +11,18 @@ it as the tables do.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
-from dropbench.finetune.samples import DetectionState, SampleError, SampleState
+from dropbench.benchmarks.results import RESULT_FILE, RunResult, read_result
+from dropbench.finetune.samples import DetectionState, SampleError, SampleState, load_states
 
-__all__ = ["DEFAULT_B", "DEFAULT_LEVEL", "BootstrapResult", "StatsError", "check_comparable", "format_interval",
-           "paired_bootstrap", "resample_weights"]
+__all__ = ["DEFAULT_B", "DEFAULT_LEVEL", "BootstrapResult", "Comparison", "StatsError", "check_comparable",
+           "compare_runs", "format_interval", "mean_of", "paired_bootstrap", "resample_weights", "run_states",
+           "state_for"]
 
 DEFAULT_B = 1000
 DEFAULT_LEVEL = 0.95
@@ -68,6 +72,7 @@ class BootstrapResult:
     n_images: int
     seeds: tuple[int, int]
     paired_seeds: bool
+    draws: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def excludes_zero(self) -> bool:
@@ -76,8 +81,10 @@ class BootstrapResult:
 
     def scaled(self, factor: float) -> BootstrapResult:
         """The same result with the difference and interval multiplied by ``factor`` (AP 0–1 shown x100)."""
-        return BootstrapResult(self.metric, self.delta * factor, self.ci_low * factor, self.ci_high * factor, self.p,
-                               self.level, self.n_boot, self.n_images, self.seeds, self.paired_seeds)
+        lo, hi = sorted((self.ci_low * factor, self.ci_high * factor))
+        return BootstrapResult(self.metric, self.delta * factor, lo, hi, self.p, self.level, self.n_boot,
+                               self.n_images, self.seeds, self.paired_seeds,
+                               None if self.draws is None else self.draws * factor)
 
 
 def _as_runs(x: SampleState | Sequence[SampleState]) -> list[SampleState]:
@@ -178,7 +185,8 @@ def paired_bootstrap(
         lo, hi = np.quantile(d, [(1 - level) / 2, 1 - (1 - level) / 2])
         p = min(1.0, 2 * min(np.count_nonzero(d <= 0) + 1, np.count_nonzero(d >= 0) + 1) / (len(d) + 1))
         delta = float(np.mean([x[m] for x in point_a]) - np.mean([x[m] for x in point_b]))
-        out[m] = BootstrapResult(m, delta, float(lo), float(hi), float(p), level, len(d), n, (sa, sb), paired_seeds)
+        out[m] = BootstrapResult(m, delta, float(lo), float(hi), float(p), level, len(d), n, (sa, sb), paired_seeds,
+                                 d)
     return out
 
 
@@ -203,3 +211,120 @@ def format_interval(r: BootstrapResult, digits: int = 1, tex: bool = False) -> s
     if tex:
         return f"{num(r.delta, True)}{mark} {{\\scriptsize[{num(r.ci_low)}, {num(r.ci_high)}]}}"
     return f"{num(r.delta, True)}{mark} [{num(r.ci_low)}, {num(r.ci_high)}]"
+
+
+# -------------------------------------------------------------------------------------------------------------- runs
+def run_states(result: RunResult, source: str | os.PathLike | None = None) -> dict[str, SampleState] | None:
+    """The per-sample states a run's ``result.json`` names (``extra["samples"]``), or None when it names none.
+
+    Args:
+        result: the run's result.
+        source: its ``result.json`` (or run folder); default ``result.run_dir``.
+    """
+    name = (result.extra or {}).get("samples")
+    if not name:
+        return None
+    base = Path(source) if source is not None else Path(result.run_dir or ".")
+    if base.name == RESULT_FILE or base.is_file():
+        base = base.parent
+    path = base / name
+    if not path.is_file():
+        raise StatsError(f"{base}: result.json names per-sample outputs {name!r} but the file is missing")
+    return _load_cached(path)
+
+
+_STATE_CACHE: dict[tuple[str, float, int], dict[str, SampleState]] = {}
+
+
+def _load_cached(path: Path) -> dict[str, SampleState]:
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_mtime, stat.st_size)
+    if key not in _STATE_CACHE:
+        if len(_STATE_CACHE) > 64:
+            _STATE_CACHE.clear()
+        _STATE_CACHE[key] = load_states(path)
+    return _STATE_CACHE[key]
+
+
+def state_for(states: dict[str, SampleState], metric: str) -> SampleState | None:
+    """The state that recomputes ``metric`` (None if none does)."""
+    for state in states.values():
+        if metric in state.metric_names():
+            return state
+    return None
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Two runs of one task and data set compared metric by metric (:func:`compare_runs`)."""
+
+    name_a: str
+    name_b: str
+    task: str
+    dataset: str
+    results: dict[str, BootstrapResult]
+
+
+def compare_runs(run_a: str | os.PathLike, run_b: str | os.PathLike, metrics: Sequence[str] | None = None,
+                 n_boot: int = DEFAULT_B, level: float = DEFAULT_LEVEL, seed: int = 0) -> Comparison:
+    """Paired bootstrap of every shared metric of two runs (``a - b``), from their per-sample outputs.
+
+    Args:
+        run_a, run_b: run folders (or their ``result.json``).
+        metrics: which metrics (default: every metric both runs report that the per-sample outputs recompute).
+
+    Raises:
+        StatsError: the runs are of different tasks or data sets, one has no per-sample outputs, or they were
+            evaluated on different test images; the message names both runs and what differs.
+    """
+    name_a, name_b = str(run_a), str(run_b)
+    ra, rb = read_result(run_a), read_result(run_b)
+    for name, r in ((name_a, ra), (name_b, rb)):
+        if r.status != "ok":
+            raise StatsError(f"{name} is a failed run ({r.error}); compare finished runs")
+    if (ra.task, ra.dataset) != (rb.task, rb.dataset):
+        raise StatsError(f"{name_a} is a {ra.task} run on {ra.dataset} but {name_b} is a {rb.task} run on "
+                         f"{rb.dataset}: compare runs of one task and data set")
+    states = []
+    for name, r in ((name_a, ra), (name_b, rb)):
+        s = run_states(r, name)
+        if not s:
+            raise StatsError(f"{name} has no per-sample outputs (a run from before they were kept): re-run it to "
+                             f"compare it with {name_b if name == name_a else name_a}")
+        states.append(s)
+    wanted = list(metrics) if metrics else [m for m in ra.metrics if m in rb.metrics]
+    out: dict[str, BootstrapResult] = {}
+    by_state: dict[tuple[int, int], list[str]] = {}
+    pairs: dict[tuple[int, int], tuple[SampleState, SampleState]] = {}
+    for m in wanted:
+        sa, sb = state_for(states[0], m), state_for(states[1], m)
+        if sa is None or sb is None:
+            if metrics:
+                which = name_a if sa is None else name_b
+                raise StatsError(f"{m}: not recomputable from the per-sample outputs of {which}")
+            continue
+        key = (id(sa), id(sb))
+        by_state.setdefault(key, []).append(m)
+        pairs[key] = (sa, sb)
+    if not by_state:
+        raise StatsError(f"{name_a} and {name_b} share no metric that their per-sample outputs recompute")
+    for key, ms in by_state.items():
+        out.update(paired_bootstrap(*pairs[key], metrics=ms, n_boot=n_boot, level=level, seed=seed,
+                                    names=(name_a, name_b)))
+    return Comparison(name_a, name_b, ra.task, ra.dataset, {m: out[m] for m in wanted if m in out})
+
+
+def mean_of(results: Sequence[BootstrapResult], metric: str = "mean") -> BootstrapResult:
+    """The interval of the mean of differences measured on independent test sets (Table 6's mean column).
+
+    Each result's resampled differences (``draws``, from its own bootstrap) are averaged draw by draw.
+    """
+    if not results or any(r.draws is None for r in results):
+        raise StatsError("the mean's interval needs every data set's bootstrap draws")
+    b = min(len(r.draws) for r in results)
+    d = np.mean([r.draws[:b] for r in results], axis=0)
+    level = results[0].level
+    lo, hi = np.quantile(d, [(1 - level) / 2, 1 - (1 - level) / 2])
+    p = min(1.0, 2 * min(np.count_nonzero(d <= 0) + 1, np.count_nonzero(d >= 0) + 1) / (len(d) + 1))
+    return BootstrapResult(metric, float(np.mean([r.delta for r in results])), float(lo), float(hi), float(p), level,
+                           len(d), sum(r.n_images for r in results), results[0].seeds, results[0].paired_seeds, d)

@@ -125,3 +125,39 @@ def test_deterministic_and_formatted():
     text = format_interval(r1)
     assert text.startswith("+6.2*") and "[" in text
     assert format_interval(r1.scaled(-1), tex=True).startswith("$-$6.2* {\\scriptsize[$-$")
+
+
+def _run_dir(root, name: str, state: ClassificationState | None, dataset: str = "cifar100", task: str = "cls"):
+    from dropbench.benchmarks.results import RunResult, write_result
+    from dropbench.finetune.samples import save_states
+
+    run = root / name
+    extra = {}
+    metrics = {"top1": 50.0, "top5": 90.0}
+    if state is not None:
+        save_states(run / "samples.npz", {"cls": state})
+        extra["samples"] = "samples.npz"
+        metrics = state.summary()
+    write_result(RunResult(task=task, dataset=dataset, model="vit_tiny", metrics=metrics, config={}, config_hash="h",
+                           extra=extra, run_dir=str(run)), run)
+    return run
+
+
+def test_compare_runs_and_its_refusals(tmp_path):
+    from dropbench.benchmarks.stats import compare_runs
+
+    a, b = _cls_pair(400, 40, 15)
+    ra, rb = _run_dir(tmp_path, "a", a), _run_dir(tmp_path, "b", b)
+    cmp = compare_runs(ra, rb, n_boot=200)
+    assert list(cmp.results) == ["top1", "top5", "mean_per_class_top1"] and cmp.task == "cls"
+    assert cmp.results["top1"].delta == pytest.approx(100 * 25 / 400)
+    other = _run_dir(tmp_path, "pets", b, dataset="pets")
+    with pytest.raises(StatsError, match=rf"{ra} is a cls run on cifar100 but {other} is a cls run on pets"):
+        compare_runs(ra, other)
+    old = _run_dir(tmp_path, "old", None)
+    with pytest.raises(StatsError, match=rf"{old} has no per-sample outputs.*re-run it to compare it with {ra}"):
+        compare_runs(ra, old)
+    shifted = ClassificationState(np.arange(5, 405), b.labels, b.topk, 10)
+    moved = _run_dir(tmp_path, "moved", shifted)
+    with pytest.raises(StatsError, match=rf"{ra} and {moved} were evaluated on different test images"):
+        compare_runs(ra, moved)
