@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import math
 import os
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from dropbench.benchmarks.results import RESULT_FILE, RunResult, read_result
 from dropbench.finetune.samples import DetectionState, SampleError, SampleState, load_states
 
 __all__ = ["DEFAULT_B", "DEFAULT_LEVEL", "BootstrapResult", "Comparison", "StatsError", "check_comparable",
-           "compare_runs", "format_interval", "mean_of", "paired_bootstrap", "resample_weights", "run_states",
-           "state_for"]
+           "compare_runs", "delta_intervals", "format_interval", "group_interval", "interval_caption", "mean_of",
+           "paired_bootstrap", "resample_weights", "run_states", "state_for"]
 
 DEFAULT_B = 1000
 DEFAULT_LEVEL = 0.95
@@ -328,3 +330,95 @@ def mean_of(results: Sequence[BootstrapResult], metric: str = "mean") -> Bootstr
     p = min(1.0, 2 * min(np.count_nonzero(d <= 0) + 1, np.count_nonzero(d >= 0) + 1) / (len(d) + 1))
     return BootstrapResult(metric, float(np.mean([r.delta for r in results])), float(lo), float(hi), float(p), level,
                            len(d), sum(r.n_images for r in results), results[0].seeds, results[0].paired_seeds, d)
+
+
+# ------------------------------------------------------------------------------------------------------------ tables
+_RESULT_CACHE: dict[tuple, BootstrapResult] = {}
+
+
+def _group_states(paths: Sequence[str], metric: str) -> list[SampleState] | None:
+    """One state per run (in the given order) that recomputes ``metric``; None if any run has none."""
+    out = []
+    for p in paths:
+        states = run_states(read_result(p), p)
+        state = state_for(states, metric) if states else None
+        if state is None:
+            return None
+        out.append(state)
+    return out
+
+
+def _cell_seed(*parts: object) -> int:
+    return zlib.crc32("/".join(map(str, parts)).encode())
+
+
+def group_interval(paths_a: Sequence[str], paths_b: Sequence[str], metric: str, scale: float = 1.0,
+                   n_boot: int = DEFAULT_B, level: float = DEFAULT_LEVEL, seed: int = 0) -> BootstrapResult | None:
+    """The paired bootstrap of ``metric`` between two groups of runs (each one run per seed, in seed order).
+
+    Returns None when a run of either group has no per-sample outputs for ``metric`` (runs from before they were
+    kept); the result is scaled by ``scale`` (AP 0–1 shown x100). Results are cached by file, metric and settings.
+    """
+    files = []
+    for p in (*paths_a, *paths_b):
+        stat = Path(p).stat()
+        files.append((str(p), stat.st_mtime, stat.st_size))
+    key = (tuple(files), len(paths_a), metric, n_boot, level, seed)
+    if key not in _RESULT_CACHE:
+        a, b = _group_states(paths_a, metric), _group_states(paths_b, metric)
+        if a is None or b is None:
+            return None
+        _RESULT_CACHE[key] = paired_bootstrap(a, b, metrics=[metric], n_boot=n_boot, level=level, seed=seed,
+                                              names=(str(paths_a[0]), str(paths_b[0])))[metric]
+    return _RESULT_CACHE[key].scaled(scale)
+
+
+def delta_intervals(runs: pd.DataFrame, metric: str, dataset: str | None, pairs: Sequence[tuple[str, str, str]],
+                    scale: float = 1.0, n_boot: int = DEFAULT_B, level: float = DEFAULT_LEVEL
+                    ) -> dict[tuple[str, str], BootstrapResult | None]:
+    """For each (model, variant, baseline variant): the interval of the variant's difference to the baseline.
+
+    Args:
+        runs: finished runs of one task (:func:`benchmarks.results.collect_results` rows: ``model``, ``variant``,
+            ``dataset``, ``seed``, ``path``, ``metric:<name>``).
+        metric, dataset: the column's metric and data set (None: any).
+        pairs: (model, variant, baseline variant) triples.
+
+    Returns:
+        (model, variant) -> the result (None where per-sample outputs are missing). Each cell draws its own
+        resamples (seeded by model, variant, data set and metric), so cells are reproducible and independent.
+    """
+    col = f"metric:{metric}"
+    if col not in runs:
+        return {(m, v): None for m, v, _ in pairs}
+    sel = runs[runs[col].notna()]
+    if dataset is not None:
+        sel = sel[sel["dataset"] == dataset]
+
+    def paths(m: str, v: str) -> list[str]:
+        grp = sel[(sel["model"] == m) & (sel["variant"] == v)]
+        order = grp.sort_values("seed", na_position="first", kind="stable") if "seed" in grp else grp
+        return list(order["path"])
+
+    out = {}
+    for m, v, base in pairs:
+        a, b = paths(m, v), paths(m, base)
+        out[(m, v)] = group_interval(a, b, metric, scale, n_boot, level, _cell_seed(m, v, dataset, metric)) \
+            if a and b else None
+    return out
+
+
+def interval_caption(n_boot: int, level: float, seed_counts: Sequence[int], missing: bool, any_interval: bool) -> str:
+    """How a table's intervals were computed (B, level, seeds per row), and which rows have none."""
+    if not any_interval:
+        return ("Differences to the backbone's baseline row, without intervals: the runs have no per-sample outputs "
+                "(runs from before they were kept); re-run them for paired bootstrap intervals.")
+    n = sorted({int(s) for s in seed_counts if s})
+    seeds_text = (f"seeds resampled first, then images (hierarchical; {', '.join(map(str, n))} seeds per row)"
+                  if any(s > 1 for s in n) else "one seed per row")
+    text = (f"Differences to the backbone's baseline row with {100 * level:g} % paired bootstrap intervals over the "
+            f"test images (both rows on the same resample; B = {n_boot}; {seeds_text}); p: two-sided bootstrap "
+            f"p-value; * the interval excludes 0.")
+    if missing:
+        text += " Rows without per-sample outputs (runs from before they were kept) show the difference alone."
+    return text
