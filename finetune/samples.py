@@ -25,6 +25,7 @@ them. The bootstrap itself is :mod:`benchmarks.stats`.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -36,6 +37,8 @@ import numpy as np
 
 __all__ = [
     "SAMPLES_FILE",
+    "check_summary",
+    "write_samples",
     "ClassificationState",
     "DetectionState",
     "SampleError",
@@ -46,6 +49,7 @@ __all__ = [
 ]
 
 SAMPLES_FILE = "samples.npz"
+log = logging.getLogger(__name__)
 
 
 class SampleError(ValueError):
@@ -546,6 +550,39 @@ def save_states(path: str | os.PathLike, states: dict[str, SampleState]) -> Path
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def check_summary(states: dict[str, SampleState], metrics: dict[str, float], tolerance: dict[str, float] | None = None
+                  ) -> list[str]:
+    """Metrics of ``metrics`` that the states recompute differently (beyond ``tolerance[kind]``); empty when all agree.
+
+    Default tolerances: 1e-6 for classification and segmentation, 1e-4 for COCO AP (mmdet rounds it to 3 digits).
+    """
+    tol = {"cls": 1e-6, "seg": 1e-6, "coco": 1e-4, **(tolerance or {})}
+    bad = []
+    for state in states.values():
+        for k, v in state.summary().items():
+            if k in metrics and not abs(v - metrics[k]) <= tol[state.kind]:
+                bad.append(f"{k}: result {metrics[k]!r}, per-sample outputs {v!r}")
+    return bad
+
+
+def write_samples(out_dir: str | os.PathLike, states: dict[str, SampleState], metrics: dict[str, float] | None = None
+                  ) -> str | None:
+    """Write ``out_dir/samples.npz`` and return its name (relative to ``out_dir``, as ``result.json`` records it).
+
+    With ``metrics`` (what the run reports) the states must recompute them (:func:`check_summary`): a per-sample file
+    that disagrees with its result would give wrong intervals, so none is written (an error is logged; the run's
+    result stands, its table cells get no interval) and None is returned. None too when there are no states.
+    """
+    if not states:
+        return None
+    bad = check_summary(states, metrics) if metrics is not None else []
+    if bad:
+        log.error("per-sample outputs not kept: they do not recompute the run's metrics (%s)", "; ".join(bad))
+        return None
+    save_states(Path(out_dir) / SAMPLES_FILE, states)
+    return SAMPLES_FILE
 
 
 def load_states(path: str | os.PathLike) -> dict[str, SampleState]:
