@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from dropbench.benchmarks.stats import DEFAULT_B, DEFAULT_LEVEL, delta_intervals, interval_caption, mean_of
 from dropbench.pretrain.models import PAPER_MODELS
 
 __all__ = ["REFERENCE", "TABLES", "Column", "TableSpec", "build_table", "build_tables", "load_reference", "render",
@@ -84,19 +85,28 @@ def _model_key(m: str) -> tuple[int, str]:
     return (names.index(m), m) if m in names else (len(names), m)
 
 
-def build_table(results: pd.DataFrame, spec: TableSpec, reference: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Aggregate one table: a row per (model, variant), per column ``mean``, ``std``, ``n``, ``delta``, ``paper``.
+def build_table(results: pd.DataFrame, spec: TableSpec, reference: pd.DataFrame | None = None,
+                intervals: bool = True, n_boot: int = DEFAULT_B, level: float = DEFAULT_LEVEL) -> pd.DataFrame:
+    """Aggregate one table: a row per (model, variant), per column ``mean``, ``std``, ``n``, ``delta``, ``ci_low``,
+    ``ci_high``, ``p``, ``paper``.
+
+    ``delta`` is the difference of the row's mean to its backbone's baseline row; ``ci_low`` / ``ci_high`` / ``p`` its
+    paired bootstrap interval and p-value (:func:`benchmarks.stats.delta_intervals`: the rows' per-sample outputs,
+    resampled together; seeds first when a row has several), left empty for rows whose runs have no per-sample
+    outputs. ``table.attrs["caption"]`` says how the intervals were computed.
 
     Args:
         results: :func:`~benchmarks.results.collect_results` output (failed runs are ignored).
         spec: which table.
         reference: :func:`load_reference` output, or None for no paper figures.
+        intervals: compute the intervals (False: differences only).
+        n_boot: bootstrap resamples (B); ``level``: interval level.
 
     Returns:
         A DataFrame indexed by (model, variant) with a column MultiIndex (column title, statistic); an empty frame
         when no run belongs to the table.
     """
-    stats = ("mean", "std", "n", "delta", "paper")
+    stats = ("mean", "std", "n", "delta", "ci_low", "ci_high", "p", "paper")
     cols = [c for c in spec.columns if not c.optional or (f"metric:{c.metric}" in results
                                                            and results[f"metric:{c.metric}"].notna().any())]
     titles = [c.title for c in cols] + (["mean"] if spec.mean_column else [])
@@ -150,7 +160,39 @@ def build_table(results: pd.DataFrame, spec: TableSpec, reference: pd.DataFrame 
                 table.loc[(m, v), (title, "delta")] = table.loc[(m, v), (title, "mean")] - \
                     table.loc[(m, base), (title, "mean")]
             table.loc[(m, base), (title, "delta")] = float("nan")
+    pairs = [(m, v, base) for m in dict.fromkeys(k[0] for k in keys) if (base := _baseline(table, m))
+             for v in table.loc[m].index if v != base]
+    if pairs and intervals:
+        _add_intervals(table, runs, spec, cols, pairs, n_boot, level)
+    elif pairs:
+        table.attrs["caption"] = "Differences to the backbone's baseline row (intervals not computed)."
     return table
+
+
+def _add_intervals(table: pd.DataFrame, runs: pd.DataFrame, spec: TableSpec, cols: list[Column],
+                   pairs: list[tuple[str, str, str]], n_boot: int, level: float) -> None:
+    """Fill ``ci_low``, ``ci_high``, ``p`` of every difference that per-sample outputs support, and the caption."""
+    found: dict[str, dict] = {}
+    for col in cols:
+        found[col.title] = delta_intervals(runs, col.metric, col.dataset, pairs, col.scale, n_boot, level)
+    if spec.mean_column:  # the mean over independent test sets: its draws are the mean of theirs
+        found["mean"] = {(m, v): mean_of([found[c.title][(m, v)] for c in cols])
+                         if all(found[c.title].get((m, v)) for c in cols) else None for m, v, _ in pairs}
+    missing = False
+    for title, cells in found.items():
+        for (m, v), r in cells.items():
+            if pd.isna(table.loc[(m, v), (title, "delta")]):
+                continue
+            if r is None:
+                missing = True
+                continue
+            table.loc[(m, v), (title, "ci_low")] = r.ci_low
+            table.loc[(m, v), (title, "ci_high")] = r.ci_high
+            table.loc[(m, v), (title, "p")] = r.p
+    any_interval = any(r is not None for cells in found.values() for r in cells.values())
+    seed_counts = [table.loc[(m, x), (c.title, "n")] for m, v, base in pairs for x in (v, base) for c in cols]
+    table.attrs["caption"] = interval_caption(n_boot, level, [n for n in seed_counts if pd.notna(n)], missing,
+                                              any_interval)
 
 
 def _baseline(table: pd.DataFrame, model: str) -> str | None:
@@ -162,31 +204,58 @@ def _baseline(table: pd.DataFrame, model: str) -> str | None:
     return None
 
 
-def build_tables(results: pd.DataFrame, reference: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
-    """Every table of :data:`TABLES` (possibly empty)."""
-    return {name: build_table(results, spec, reference) for name, spec in TABLES.items()}
+def build_tables(results: pd.DataFrame, reference: pd.DataFrame | None = None, intervals: bool = True,
+                 n_boot: int = DEFAULT_B, level: float = DEFAULT_LEVEL) -> dict[str, pd.DataFrame]:
+    """Every table of :data:`TABLES` (possibly empty); see :func:`build_table` for the intervals."""
+    return {name: build_table(results, spec, reference, intervals, n_boot, level) for name, spec in TABLES.items()}
 
 
 def _fmt(x: float, digits: int = 1) -> str:
     return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
+def _signed(x: float, tex: bool) -> str:
+    return f"{'+' if x >= 0 else '$-$' if tex else '−'}{_fmt(abs(x))}"
+
+
+def _has(table: pd.DataFrame, title: str, stat: str) -> bool:
+    return (title, stat) in table and table[(title, stat)].notna().any()
+
+
 def _cell(table: pd.DataFrame, idx: tuple, title: str, tex: bool) -> str:
+    """``mean ± std (n=k)``; in LaTeX followed by the difference and its interval (``+0.4 {\\scriptsize[...]}``)."""
     mean = table.loc[idx, (title, "mean")]
     if pd.isna(mean):
-        return "–"
+        return "--" if tex else "–"
     text = _fmt(mean)
     std, n = table.loc[idx, (title, "std")], table.loc[idx, (title, "n")]
     if not pd.isna(n) and n > 1:
         pm = r"$\pm$" if tex else "±"
         text += f" {pm} {_fmt(std)} (n={int(n)})"
     delta = table.loc[idx, (title, "delta")]
-    if not pd.isna(delta):
-        text += f" ({'+' if delta >= 0 else '−' if not tex else '$-$'}{_fmt(abs(delta))})"
+    if tex and not pd.isna(delta):
+        lo, hi = table.loc[idx, (title, "ci_low")], table.loc[idx, (title, "ci_high")]
+        if pd.isna(lo):
+            text += f" ({_signed(delta, tex)})"
+        else:
+            mark = "$^*$" if lo > 0 or hi < 0 else ""
+            lo_s, hi_s = (_fmt(x) if x >= 0 or _fmt(abs(x)) == _fmt(0.0) else f"$-${_fmt(abs(x))}" for x in (lo, hi))
+            text += f" {_signed(delta, tex)}{mark} {{\\scriptsize[{lo_s}, {hi_s}]}}"
     return text
 
 
-def _display(table: pd.DataFrame) -> pd.DataFrame:
+def _delta_cells(table: pd.DataFrame, idx: tuple, title: str) -> dict[str, str]:
+    """Markdown's ``delta`` (``*`` when the interval excludes 0), ``ci_low``, ``ci_high`` and ``p`` cells."""
+    delta, lo, hi, p = (table.loc[idx, (title, s)] for s in ("delta", "ci_low", "ci_high", "p"))
+    out = {f"{title} delta": "–" if pd.isna(delta) else _signed(delta, False) + ("*" if lo > 0 or hi < 0 else "")}
+    if _has(table, title, "ci_low"):
+        out[f"{title} ci_low"] = "–" if pd.isna(lo) else _fmt(lo).replace("-", "−")
+        out[f"{title} ci_high"] = "–" if pd.isna(hi) else _fmt(hi).replace("-", "−")
+        out[f"{title} p"] = "–" if pd.isna(p) else f"{p:.3f}"
+    return out
+
+
+def _display(table: pd.DataFrame, tex: bool = False) -> pd.DataFrame:
     titles = list(dict.fromkeys(t for t, _ in table.columns))
     rows = []
     for idx in table.index:
@@ -194,9 +263,11 @@ def _display(table: pd.DataFrame) -> pd.DataFrame:
         row = {"backbone": PAPER_MODELS[m].label if m in PAPER_MODELS else m,
                "pretraining": VARIANT_LABELS.get(v, v)}
         for t in titles:
-            row[t] = _cell(table, idx, t, tex=False)
+            row[t] = _cell(table, idx, t, tex=tex)
+            if not tex and _has(table, t, "delta"):
+                row.update(_delta_cells(table, idx, t))
             if table[(t, "paper")].notna().any():
-                row[f"{t} (paper)"] = _fmt(table.loc[idx, (t, "paper")]) or "–"
+                row[f"{t} (paper)"] = _fmt(table.loc[idx, (t, "paper")]) or ("--" if tex else "–")
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -206,9 +277,14 @@ def _tex_escape(s: str) -> str:
 
 
 def render(table: pd.DataFrame, fmt: str = "md", title: str | None = None) -> str:
-    """A table as Markdown (``md``), LaTeX booktabs (``tex``) or CSV (``csv``: numbers, one column per statistic)."""
+    """A table as Markdown (``md``), LaTeX booktabs (``tex``) or CSV (``csv``: numbers, one column per statistic).
+
+    Markdown has ``delta``, ``ci_low``, ``ci_high`` and ``p`` columns per measured column (the last three when some
+    row has an interval), LaTeX the difference and interval in the cell; both end with ``table.attrs["caption"]``.
+    """
     if fmt not in ("md", "tex", "csv"):
         raise ValueError(f"format must be md, tex or csv, got {fmt!r}")
+    caption = table.attrs.get("caption")
     if fmt == "csv":
         flat = table.copy()
         flat.columns = [t if s == "mean" else f"{t} {s}" for t, s in flat.columns]
@@ -218,23 +294,20 @@ def render(table: pd.DataFrame, fmt: str = "md", title: str | None = None) -> st
         head = f"**{title}**\n\n" if title else ""
         if table.empty:
             return head + "(no results)\n"
-        return head + _display(table).to_markdown(index=False, disable_numparse=True) + "\n"
+        foot = f"\n{caption}\n" if caption else ""
+        return head + _display(table).to_markdown(index=False, disable_numparse=True) + "\n" + foot
     if table.empty:
         return f"% {_tex_escape(title or '')}: no results\n"
-    shown = _display(table)
+    shown = _display(table, tex=True)
     cols = list(shown.columns)
     lines = [r"\begin{table}[t]", r"\centering"]
-    if title:
-        lines.append(r"\caption{" + _tex_escape(title) + "}")
+    if title or caption:
+        lines.append(r"\caption{" + _tex_escape(" ".join(x for x in (title and title.rstrip(".") + ".", caption)
+                                                           if x)) + "}")
     lines += [r"\begin{tabular}{ll" + "r" * (len(cols) - 2) + "}", r"\toprule",
               " & ".join(_tex_escape(c) for c in cols) + r" \\", r"\midrule"]
-    for idx, r in zip(table.index, shown.itertuples(index=False), strict=True):
-        cells = [_tex_escape(r[0]), _tex_escape(r[1])]
-        for c in cols[2:]:
-            title_ = c[: -len(" (paper)")] if c.endswith(" (paper)") else None
-            cells.append(_fmt(table.loc[idx, (title_, "paper")]) or "--" if title_ else
-                         _cell(table, idx, c, tex=True).replace("–", "--"))
-        lines.append(" & ".join(cells) + r" \\")
+    for r in shown.itertuples(index=False):
+        lines.append(" & ".join([_tex_escape(r[0]), _tex_escape(r[1]), *r[2:]]) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines) + "\n"
 
