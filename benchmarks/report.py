@@ -2,8 +2,9 @@
 
 ``dropbench report --results DIR`` writes ``DIR/report/``: ``schedules.png`` (the drop rate of every pretraining
 variant over training, as the paper's Figure 2 draws them, from each run's recorded metadata),
-``pretrain_<model>.png`` (train loss and val top-1 per epoch of each pretraining run, from its ``log.jsonl``) and
-``report.md`` with the figures and the tables.
+``pretrain_<model>.png`` (train loss and val top-1 per epoch of each pretraining run, from its ``log.jsonl``),
+``deltas_<table>.png`` (each variant's difference to its baseline with its paired bootstrap interval, a line at 0)
+and ``report.md`` with the figures and the tables.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from dropbench.benchmarks.tables import TABLES, build_tables, load_reference, re
 from dropbench.pretrain.models import PAPER_MODELS  # noqa: E402
 from dropbench.pretrain.schedules import drop_schedule  # noqa: E402
 
-__all__ = ["plot_pretraining_curves", "plot_schedules", "write_report"]
+__all__ = ["plot_deltas", "plot_pretraining_curves", "plot_schedules", "write_report"]
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +151,9 @@ def write_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike | No
     parts += ["## Tables", ""]
     for name, table in tables.items():
         parts += [render(table, "md", TABLES[name].title), ""]
+        plot = plot_deltas(table, TABLES[name].title, out / f"deltas_{name}.png")
+        if plot:
+            parts += [f"![differences, {name}]({plot.name})", ""]
     path = out / "report.md"
     tmp = out / ".report.md.tmp"
     tmp.write_text("\n".join(parts))
