@@ -258,62 +258,93 @@ def state_for(states: dict[str, SampleState], metric: str) -> SampleState | None
 
 @dataclass(frozen=True)
 class Comparison:
-    """Two runs of one task and data set compared metric by metric (:func:`compare_runs`)."""
+    """Two runs (or two groups of seeds) of one task and data set compared metric by metric (:func:`compare_runs`).
+
+    ``values``: metric -> (mean of the first, mean of the second) as their ``result.json`` report them.
+    """
 
     name_a: str
     name_b: str
     task: str
     dataset: str
     results: dict[str, BootstrapResult]
+    values: dict[str, tuple[float, float]]
+
+    def render(self) -> str:
+        """A Markdown table (metric, both values, delta, ci_low, ci_high, p) and a line saying how it was computed."""
+        r0 = next(iter(self.results.values()))
+        lines = [f"**{self.name_a}** vs **{self.name_b}** ({self.task}, {self.dataset}, {r0.n_images} test images)",
+                 "", "| metric | A | B | delta | ci_low | ci_high | p |", "|:--|--:|--:|--:|--:|--:|--:|"]
+        for m, r in self.results.items():
+            va, vb = self.values.get(m, (float("nan"), float("nan")))
+            lines.append(f"| {m} | {va:.4g} | {vb:.4g} | {r.delta:+.4g}{'*' if r.excludes_zero else ''} | "
+                         f"{r.ci_low:.4g} | {r.ci_high:.4g} | {r.p:.3f} |")
+        seeds = (f"seeds resampled first ({r0.seeds[0]} vs {r0.seeds[1]}, {'paired' if r0.paired_seeds else 'apart'})"
+                 if max(r0.seeds) > 1 else "one run each")
+        lines += ["", f"A - B with {100 * r0.level:g} % paired bootstrap intervals over the test images (B = "
+                      f"{r0.n_boot}; {seeds}); * the interval excludes 0. Metrics on the engines' own scales."]
+        return "\n".join(lines) + "\n"
 
 
-def compare_runs(run_a: str | os.PathLike, run_b: str | os.PathLike, metrics: Sequence[str] | None = None,
-                 n_boot: int = DEFAULT_B, level: float = DEFAULT_LEVEL, seed: int = 0) -> Comparison:
+def compare_runs(run_a: str | os.PathLike | Sequence[str | os.PathLike],
+                 run_b: str | os.PathLike | Sequence[str | os.PathLike], metrics: Sequence[str] | None = None,
+                 n_boot: int = DEFAULT_B, level: float = DEFAULT_LEVEL, seed: int = 0,
+                 names: tuple[str, str] | None = None) -> Comparison:
     """Paired bootstrap of every shared metric of two runs (``a - b``), from their per-sample outputs.
 
     Args:
-        run_a, run_b: run folders (or their ``result.json``).
+        run_a, run_b: run folders (or their ``result.json``), or lists of them (one run per seed, in seed order:
+            resampled hierarchically, seeds first).
         metrics: which metrics (default: every metric both runs report that the per-sample outputs recompute).
+        names: how to call the two sides in messages (default: the paths).
 
     Raises:
         StatsError: the runs are of different tasks or data sets, one has no per-sample outputs, or they were
             evaluated on different test images; the message names both runs and what differs.
     """
-    name_a, name_b = str(run_a), str(run_b)
-    ra, rb = read_result(run_a), read_result(run_b)
-    for name, r in ((name_a, ra), (name_b, rb)):
+    group_a = [run_a] if isinstance(run_a, (str, os.PathLike)) else list(run_a)
+    group_b = [run_b] if isinstance(run_b, (str, os.PathLike)) else list(run_b)
+    if not group_a or not group_b:
+        raise StatsError("nothing to compare: a side has no runs")
+    name_a, name_b = names or (", ".join(map(str, group_a)), ", ".join(map(str, group_b)))
+    read = {side: [(str(p), read_result(p)) for p in group] for side, group in (("a", group_a), ("b", group_b))}
+    first_a, first_b = read["a"][0], read["b"][0]
+    for name, r in (*read["a"], *read["b"]):
         if r.status != "ok":
             raise StatsError(f"{name} is a failed run ({r.error}); compare finished runs")
-    if (ra.task, ra.dataset) != (rb.task, rb.dataset):
-        raise StatsError(f"{name_a} is a {ra.task} run on {ra.dataset} but {name_b} is a {rb.task} run on "
-                         f"{rb.dataset}: compare runs of one task and data set")
-    states = []
-    for name, r in ((name_a, ra), (name_b, rb)):
-        s = run_states(r, name)
-        if not s:
-            raise StatsError(f"{name} has no per-sample outputs (a run from before they were kept): re-run it to "
-                             f"compare it with {name_b if name == name_a else name_a}")
-        states.append(s)
-    wanted = list(metrics) if metrics else [m for m in ra.metrics if m in rb.metrics]
+    for (na, ra), (nb, rb) in [(first_a, x) for x in read["a"][1:] + read["b"]]:
+        if (ra.task, ra.dataset) != (rb.task, rb.dataset):
+            raise StatsError(f"{na} is a {ra.task} run on {ra.dataset} but {nb} is a {rb.task} run on "
+                             f"{rb.dataset}: compare runs of one task and data set")
+    states: dict[str, list[dict[str, SampleState]]] = {"a": [], "b": []}
+    for side, other in (("a", name_b), ("b", name_a)):
+        for name, r in read[side]:
+            s = run_states(r, name)
+            if not s:
+                raise StatsError(f"{name} has no per-sample outputs (a run from before they were kept): re-run it to "
+                                 f"compare it with {other}")
+            states[side].append(s)
+    ra, rb = first_a[1], first_b[1]
+    shared = [m for m in ra.metrics if all(m in r.metrics for _, r in read["a"] + read["b"])]
+    wanted = list(metrics) if metrics else shared
     out: dict[str, BootstrapResult] = {}
-    by_state: dict[tuple[int, int], list[str]] = {}
-    pairs: dict[tuple[int, int], tuple[SampleState, SampleState]] = {}
+    groups: dict[str, list[str]] = {}
     for m in wanted:
-        sa, sb = state_for(states[0], m), state_for(states[1], m)
-        if sa is None or sb is None:
+        if any(state_for(s, m) is None for s in states["a"] + states["b"]):
             if metrics:
-                which = name_a if sa is None else name_b
-                raise StatsError(f"{m}: not recomputable from the per-sample outputs of {which}")
+                raise StatsError(f"{m}: not recomputable from the per-sample outputs of {name_a} and {name_b}")
             continue
-        key = (id(sa), id(sb))
-        by_state.setdefault(key, []).append(m)
-        pairs[key] = (sa, sb)
-    if not by_state:
+        groups.setdefault(next(k for k, st in states["a"][0].items() if m in st.metric_names()), []).append(m)
+    if not groups:
         raise StatsError(f"{name_a} and {name_b} share no metric that their per-sample outputs recompute")
-    for key, ms in by_state.items():
-        out.update(paired_bootstrap(*pairs[key], metrics=ms, n_boot=n_boot, level=level, seed=seed,
+    for ms in groups.values():
+        sa = [state_for(s, ms[0]) for s in states["a"]]
+        sb = [state_for(s, ms[0]) for s in states["b"]]
+        out.update(paired_bootstrap(sa, sb, metrics=ms, n_boot=n_boot, level=level, seed=seed,
                                     names=(name_a, name_b)))
-    return Comparison(name_a, name_b, ra.task, ra.dataset, {m: out[m] for m in wanted if m in out})
+    values = {m: (float(np.mean([r.metrics[m] for _, r in read["a"] if m in r.metrics])),
+                  float(np.mean([r.metrics[m] for _, r in read["b"] if m in r.metrics]))) for m in out}
+    return Comparison(name_a, name_b, ra.task, ra.dataset, {m: out[m] for m in wanted if m in out}, values)
 
 
 def mean_of(results: Sequence[BootstrapResult], metric: str = "mean") -> BootstrapResult:

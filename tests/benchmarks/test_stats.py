@@ -161,3 +161,36 @@ def test_compare_runs_and_its_refusals(tmp_path):
     moved = _run_dir(tmp_path, "moved", shifted)
     with pytest.raises(StatsError, match=rf"{ra} and {moved} were evaluated on different test images"):
         compare_runs(ra, moved)
+
+
+def test_compare_command(tmp_path, capsys):
+    from dropbench.benchmarks import cli
+
+    a, b = _cls_pair(400, 40, 15)
+    ra, rb = _run_dir(tmp_path, "a", a), _run_dir(tmp_path, "b", b)
+    assert cli.main(["compare", str(ra), str(rb), "--boot", "200"]) == 0
+    out = capsys.readouterr().out
+    assert f"**{ra}** vs **{rb}** (cls, cifar100, 400 test images)" in out
+    assert "| top1 | " in out and "+6.25*" in out and "B = 200" in out
+    other = _run_dir(tmp_path, "pets", b, dataset="pets")
+    assert cli.main(["compare", str(ra), str(other)]) == 2
+    err = capsys.readouterr().err
+    assert f"dropbench compare: error: {ra} is a cls run on cifar100 but {other} is a cls run on pets" in err
+    # rows of a results folder: every seed of a (model, variant)
+    from dropbench.benchmarks.results import RunResult, write_result
+    from dropbench.finetune.samples import save_states
+
+    root = tmp_path / "suite"
+    for variant, state in (("baseline", b), ("early-dropout", a)):
+        for seed in (0, 1):
+            run = root / f"{variant}-{seed}"
+            save_states(run / "samples.npz", {"cls": state})
+            write_result(RunResult(task="cls", dataset="cifar100", model="vit_tiny", metrics=state.summary(),
+                                   config={}, config_hash="h", variant=variant, seed=seed,
+                                   extra={"samples": "samples.npz"}), run)
+    assert cli.main(["compare", "vit_tiny:early-dropout", "vit_tiny:baseline", "--results", str(root), "--boot",
+                     "100", "--metric", "top1"]) == 0
+    out = capsys.readouterr().out
+    assert "**vit_tiny:early-dropout** vs **vit_tiny:baseline**" in out and "seeds resampled first (2 vs 2" in out
+    assert cli.main(["compare", "vit_tiny:late-sd", "vit_tiny:baseline", "--results", str(root)]) == 2
+    assert "has no finished run of vit_tiny:late-sd" in capsys.readouterr().err
