@@ -16,6 +16,7 @@ Drop rates are fixed by the recipe (``model.backbone.drop_path_rate``): nothing 
 from __future__ import annotations
 
 import contextlib
+import gzip
 import io
 import json
 import logging
@@ -28,13 +29,13 @@ import dropbench.finetune.layer_decay  # noqa: F401  (registers TimmLayerDecayOp
 from dropbench.finetune.backbone import TimmPyramidBackbone, pyramid_channels
 from dropbench.finetune.datasets.coco import CocoSplit, check_coco
 from dropbench.finetune.mm import adapt_to_device, outcome, prepare_runner_config, run_runner
-from dropbench.finetune.samples import DetectionState
+from dropbench.finetune.samples import DetectionState, write_bytes_atomic, write_samples
 from dropbench.pretrain.models import paper_model
 from mmdet.evaluation.metrics import CocoMetric
 from mmdet.registry import METRICS, MODELS
 from mmengine.config import Config, ConfigDict
 
-__all__ = ["COCO_METRICS", "SampleCocoMetric", "configure_coco", "register_backbone", "run_coco"]
+__all__ = ["COCO_METRICS", "SampleCocoMetric", "configure_coco", "keep_samples", "register_backbone", "run_coco"]
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,30 @@ class SampleCocoMetric(CocoMetric):
         return states
 
 
+def keep_samples(runner: Any, out_dir: str | os.PathLike, metrics: dict[str, float]) -> dict[str, Any]:
+    """Write the final evaluation's per-sample outputs beside ``result.json``; returns the entries that name them.
+
+    ``samples.npz`` holds COCOeval's per-image matches (:class:`~finetune.samples.DetectionState`, ``bbox`` and
+    ``segm``), checked to recompute ``metrics``; ``detections.<bbox|segm>.json.gz`` the detections JSON of mmdet's
+    ``CocoMetric`` (its ``outfile_prefix`` files), gzipped. Nothing on ranks other than 0, or when the evaluator is
+    not a :class:`SampleCocoMetric`.
+    """
+    evaluator = getattr(runner, "val_evaluator", None)
+    metric = next((m for m in getattr(evaluator, "metrics", []) if isinstance(m, SampleCocoMetric)), None)
+    if metric is None or not metric.last_json:
+        return {}
+    out_dir = Path(out_dir)
+    extra: dict[str, Any] = {"detections": {}}
+    for iou_type, data in metric.last_json.items():
+        name = f"detections.{iou_type}.json.gz"
+        write_bytes_atomic(out_dir / name, gzip.compress(data, mtime=0))
+        extra["detections"][iou_type] = name
+    samples = write_samples(out_dir, metric.sample_states(), metrics)
+    if samples:
+        extra["samples"] = samples
+    return extra
+
+
 def _leaf_dataset(ds: ConfigDict) -> ConfigDict:
     while ds.get("type") in _WRAPPERS:
         ds = ds.dataset
@@ -126,6 +151,8 @@ def configure_coco(cfg: Config, data_root: str | os.PathLike, splits: dict[str, 
         evaluators = cfg.get(key)
         for ev in evaluators if isinstance(evaluators, (list, tuple)) else [evaluators] if evaluators else []:
             ev.ann_file = str(splits["val2017"].ann_file.resolve())
+            if ev.get("type") in ("CocoMetric", "mmdet.CocoMetric"):  # same metrics, and the per-sample outputs
+                ev.type = "SampleCocoMetric"
     for head in _heads(cfg.model.roi_head, "bbox_head") + _heads(cfg.model.roi_head, "mask_head"):
         head.num_classes = len(classes)
     backbone = cfg.model.backbone

@@ -38,6 +38,7 @@ import numpy as np
 __all__ = [
     "SAMPLES_FILE",
     "check_summary",
+    "write_bytes_atomic",
     "write_samples",
     "ClassificationState",
     "DetectionState",
@@ -238,7 +239,9 @@ class SegmentationState(SampleState):
                     f"aAcc{s}": 100 * inter.sum(axis=1) / label.sum(axis=1)}
 
     def summary(self) -> dict[str, float]:
-        # IoUMetric.compute_metrics: float32 torch sums of the per-image tensors, float32 ratios, np.nanmean, round 2
+        """As ``result.json`` holds them: IoUMetric.compute_metrics (float32 torch sums of the per-image areas, float32
+        ratios, ``np.nanmean``, ``np.round(x * 100, 2)``), then ``round(float(x), 2)`` as :mod:`finetune.seg` stores
+        them."""
         import torch
 
         f32 = [torch.from_numpy(getattr(self, n).astype(np.float32)) for n in ("intersect", "union", "label")]
@@ -246,9 +249,9 @@ class SegmentationState(SampleState):
         all_acc = (inter.sum() / label.sum()).numpy()
         iou, acc = (inter / union).numpy(), (inter / label).numpy()
         s = self.suffix
-        return {f"aAcc{s}": float(np.round(np.nanmean(all_acc) * 100, 2)),
-                f"mIoU{s}": float(np.round(np.nanmean(iou) * 100, 2)),
-                f"mAcc{s}": float(np.round(np.nanmean(acc) * 100, 2))}
+        return {f"aAcc{s}": round(float(np.round(np.nanmean(all_acc) * 100, 2)), 2),
+                f"mIoU{s}": round(float(np.round(np.nanmean(iou) * 100, 2)), 2),
+                f"mAcc{s}": round(float(np.round(np.nanmean(acc) * 100, 2)), 2)}
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         # areas are whole pixel counts: stored as integers
@@ -540,11 +543,17 @@ def save_states(path: str | os.PathLike, states: dict[str, SampleState]) -> Path
         arrays.update({f"{name}/{k}": v for k, v in state.to_arrays().items()})
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
+    return write_bytes_atomic(path, buf.getvalue())
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to a temporary file beside ``path``, then rename: readers see the old file or the new one."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(buf.getvalue())
+            f.write(data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

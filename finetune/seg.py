@@ -22,13 +22,13 @@ import torch
 from dropbench.finetune.backbone import TimmPyramidBackbone, pyramid_channels
 from dropbench.finetune.datasets.ade20k import check_ade20k
 from dropbench.finetune.mm import adapt_to_device, outcome, prepare_runner_config, run_runner
-from dropbench.finetune.samples import SegmentationState
+from dropbench.finetune.samples import SegmentationState, write_samples
 from mmengine.config import Config
 from mmengine.model import is_model_wrapper
 from mmseg.evaluation.metrics import IoUMetric
 from mmseg.registry import METRICS, MODELS
 
-__all__ = ["SEG_METRICS", "SampleIoUMetric", "evaluate_multi_scale", "prepare_seg_config", "run_ade20k"]
+__all__ = ["SEG_METRICS", "SampleIoUMetric", "keep_samples", "evaluate_multi_scale", "prepare_seg_config", "run_ade20k"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,31 @@ class SampleIoUMetric(IoUMetric):
             areas = [np.stack([r[j].numpy() for r in results]) for j in range(4)]
             self.last_state = SegmentationState(np.asarray(ids), *areas, suffix=self.suffix)
         return metrics
+
+
+def keep_samples(runner: Any, out_dir: str | os.PathLike, metrics: dict[str, float],
+                 more: dict[str, SegmentationState] | None = None) -> dict[str, Any]:
+    """Write the final evaluation's per-image areas (and ``more``: the multi-scale ones) to ``samples.npz``.
+
+    The states must recompute ``metrics`` (:func:`finetune.samples.write_samples`). Returns ``{"samples": name}``
+    for ``result.json``, or nothing (ranks other than 0, an evaluator that is not a :class:`SampleIoUMetric`).
+    """
+    evaluator = getattr(runner, "val_evaluator", None)
+    metric = next((m for m in getattr(evaluator, "metrics", []) if isinstance(m, SampleIoUMetric)), None)
+    states = {"seg": metric.last_state} if metric is not None and metric.last_state is not None else {}
+    if not states:
+        return {}
+    states.update(more or {})
+    name = write_samples(out_dir, states, metrics)
+    return {"samples": name} if name else {}
+
+
+def _sample_evaluators(cfg: Config) -> None:
+    """mmseg's ``IoUMetric`` -> :class:`SampleIoUMetric` (same metrics, and the per-image areas)."""
+    for key in ("val_evaluator", "test_evaluator"):
+        ev = cfg.get(key)
+        if isinstance(ev, dict) and ev.get("type") in ("IoUMetric", "mmseg.IoUMetric"):
+            ev.type = "SampleIoUMetric"
 
 
 SEG_METRICS = ("mIoU", "mAcc", "aAcc")

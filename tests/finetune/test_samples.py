@@ -140,8 +140,8 @@ def test_ade20k_recomputation_equals_iou_metric():
     arrays = [np.stack([r[j].numpy() for r in results]) for j in range(4)]
     state = SegmentationState(np.arange(len(results)), arrays[0], arrays[1], arrays[2], arrays[3])
     got = state.summary()
-    for key in ("mIoU", "mAcc", "aAcc"):
-        assert got[key] == pytest.approx(float(ref[key]), abs=1e-6)
+    for key in ("mIoU", "mAcc", "aAcc"):  # as finetune.seg records mmseg's figures: round(float(x), 2)
+        assert got[key] == pytest.approx(round(float(ref[key]), 2), abs=1e-6)
     # unrounded, and with weights: IoUMetric's formulas (float64) on the same images repeated
     w = np.array([2, 0, 1, 3, 1, 1, 0, 0, 1, 2, 1, 1], dtype=float)
     totals = [sum(float(k) * np.asarray(r[j], dtype=np.float64) for k, r in zip(w, results)) for j in range(4)]
