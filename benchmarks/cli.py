@@ -179,7 +179,8 @@ def _cmd_tables(args: argparse.Namespace) -> int:
     root = Path(args.results)
     if not root.is_dir():
         raise FileNotFoundError(f"results folder {root} does not exist")
-    tables = build_tables(collect_results(root), load_reference(), intervals=not args.no_intervals, n_boot=args.boot)
+    tables = build_tables(collect_results(root), load_reference(), intervals=not args.no_intervals, n_boot=args.boot,
+                          baseline=args.baseline)
     text = "\n".join(render(t, args.format, TABLES[name].title) for name, t in tables.items())
     if args.out:
         Path(args.out).write_text(text)
@@ -364,6 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write to this file instead of printing")
     p.add_argument("--boot", type=int, default=1000, help="bootstrap resamples B of the intervals (default 1000)")
     p.add_argument("--no-intervals", action="store_true", help="differences only, no bootstrap")
+    p.add_argument("--baseline", help="row (variant or evaluate label) differences are taken to, where a backbone "
+                   "has it (default: baseline, else standard-sd)")
     p.set_defaults(func=_cmd_tables)
 
     p = sub.add_parser("compare", help="paired bootstrap of two runs of one task and data set",

@@ -86,7 +86,8 @@ def _model_key(m: str) -> tuple[int, str]:
 
 
 def build_table(results: pd.DataFrame, spec: TableSpec, reference: pd.DataFrame | None = None,
-                intervals: bool = True, n_boot: int = DEFAULT_B, level: float = DEFAULT_LEVEL) -> pd.DataFrame:
+                intervals: bool = True, n_boot: int = DEFAULT_B, level: float = DEFAULT_LEVEL,
+                baseline: str | None = None) -> pd.DataFrame:
     """Aggregate one table: a row per (model, variant), per column ``mean``, ``std``, ``n``, ``delta``, ``ci_low``,
     ``ci_high``, ``p``, ``paper``.
 
@@ -101,6 +102,8 @@ def build_table(results: pd.DataFrame, spec: TableSpec, reference: pd.DataFrame 
         reference: :func:`load_reference` output, or None for no paper figures.
         intervals: compute the intervals (False: differences only).
         n_boot: bootstrap resamples (B); ``level``: interval level.
+        baseline: the variant (row label) differences are taken to where a backbone has it (e.g. a ``dropbench
+            evaluate`` label); otherwise ``baseline``, else ``standard-sd``.
 
     Returns:
         A DataFrame indexed by (model, variant) with a column MultiIndex (column title, statistic); an empty frame
@@ -153,14 +156,14 @@ def build_table(results: pd.DataFrame, spec: TableSpec, reference: pd.DataFrame 
         table[("mean", "paper")] = papers.mean(axis=1).where(papers.notna().all(axis=1))
     for title in titles:
         for m in {k[0] for k in keys}:
-            base = _baseline(table, m)
+            base = _baseline(table, m, baseline)
             if base is None:
                 continue
             for v in table.loc[m].index:
                 table.loc[(m, v), (title, "delta")] = table.loc[(m, v), (title, "mean")] - \
                     table.loc[(m, base), (title, "mean")]
             table.loc[(m, base), (title, "delta")] = float("nan")
-    pairs = [(m, v, base) for m in dict.fromkeys(k[0] for k in keys) if (base := _baseline(table, m))
+    pairs = [(m, v, base) for m in dict.fromkeys(k[0] for k in keys) if (base := _baseline(table, m, baseline))
              for v in table.loc[m].index if v != base]
     if pairs and intervals:
         _add_intervals(table, runs, spec, cols, pairs, n_boot, level)
@@ -195,19 +198,22 @@ def _add_intervals(table: pd.DataFrame, runs: pd.DataFrame, spec: TableSpec, col
                                               any_interval)
 
 
-def _baseline(table: pd.DataFrame, model: str) -> str | None:
-    """The row differences are taken to: ``baseline`` if present, else ``standard-sd`` (late s.d.'s baseline)."""
+def _baseline(table: pd.DataFrame, model: str, preferred: str | None = None) -> str | None:
+    """The row differences are taken to: ``preferred`` if given and present, else ``baseline``, else ``standard-sd``
+    (late s.d.'s baseline)."""
     variants = list(table.loc[model].index)
-    for candidate in ("baseline", "standard-sd"):
+    for candidate in (preferred, "baseline", "standard-sd"):
         if candidate in variants and len(variants) > 1:
             return candidate
     return None
 
 
 def build_tables(results: pd.DataFrame, reference: pd.DataFrame | None = None, intervals: bool = True,
-                 n_boot: int = DEFAULT_B, level: float = DEFAULT_LEVEL) -> dict[str, pd.DataFrame]:
-    """Every table of :data:`TABLES` (possibly empty); see :func:`build_table` for the intervals."""
-    return {name: build_table(results, spec, reference, intervals, n_boot, level) for name, spec in TABLES.items()}
+                 n_boot: int = DEFAULT_B, level: float = DEFAULT_LEVEL, baseline: str | None = None
+                 ) -> dict[str, pd.DataFrame]:
+    """Every table of :data:`TABLES` (possibly empty); see :func:`build_table` for the intervals and ``baseline``."""
+    return {name: build_table(results, spec, reference, intervals, n_boot, level, baseline)
+            for name, spec in TABLES.items()}
 
 
 def _fmt(x: float, digits: int = 1) -> str:

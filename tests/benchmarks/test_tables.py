@@ -81,6 +81,14 @@ def test_pretraining_table_takes_the_runs_recipe_and_late_sd_baseline(tmp_path):
     assert t.loc[("vit_base", "late-sd"), ("top-1", "delta")] == 1.0  # against standard s.d., late s.d.'s baseline
 
 
+def test_differences_to_a_named_row(results):
+    t = build_table(results, TABLES["table4"], baseline="early-sd")
+    assert t.loc[("swin_femto", "baseline"), ("AP box", "delta")] == pytest.approx(-1.5)
+    assert pd.isna(t.loc[("swin_femto", "early-sd"), ("AP box", "delta")])
+    t = build_table(results, TABLES["table4"], baseline="not-a-row")  # absent: the usual baseline
+    assert t.loc[("swin_femto", "early-sd"), ("AP box", "delta")] == pytest.approx(1.5)
+
+
 def test_table6_mean_only_for_complete_rows(results):
     t = build_table(results, TABLES["table6"])
     assert t.loc[("vit_tiny", "baseline"), ("mean", "mean")] == 85.0
