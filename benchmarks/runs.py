@@ -105,11 +105,13 @@ def _find_log(run_dir: Path) -> str | None:
 
 def pretrain_run(cfg, out_dir: str | os.PathLike, resume: str | None = None, recipe: str | None = None) -> dict:
     """Pretraining as a stage: ``pretrain.train.run`` with its summary as an outcome dict (``recipe``: its name)."""
+    from dropbench.finetune.cls import keep_samples
     from dropbench.pretrain.config import plain
     from dropbench.pretrain.train import run
 
     summary = run(cfg, out_dir, resume)
     metrics = {k: summary[k] for k in ("top1", "top5", "train_loss") if summary.get(k) is not None}
+    samples = keep_samples(summary, out_dir, metrics)  # val label + top-5 per image, for the tables' intervals
     return {
         "metrics": metrics,
         "config": plain(cfg),
@@ -119,5 +121,5 @@ def pretrain_run(cfg, out_dir: str | os.PathLike, resume: str | None = None, rec
         "checkpoint_sha256": None,
         "pretrain": summary["pretrain"],
         "log_path": str(Path(out_dir) / "log.jsonl"),
-        "extra": {"epochs": summary["epochs"], "world_size": summary["world_size"], "recipe": recipe},
+        "extra": {"epochs": summary["epochs"], "world_size": summary["world_size"], "recipe": recipe, **samples},
     }

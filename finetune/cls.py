@@ -22,6 +22,7 @@ from typing import Any
 import torch.nn as nn
 from dropbench.finetune.convert import CheckpointError, LoadReport, load_pretrained
 from dropbench.finetune.datasets.cls import CLS_DATASETS, ClsData, load_cls_data
+from dropbench.finetune.samples import ClassificationState, write_samples
 from dropbench.pretrain.config import config_hash, load_config, plain, resolve_config
 from dropbench.pretrain.data import SeededDataset
 from dropbench.pretrain.distributed import setup_launcher
@@ -69,6 +70,20 @@ def build_cls_config(
 def _mean(values: list[float | None] | None) -> float | None:
     present = [v for v in values or [] if v is not None]
     return sum(present) / len(present) if present else None
+
+
+def keep_samples(summary: dict, out_dir: str | os.PathLike, metrics: dict[str, float]) -> dict[str, str]:
+    """Write the final evaluation's label + top-5 per test image (dataset index order) to ``samples.npz``.
+
+    Returns ``{"samples": name}`` for ``result.json`` (nothing on ranks other than 0, or when the final evaluation
+    did not run in this process); the state must recompute ``metrics``.
+    """
+    samples = summary.get("samples")
+    if samples is None or os.environ.get("RANK", "0") != "0":
+        return {}
+    state = ClassificationState(samples["index"], samples["label"], samples["topk"], int(summary["num_classes"]))
+    name = write_samples(out_dir, {"cls": state}, metrics)
+    return {"samples": name} if name else {}
 
 
 def run_cls(
@@ -133,6 +148,7 @@ def run_cls(
     mean_per_class = _mean(per_class)
     if mean_per_class is not None:
         metrics["mean_per_class_top1"] = mean_per_class
+    samples = keep_samples(summary, out_dir, metrics)
     return {
         "metrics": metrics,
         "config": plain(cfg),
@@ -150,6 +166,7 @@ def run_cls(
             "train_images": len(data.train),
             "test_images": len(data.test),
             "generated_data": data.generated,
+            **samples,
             "epochs": summary["epochs"],
             "train_loss": summary["train_loss"],
             "world_size": summary["world_size"],

@@ -214,4 +214,5 @@ def run_coco(
     extra = {"recipe": config, "classes": list(train.classes), "train_images": train.num_images,
              "val_images": splits["val2017"].num_images, "epochs": runner.epoch, "iterations": runner.iter,
              "device_changes": device_changes}
+    extra.update(keep_samples(runner, out_dir, metrics))  # samples.npz + detections JSON, named in result.json
     return outcome(cfg, metrics, runner, checkpoint, extra=extra)

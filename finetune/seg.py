@@ -120,7 +120,8 @@ def prepare_seg_config(
 
     Besides :func:`finetune.mm.prepare_runner_config`: the data root goes into every loader's dataset, heads left
     without ``in_channels`` (model-independent recipes) get the model's pyramid channels, and a GPU recipe is adapted
-    to a machine without one (:func:`finetune.mm.adapt_to_device`: AMP off, gloo).
+    to a machine without one (:func:`finetune.mm.adapt_to_device`: AMP off, gloo). mmseg's ``IoUMetric`` evaluators
+    become :class:`SampleIoUMetric` (same metrics; the per-image areas are kept for the bootstrap).
     """
     cfg = prepare_runner_config("seg", config, model, checkpoint, out_dir, launcher, seed, use_ema, resume,
                                 cfg_options)
@@ -139,12 +140,17 @@ def prepare_seg_config(
                              f"pyramid ({fits} at in_index {index}); set it to that or leave it None")
     for ds in _datasets(cfg):
         ds.data_root = str(data_root)
+    _sample_evaluators(cfg)
     adapt_to_device(cfg)
     return cfg
 
 
-def evaluate_multi_scale(cfg: Config, runner: Any) -> dict[str, float]:
+def evaluate_multi_scale(cfg: Config, runner: Any, states: dict[str, SegmentationState] | None = None
+                         ) -> dict[str, float]:
     """Evaluate the trained model with the recipe's ``tta_pipeline`` (scales x flips) merged by ``SegTTAModel``.
+
+    Args:
+        states: if given, receives the per-image areas of this evaluation under ``seg_ms`` (rank 0).
 
     Returns:
         mmseg's metrics with an ``_ms`` suffix (``mIoU_ms``, ``mAcc_ms``, ``aAcc_ms``).
@@ -159,13 +165,19 @@ def evaluate_multi_scale(cfg: Config, runner: Any) -> dict[str, float]:
     module = runner.model.module if is_model_wrapper(runner.model) else runner.model
     tta = MODELS.build({**cfg.get("tta_model", {"type": "SegTTAModel"}), "module": module})
     tta.eval()
-    evaluator = runner.build_evaluator(cfg.test_evaluator)
+    ev_cfg = copy.deepcopy(cfg.test_evaluator)
+    if ev_cfg.get("type") == "SampleIoUMetric":
+        ev_cfg["suffix"] = "_ms"
+    evaluator = runner.build_evaluator(ev_cfg)
     evaluator.dataset_meta = loader.dataset.metainfo
     with torch.no_grad():
         for data in loader:
             evaluator.process(data_samples=tta.test_step(data), data_batch=data)
     metrics = evaluator.evaluate(len(loader.dataset))
     log.info("multi-scale + flip: %s", {k: metrics[k] for k in SEG_METRICS if k in metrics})
+    kept = [m.last_state for m in evaluator.metrics if isinstance(m, SampleIoUMetric) and m.last_state is not None]
+    if states is not None and kept:
+        states["seg_ms"] = kept[0]
     return {f"{k}_ms": round(float(metrics[k]), 2) for k in SEG_METRICS if k in metrics}
 
 
@@ -209,7 +221,9 @@ def run_ade20k(
     if missing:
         raise RuntimeError(f"the evaluator returned {sorted(metrics)}, not {missing}: is val_evaluator IoUMetric?")
     result = {k: round(metrics[k], 2) for k in SEG_METRICS}  # mmseg's own precision (float32 -> float adds noise)
+    ms_states: dict[str, SegmentationState] = {}
     if cfg.get("test_multi_scale", False):
-        result.update(evaluate_multi_scale(cfg, runner))
+        result.update(evaluate_multi_scale(cfg, runner, ms_states))
     extra = {"data": counts, "iterations": int(runner.iter)}
+    extra.update(keep_samples(runner, out_dir, result, ms_states))  # samples.npz, named in result.json
     return outcome(cfg, result, runner, checkpoint, extra)
