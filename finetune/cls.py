@@ -22,7 +22,7 @@ from typing import Any
 import torch.nn as nn
 from dropbench.finetune.convert import CheckpointError, LoadReport, load_pretrained
 from dropbench.finetune.datasets.cls import CLS_DATASETS, ClsData, load_cls_data
-from dropbench.finetune.samples import ClassificationState, write_samples
+from dropbench.finetune.samples import ClassificationState, kept_samples, write_samples
 from dropbench.pretrain.config import config_hash, load_config, plain, resolve_config
 from dropbench.pretrain.data import SeededDataset
 from dropbench.pretrain.distributed import setup_launcher
@@ -75,12 +75,15 @@ def _mean(values: list[float | None] | None) -> float | None:
 def keep_samples(summary: dict, out_dir: str | os.PathLike, metrics: dict[str, float]) -> dict[str, str]:
     """Write the final evaluation's label + top-5 per test image (dataset index order) to ``samples.npz``.
 
-    Returns ``{"samples": name}`` for ``result.json`` (nothing on ranks other than 0, or when the final evaluation
-    did not run in this process); the state must recompute ``metrics``.
+    Returns ``{"samples": name}`` for ``result.json`` (nothing on ranks other than 0); the state must recompute
+    ``metrics``. A run resumed after its final evaluation keeps the file the finishing process wrote.
     """
     samples = summary.get("samples")
-    if samples is None or os.environ.get("RANK", "0") != "0":
+    if os.environ.get("RANK", "0") != "0":
         return {}
+    if samples is None:
+        name = kept_samples(out_dir, metrics)
+        return {"samples": name} if name else {}
     state = ClassificationState(samples["index"], samples["label"], samples["topk"], int(summary["num_classes"]))
     name = write_samples(out_dir, {"cls": state}, metrics)
     return {"samples": name} if name else {}

@@ -38,6 +38,7 @@ import numpy as np
 __all__ = [
     "SAMPLES_FILE",
     "check_summary",
+    "kept_samples",
     "write_bytes_atomic",
     "write_samples",
     "ClassificationState",
@@ -592,6 +593,23 @@ def write_samples(out_dir: str | os.PathLike, states: dict[str, SampleState], me
         return None
     save_states(Path(out_dir) / SAMPLES_FILE, states)
     return SAMPLES_FILE
+
+
+def kept_samples(out_dir: str | os.PathLike, metrics: dict[str, float]) -> str | None:
+    """The name of ``out_dir/samples.npz`` if an earlier process of the run wrote it and it recomputes ``metrics``.
+
+    A run resumed after its last evaluation (nothing left to train) reports the recorded metrics without evaluating
+    again; its per-sample outputs are the ones the finishing process wrote.
+    """
+    path = Path(out_dir) / SAMPLES_FILE
+    if not path.is_file():
+        return None
+    try:
+        states = load_states(path)
+    except SampleError as e:
+        log.warning("ignoring %s: %s", path, e)
+        return None
+    return SAMPLES_FILE if states and not check_summary(states, metrics) else None
 
 
 def load_states(path: str | os.PathLike) -> dict[str, SampleState]:
