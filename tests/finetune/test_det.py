@@ -26,6 +26,7 @@ from dropbench.finetune.datasets.coco import CocoFormatError, check_coco, write_
 from dropbench.finetune.det import COCO_METRICS, configure_coco, run_coco  # noqa: E402
 from dropbench.finetune.mm import adapt_to_device, install_safe_checkpoint_loading, prepare_runner_config  # noqa: E402
 from dropbench.finetune.samples import load_states  # noqa: E402
+from dropbench.finetune.tasks import Job  # noqa: E402
 from dropbench.pretrain.config import resolve_config  # noqa: E402
 from dropbench.pretrain.models import create_paper_model  # noqa: E402
 
@@ -67,7 +68,7 @@ def _detector(model_name: str, checkpoint: Path | None = None):
     from mmengine.registry import init_default_scope
 
     init_default_scope("mmdet")
-    cfg = prepare_runner_config("det", "smoke", model_name, checkpoint, "/tmp/unused")
+    cfg = prepare_runner_config("det", Job(model=model_name, checkpoint=checkpoint, data="", out="/tmp/unused"))
     cfg.model.neck.in_channels = list(pyramid_channels(model_name))
     return MODELS.build(cfg.model), cfg
 
@@ -126,7 +127,7 @@ def test_mixer_is_refused(coco, tmp_path):
     with pytest.raises(ValueError, match="classification only"):
         TimmPyramidBackbone("mixer_s32")
     with pytest.raises(ValueError, match="classification only"):
-        run_coco(None, "mixer_b16", coco, tmp_path / "run")
+        run_coco(Job(model="mixer_b16", checkpoint=None, data=coco, out=tmp_path / "run"))
 
 
 def test_init_weights_loads_the_checkpoint(swin_ckpt):
@@ -229,7 +230,7 @@ def test_paper_recipes(name, recipe):
 
 
 def test_smoke_recipe_and_configs_are_data(coco):
-    cfg = prepare_runner_config("det", "smoke", "convnext_femto", None, "/tmp/unused")
+    cfg = prepare_runner_config("det", Job(model="convnext_femto", checkpoint=None, data=coco, out="/tmp/unused"))
     configure_coco(cfg, coco, check_coco(coco))
     assert cfg.optim_wrapper.type == "OptimWrapper"  # never AMP on the CPU path
     assert cfg.model.backbone.model_name == "convnext_femto"
