@@ -109,12 +109,12 @@ def _parse_roots(items: list[str]) -> dict[str, str]:
     return roots
 
 
-def _print_tables(results_dir: Path, fmt: str = "md") -> dict:
+def _print_tables(results_dir: Path, fmt: str = "md", baseline: str | None = None) -> dict:
     from dropbench.benchmarks.results import collect_results
     from dropbench.benchmarks.tables import TABLES, build_tables, load_reference, render
 
     results = collect_results(results_dir)
-    tables = build_tables(results, load_reference())
+    tables = build_tables(results, load_reference(), baseline=baseline)
     for name, table in tables.items():
         print(render(table, fmt, TABLES[name].title))
     for problem in results.attrs.get("problems", []):
@@ -122,13 +122,13 @@ def _print_tables(results_dir: Path, fmt: str = "md") -> dict:
     return tables
 
 
-def _finish_suite(plan, report) -> int:
+def _finish_suite(plan, report, baseline: str | None = None) -> int:
     from dropbench.benchmarks.suite import index
     from dropbench.benchmarks.tables import write_tables
 
     if plan.out.joinpath("runs").exists():
         index(plan.out)
-        tables = _print_tables(plan.out / "runs")
+        tables = _print_tables(plan.out / "runs", baseline=baseline)
         written = write_tables(tables, plan.out / "tables")
         print(f"tables written to {plan.out / 'tables'} ({len(written)} files)")
     print(report.summary())
@@ -157,7 +157,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                       model=args.model, label=args.label)
     print(describe(suite_plan).splitlines()[0])
     report = run_suite(suite_plan, preset, executor=args.executor, jobs=args.jobs, progress=not args.no_progress)
-    return _finish_suite(suite_plan, report)
+    return _finish_suite(suite_plan, report, baseline=args.baseline)
 
 
 def _cmd_tables(args: argparse.Namespace) -> int:
@@ -336,6 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--executor", default="local", choices=("local", "slurm"))
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--baseline", help="row the differences (and intervals) are taken to, e.g. early-dropout "
+                   "(default: the backbone's baseline row)")
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("tables", help="build Tables 4-6 and the pretraining table from result files")
