@@ -218,7 +218,7 @@ def _cell(table: pd.DataFrame, idx: tuple, title: str, tex: bool) -> str:
     std, n = table.loc[idx, (title, "std")], table.loc[idx, (title, "n")]
     if not pd.isna(n) and n > 1:
         pm = r"$\pm$" if tex else "±"
-        text += f" {pm} {_fmt(std)} (n={int(n)})"
+        text += f" {pm} {_fmt(std)} (n={int(n)})" if not pd.isna(std) else f" (n={int(n)})"  # the mean column: no std
     delta = table.loc[idx, (title, "delta")]
     if tex and not pd.isna(delta):
         lo, hi = table.loc[idx, (title, "ci_low")], table.loc[idx, (title, "ci_high")]
