@@ -97,12 +97,12 @@ def _parse_roots(items: list[str]) -> dict[str, str]:
     return roots
 
 
-def _print_tables(results_dir: Path, fmt: str = "md") -> dict:
+def _print_tables(results_dir: Path, fmt: str = "md", baseline: str | None = None) -> dict:
     from dropbench.benchmarks.results import collect_results
     from dropbench.benchmarks.tables import TABLES, build_tables, load_reference, render
 
     results = collect_results(results_dir)
-    tables = build_tables(results, load_reference())
+    tables = build_tables(results, load_reference(), baseline=baseline)
     for name, table in tables.items():
         print(render(table, fmt, TABLES[name].title))
     for problem in results.attrs.get("problems", []):
@@ -110,13 +110,13 @@ def _print_tables(results_dir: Path, fmt: str = "md") -> dict:
     return tables
 
 
-def _finish_suite(plan, report) -> int:
+def _finish_suite(plan, report, baseline: str | None = None) -> int:
     from dropbench.benchmarks.suite import index
     from dropbench.benchmarks.tables import write_tables
 
     if plan.out.joinpath("runs").exists():
         index(plan.out)
-        tables = _print_tables(plan.out / "runs")
+        tables = _print_tables(plan.out / "runs", baseline=baseline)
         written = write_tables(tables, plan.out / "tables")
         print(f"tables written to {plan.out / 'tables'} ({len(written)} files)")
     print(report.summary())
@@ -145,7 +145,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                       model=args.model, label=args.label)
     print(describe(suite_plan).splitlines()[0])
     report = run_suite(suite_plan, preset, executor=args.executor, jobs=args.jobs, progress=not args.no_progress)
-    return _finish_suite(suite_plan, report)
+    return _finish_suite(suite_plan, report, baseline=args.baseline)
 
 
 def _cmd_tables(args: argparse.Namespace) -> int:
@@ -155,13 +155,58 @@ def _cmd_tables(args: argparse.Namespace) -> int:
     root = Path(args.results)
     if not root.is_dir():
         raise FileNotFoundError(f"results folder {root} does not exist")
-    tables = build_tables(collect_results(root), load_reference())
+    tables = build_tables(collect_results(root), load_reference(), intervals=not args.no_intervals, n_boot=args.boot,
+                          baseline=args.baseline)
     text = "\n".join(render(t, args.format, TABLES[name].title) for name, t in tables.items())
     if args.out:
         Path(args.out).write_text(text)
         print(f"wrote {args.out}")
     else:
         print(text)
+    return 0
+
+
+def _rows(results, selector: str, task: str | None, dataset: str | None, root: Path) -> list[str]:
+    """The result.json paths of one table row ``MODEL:VARIANT`` of a results folder (every seed, in seed order)."""
+    model, sep, variant = selector.partition(":")
+    if not sep:
+        raise ValueError(f"with --results, name a row as MODEL:VARIANT (e.g. vit_tiny:baseline), got {selector!r}")
+    rows = results[(results["model"] == model) & (results["variant"] == variant) & (results["status"] == "ok")] \
+        if not results.empty else results
+    if task:
+        rows = rows[rows["task"] == task]
+    if dataset:
+        rows = rows[rows["dataset"] == dataset]
+    if rows.empty:
+        raise ValueError(f"{root} has no finished run of {selector}" + (f" ({task})" if task else "")
+                         + (f" on {dataset}" if dataset else ""))
+    kinds = sorted({f"{t}/{d}" for t, d in zip(rows["task"], rows["dataset"])})
+    if len(kinds) > 1:
+        raise ValueError(f"{selector} has runs of several tasks / data sets in {root} ({', '.join(kinds)}): choose "
+                         f"one with --task and --dataset")
+    return list(rows.sort_values("seed", kind="stable")["path"])
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from dropbench.benchmarks.stats import compare_runs
+
+    if args.results:
+        from dropbench.benchmarks.results import collect_results
+
+        root = Path(args.results)
+        if not root.is_dir():
+            raise FileNotFoundError(f"results folder {root} does not exist")
+        results = collect_results(root)
+        a, b = (_rows(results, x, args.task, args.dataset, root) for x in (args.run_a, args.run_b))
+        names = (args.run_a, args.run_b)
+    else:
+        for run in (args.run_a, args.run_b):
+            if not Path(run).exists():
+                raise FileNotFoundError(f"run {run} does not exist (a run folder or its result.json)")
+        a, b, names = args.run_a, args.run_b, None
+    comparison = compare_runs(a, b, metrics=args.metric, n_boot=args.boot, level=args.level, seed=args.seed,
+                              names=names)
+    print(comparison.render())
     return 0
 
 
@@ -287,13 +332,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--executor", default="local", choices=("local", "slurm"))
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--baseline", help="row the differences (and intervals) are taken to, e.g. early-dropout "
+                   "(default: the backbone's baseline row)")
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("tables", help="build Tables 4-6 and the pretraining table from result files")
     p.add_argument("--results", required=True, help="folder searched for result.json files")
     p.add_argument("--format", default="md", choices=("md", "tex", "csv"))
     p.add_argument("--out", help="write to this file instead of printing")
+    p.add_argument("--boot", type=int, default=1000, help="bootstrap resamples B of the intervals (default 1000)")
+    p.add_argument("--no-intervals", action="store_true", help="differences only, no bootstrap")
+    p.add_argument("--baseline", help="row (variant or evaluate label) differences are taken to, where a backbone "
+                   "has it (default: baseline, else standard-sd)")
     p.set_defaults(func=_cmd_tables)
+
+    p = sub.add_parser("compare", help="paired bootstrap of two runs of one task and data set",
+                       description="Compare two runs of one task and data set metric by metric: the difference A - B "
+                       "with its paired bootstrap interval and p-value, from the runs' per-sample outputs. RUN_A and "
+                       "RUN_B are run folders (or their result.json), or with --results rows MODEL:VARIANT of a "
+                       "results folder (every seed of the row: seeds resampled first).")
+    p.add_argument("run_a", metavar="RUN_A")
+    p.add_argument("run_b", metavar="RUN_B")
+    p.add_argument("--results", help="results folder whose rows RUN_A and RUN_B name (MODEL:VARIANT)")
+    p.add_argument("--task", help="with --results: the task (coco, ade20k, cls, pretrain) when a row has several")
+    p.add_argument("--dataset", help="with --results: the data set when a row has several")
+    p.add_argument("--metric", nargs="+", help="metrics to compare (default: every shared one)")
+    p.add_argument("--boot", type=int, default=1000, help="bootstrap resamples B (default 1000)")
+    p.add_argument("--level", type=float, default=0.95, help="interval level (default 0.95)")
+    p.add_argument("--seed", type=int, default=0, help="the bootstrap's random seed")
+    p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("report", help="figures (schedules, pretraining curves) and tables in one Markdown report")
     p.add_argument("--results", required=True, help="a suite folder or any folder of result.json files")

@@ -2,8 +2,9 @@
 
 ``dropbench report --results DIR`` writes ``DIR/report/``: ``schedules.png`` (the drop rate of every pretraining
 variant over training, as the paper's Figure 2 draws them, from each run's recorded metadata),
-``pretrain_<model>.png`` (train loss and val top-1 per epoch of each pretraining run, from its ``log.jsonl``) and
-``report.md`` with the figures and the tables.
+``pretrain_<model>.png`` (train loss and val top-1 per epoch of each pretraining run, from its ``log.jsonl``),
+``deltas_<table>.png`` (each variant's difference to its baseline with its paired bootstrap interval, a line at 0)
+and ``report.md`` with the figures and the tables.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from dropbench.pretrain.io import atomic_write  # noqa: E402
 from dropbench.pretrain.models import PAPER_MODELS  # noqa: E402
 from dropbench.pretrain.schedules import DropSpec  # noqa: E402
 
-__all__ = ["plot_pretraining_curves", "plot_schedules", "write_report"]
+__all__ = ["plot_deltas", "plot_pretraining_curves", "plot_schedules", "write_report"]
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,45 @@ def plot_pretraining_curves(results: pd.DataFrame, out_dir: str | os.PathLike) -
     return paths
 
 
+def plot_deltas(table: pd.DataFrame, title: str, path: str | os.PathLike) -> Path | None:
+    """Each variant's difference to its backbone's baseline with its bootstrap interval, one panel per column.
+
+    A row without per-sample outputs shows its difference alone (no bar); a vertical line marks 0. None when the
+    table has no differences.
+    """
+    if table.empty or "delta" not in set(table.columns.get_level_values(1)):
+        return None
+    titles = [t for t in dict.fromkeys(table.columns.get_level_values(0)) if table[(t, "delta")].notna().any()]
+    if not titles:
+        return None
+    rows = [idx for idx in table.index if any(pd.notna(table.loc[idx, (t, "delta")]) for t in titles)]
+    labels = [f"{PAPER_MODELS[m].label if m in PAPER_MODELS else m}: {v}" for m, v in rows]
+    fig, axes = plt.subplots(1, len(titles), figsize=(3.2 * len(titles) + 1.5, 0.45 * len(rows) + 1.4), sharey=True,
+                             squeeze=False)
+    y = list(range(len(rows)))[::-1]
+    for ax, t in zip(axes[0], titles):
+        d = [table.loc[idx, (t, "delta")] for idx in rows]
+        lo = [table.loc[idx, (t, "ci_low")] if (t, "ci_low") in table else float("nan") for idx in rows]
+        hi = [table.loc[idx, (t, "ci_high")] if (t, "ci_high") in table else float("nan") for idx in rows]
+        for yi, di, low, h in zip(y, d, lo, hi):
+            if pd.isna(di):
+                continue
+            has = not (pd.isna(low) or pd.isna(h))
+            color = "C3" if has and (low > 0 or h < 0) else "C0"
+            ax.errorbar([di], [yi], xerr=[[di - low], [h - di]] if has else None, fmt="o", color=color, capsize=3,
+                        mfc=color if has else "white")
+        ax.axvline(0, color="k", lw=0.8)
+        ax.set_title(t, fontsize=9)
+        ax.set_xlabel("difference to baseline", fontsize=8)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0][0].set_yticks(y, labels, fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
 def write_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None) -> Path:
     """Figures and tables of ``results_dir`` in ``out_dir`` (default ``<results_dir>/report``); returns report.md."""
     results_dir = Path(results_dir)
@@ -106,4 +146,7 @@ def write_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike | No
     parts += ["## Tables", ""]
     for name, table in tables.items():
         parts += [render(table, "md", TABLES[name].title), ""]
+        plot = plot_deltas(table, TABLES[name].title, out / f"deltas_{name}.png")
+        if plot:
+            parts += [f"![differences, {name}]({plot.name})", ""]
     return atomic_write(out / "report.md", "\n".join(parts))

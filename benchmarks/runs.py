@@ -102,14 +102,17 @@ def run_task(task: str, job: Job, variant: str | None = None) -> RunResult:
 
 def pretrain_run(cfg, out_dir: str | os.PathLike, resume: str | None = None, recipe: str | None = None) -> Outcome:
     """Pretraining as a stage: ``pretrain.train.run`` with its summary as an :class:`Outcome` (``recipe``: its name)."""
+    from dropbench.finetune.cls import keep_samples
     from dropbench.pretrain.config import plain
     from dropbench.pretrain.train import run
 
     summary = run(cfg, out_dir, resume)
     metrics = {k: summary[k] for k in ("top1", "top5", "train_loss") if summary.get(k) is not None}
+    samples = keep_samples(summary, out_dir, metrics)  # val label + top-5 per image, for the tables' intervals
     return Outcome(
         metrics=metrics, config=plain(cfg), config_hash=summary["pretrain"]["config_hash"],
         seed=int(cfg.runtime.seed), checkpoint=summary["checkpoint"], pretrain=summary["pretrain"],
         log_path=str(Path(out_dir) / "log.jsonl"),
         extra={"epochs": summary["epochs"], "world_size": summary["world_size"], "recipe": recipe,
-               "precision": summary["precision"], "loop": summary["loop"]})
+               "precision": summary["precision"], "loop": summary["loop"],
+               **samples})

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pandas as pd
+from dropbench.benchmarks.stats import DEFAULT_B, DEFAULT_LEVEL, delta_intervals, interval_caption, mean_of
 from dropbench.finetune.tasks import TASKS, Column, TableSpec
 from dropbench.pretrain.io import atomic_write
 from dropbench.pretrain.models import PAPER_MODELS
@@ -66,19 +67,31 @@ def _model_key(m: str) -> tuple[int, str]:
     return (names.index(m), m) if m in names else (len(names), m)
 
 
-def build_table(results: pd.DataFrame, spec: TableSpec, reference: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Aggregate one table: a row per (model, variant), per column ``mean``, ``std``, ``n``, ``delta``, ``paper``.
+def build_table(results: pd.DataFrame, spec: TableSpec, reference: pd.DataFrame | None = None,
+                intervals: bool = True, n_boot: int = DEFAULT_B, level: float = DEFAULT_LEVEL,
+                baseline: str | None = None) -> pd.DataFrame:
+    """Aggregate one table: a row per (model, variant), per column ``mean``, ``std``, ``n``, ``delta``, ``ci_low``,
+    ``ci_high``, ``p``, ``paper``.
+
+    ``delta`` is the difference of the row's mean to its backbone's baseline row; ``ci_low`` / ``ci_high`` / ``p`` its
+    paired bootstrap interval and p-value (:func:`benchmarks.stats.delta_intervals`: the rows' per-sample outputs,
+    resampled together; seeds first when a row has several), left empty for rows whose runs have no per-sample
+    outputs. ``table.attrs["caption"]`` says how the intervals were computed.
 
     Args:
         results: :func:`~benchmarks.results.collect_results` output (failed runs are ignored).
         spec: which table.
         reference: :func:`load_reference` output, or None for no paper figures.
+        intervals: compute the intervals (False: differences only).
+        n_boot: bootstrap resamples (B); ``level``: interval level.
+        baseline: the variant (row label) differences are taken to where a backbone has it (e.g. a ``dropbench
+            evaluate`` label); otherwise ``baseline``, else ``standard-sd``.
 
     Returns:
         A DataFrame indexed by (model, variant) with a column MultiIndex (column title, statistic); an empty frame
         when no run belongs to the table.
     """
-    stats = ("mean", "std", "n", "delta", "paper")
+    stats = ("mean", "std", "n", "delta", "ci_low", "ci_high", "p", "paper")
     cols = [c for c in spec.columns if not c.optional or (f"metric:{c.metric}" in results
                                                            and results[f"metric:{c.metric}"].notna().any())]
     titles = [c.title for c in cols] + (["mean"] if spec.mean_column else [])
@@ -115,7 +128,7 @@ def build_table(results: pd.DataFrame, spec: TableSpec, reference: pd.DataFrame 
                     hit = hit[hit["recipe"] == recipe]
                 if len(hit):
                     table.loc[(m, v), (col.title, "paper")] = float(hit["value"].iloc[0])
-    table.attrs["caption"] = recipe_caption(runs, spec)
+    table.attrs["recipe"] = recipe_caption(runs, spec)
     if spec.mean_column:
         means = table[[(c.title, "mean") for c in cols]]
         complete = means.notna().all(axis=1)
@@ -125,13 +138,19 @@ def build_table(results: pd.DataFrame, spec: TableSpec, reference: pd.DataFrame 
         table[("mean", "paper")] = papers.mean(axis=1).where(papers.notna().all(axis=1))
     for title in titles:
         for m in {k[0] for k in keys}:
-            base = _baseline(table, m)
+            base = _baseline(table, m, baseline)
             if base is None:
                 continue
             for v in table.loc[m].index:
                 table.loc[(m, v), (title, "delta")] = table.loc[(m, v), (title, "mean")] - \
                     table.loc[(m, base), (title, "mean")]
             table.loc[(m, base), (title, "delta")] = float("nan")
+    pairs = [(m, v, base) for m in dict.fromkeys(k[0] for k in keys) if (base := _baseline(table, m, baseline))
+             for v in table.loc[m].index if v != base]
+    if pairs and intervals:
+        _add_intervals(table, runs, spec, cols, pairs, n_boot, level)
+    elif pairs:
+        table.attrs["caption"] = "Differences to the backbone's baseline row (intervals not computed)."
     return table
 
 
@@ -169,41 +188,98 @@ def recipe_caption(runs: pd.DataFrame, spec: TableSpec) -> str:
     return "; ".join(parts)
 
 
-def _baseline(table: pd.DataFrame, model: str) -> str | None:
-    """The row differences are taken to: ``baseline`` if present, else ``standard-sd`` (late s.d.'s baseline)."""
+def _add_intervals(table: pd.DataFrame, runs: pd.DataFrame, spec: TableSpec, cols: list[Column],
+                   pairs: list[tuple[str, str, str]], n_boot: int, level: float) -> None:
+    """Fill ``ci_low``, ``ci_high``, ``p`` of every difference that per-sample outputs support, and the caption."""
+    found: dict[str, dict] = {}
+    for col in cols:
+        found[col.title] = delta_intervals(runs, col.metric, col.dataset, pairs, col.scale, n_boot, level)
+    if spec.mean_column:  # the mean over independent test sets: its draws are the mean of theirs
+        found["mean"] = {(m, v): mean_of([found[c.title][(m, v)] for c in cols])
+                         if all(found[c.title].get((m, v)) for c in cols) else None for m, v, _ in pairs}
+    missing = False
+    for title, cells in found.items():
+        for (m, v), r in cells.items():
+            if pd.isna(table.loc[(m, v), (title, "delta")]):
+                continue
+            if r is None:
+                missing = True
+                continue
+            table.loc[(m, v), (title, "ci_low")] = r.ci_low
+            table.loc[(m, v), (title, "ci_high")] = r.ci_high
+            table.loc[(m, v), (title, "p")] = r.p
+    any_interval = any(r is not None for cells in found.values() for r in cells.values())
+    seed_counts = [table.loc[(m, x), (c.title, "n")] for m, v, base in pairs for x in (v, base) for c in cols]
+    table.attrs["caption"] = interval_caption(n_boot, level, [n for n in seed_counts if pd.notna(n)], missing,
+                                              any_interval)
+
+
+def _baseline(table: pd.DataFrame, model: str, preferred: str | None = None) -> str | None:
+    """The row differences are taken to: ``preferred`` if given and present, else ``baseline``, else ``standard-sd``
+    (late s.d.'s baseline)."""
     variants = list(table.loc[model].index)
-    for candidate in ("baseline", "standard-sd"):
+    for candidate in (preferred, "baseline", "standard-sd"):
         if candidate in variants and len(variants) > 1:
             return candidate
     return None
 
 
-def build_tables(results: pd.DataFrame, reference: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
-    """Every table of :data:`TABLES` (possibly empty)."""
-    return {name: build_table(results, spec, reference) for name, spec in TABLES.items()}
+def build_tables(results: pd.DataFrame, reference: pd.DataFrame | None = None, intervals: bool = True,
+                 n_boot: int = DEFAULT_B, level: float = DEFAULT_LEVEL, baseline: str | None = None
+                 ) -> dict[str, pd.DataFrame]:
+    """Every table of :data:`TABLES` (possibly empty); see :func:`build_table` for the intervals and ``baseline``."""
+    return {name: build_table(results, spec, reference, intervals, n_boot, level, baseline)
+            for name, spec in TABLES.items()}
 
 
 def _fmt(x: float, digits: int = 1) -> str:
     return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
+def _signed(x: float, tex: bool) -> str:
+    return f"{'+' if x >= 0 else '$-$' if tex else '−'}{_fmt(abs(x))}"
+
+
+def _has(table: pd.DataFrame, title: str, stat: str) -> bool:
+    return (title, stat) in table and table[(title, stat)].notna().any()
+
+
 def _cell(table: pd.DataFrame, idx: tuple, title: str, tex: bool) -> str:
+    """``mean ± std (n=k)``; in LaTeX followed by the difference and its interval (``+0.4 {\\scriptsize[...]}``)."""
     mean = table.loc[idx, (title, "mean")]
     if pd.isna(mean):
-        return "–"
+        return "--" if tex else "–"
     text = _fmt(mean)
     std, n = table.loc[idx, (title, "std")], table.loc[idx, (title, "n")]
     if not pd.isna(n) and n > 1:
         pm = r"$\pm$" if tex else "±"
-        text += f" {pm} {_fmt(std)} (n={int(n)})"
+        text += f" {pm} {_fmt(std)} (n={int(n)})" if not pd.isna(std) else f" (n={int(n)})"  # the mean column: no std
     delta = table.loc[idx, (title, "delta")]
-    if not pd.isna(delta):
-        text += f" ({'+' if delta >= 0 else '−' if not tex else '$-$'}{_fmt(abs(delta))})"
+    if tex and not pd.isna(delta):
+        lo, hi = table.loc[idx, (title, "ci_low")], table.loc[idx, (title, "ci_high")]
+        if pd.isna(lo):
+            text += f" ({_signed(delta, tex)})"
+        else:
+            mark = "$^*$" if lo > 0 or hi < 0 else ""
+            lo_s, hi_s = (_fmt(x) if x >= 0 or _fmt(abs(x)) == _fmt(0.0) else f"$-${_fmt(abs(x))}" for x in (lo, hi))
+            text += f" {_signed(delta, tex)}{mark} {{\\scriptsize[{lo_s}, {hi_s}]}}"
     return text
 
 
+def _delta_cells(table: pd.DataFrame, idx: tuple, title: str) -> dict[str, str]:
+    """Markdown's ``delta`` (``*`` when the interval excludes 0), ``ci_low``, ``ci_high`` and ``p`` cells."""
+    delta, lo, hi, p = (table.loc[idx, (title, s)] for s in ("delta", "ci_low", "ci_high", "p"))
+    out = {f"{title} delta": "–" if pd.isna(delta) else _signed(delta, False) + ("*" if lo > 0 or hi < 0 else "")}
+    if _has(table, title, "ci_low"):
+        out[f"{title} ci_low"] = "–" if pd.isna(lo) else _fmt(lo).replace("-", "−")
+        out[f"{title} ci_high"] = "–" if pd.isna(hi) else _fmt(hi).replace("-", "−")
+        out[f"{title} p"] = "–" if pd.isna(p) else f"{p:.3f}"
+    return out
+
+
 def _display(table: pd.DataFrame, tex: bool = False) -> pd.DataFrame:
-    """The table as the strings shown: Markdown text, or LaTeX (escaped labels, ``--`` for a missing value)."""
+    """The table as the strings shown: Markdown text (with the delta / interval columns), or LaTeX (escaped labels,
+    ``--`` for a missing value, the difference and its interval inside the cell)."""
     titles = list(dict.fromkeys(t for t, _ in table.columns))
     text = _tex_escape if tex else str
     dash = "--" if tex else "–"
@@ -214,6 +290,8 @@ def _display(table: pd.DataFrame, tex: bool = False) -> pd.DataFrame:
                "pretraining": text(VARIANT_LABELS.get(v, v))}
         for t in titles:
             row[text(t)] = _cell(table, idx, t, tex=tex).replace("–", dash)
+            if not tex and _has(table, t, "delta"):
+                row.update(_delta_cells(table, idx, t))
             if table[(t, "paper")].notna().any():
                 row[text(f"{t} (paper)")] = _fmt(table.loc[idx, (t, "paper")]) or dash
         rows.append(row)
@@ -225,12 +303,17 @@ def _tex_escape(s: str) -> str:
 
 
 def render(table: pd.DataFrame, fmt: str = "md", title: str | None = None) -> str:
-    """A table as Markdown (``md``), LaTeX booktabs (``tex``) or CSV (``csv``: numbers, one column per statistic)."""
+    """A table as Markdown (``md``), LaTeX booktabs (``tex``) or CSV (``csv``: numbers, one column per statistic).
+
+    Markdown has ``delta``, ``ci_low``, ``ci_high`` and ``p`` columns per measured column (the last three when some
+    row has an interval), LaTeX the difference and interval in the cell; both end with ``table.attrs["caption"]``.
+    """
     if fmt not in ("md", "tex", "csv"):
         raise ValueError(f"format must be md, tex or csv, got {fmt!r}")
     caption = table.attrs.get("caption")
-    if title and caption:
-        title = f"{title} — {caption}"
+    recipe = table.attrs.get("recipe")
+    if title and recipe:
+        title = f"{title} — {recipe}"
     if fmt == "csv":
         flat = table.copy()
         flat.columns = [t if s == "mean" else f"{t} {s}" for t, s in flat.columns]
@@ -240,13 +323,15 @@ def render(table: pd.DataFrame, fmt: str = "md", title: str | None = None) -> st
         head = f"**{title}**\n\n" if title else ""
         if table.empty:
             return head + "(no results)\n"
-        return head + _display(table).to_markdown(index=False, disable_numparse=True) + "\n"
+        foot = f"\n{caption}\n" if caption else ""
+        return head + _display(table).to_markdown(index=False, disable_numparse=True) + "\n" + foot
     if table.empty:
         return f"% {_tex_escape(title or '')}: no results\n"
     shown = _display(table, tex=True)
+    full = " ".join(x for x in (title and title.rstrip(".") + ".", caption) if x)
     return shown.style.hide(axis="index").to_latex(
         column_format="ll" + "r" * (shown.shape[1] - 2), position="t", position_float="centering", hrules=True,
-        caption=_tex_escape(title) if title else None)
+        caption=_tex_escape(full) if full else None)
 
 
 def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | os.PathLike,

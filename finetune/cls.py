@@ -15,6 +15,7 @@ strict except the classifier head). It returns the task's :class:`~finetune.task
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 import torch.nn as nn
 from dropbench.finetune.convert import CheckpointError, LoadReport, load_pretrained
 from dropbench.finetune.datasets.cls import CLS_DATASETS, ClsData, load_cls_data
+from dropbench.finetune.samples import ClassificationState, kept_samples, write_samples
 from dropbench.finetune.tasks import Job, Outcome, get_task
 from dropbench.pretrain.config import config_hash, load_config, plain, resolve_config
 from dropbench.pretrain.data import SeededDataset
@@ -86,6 +88,23 @@ def _mean(values: list[float | None] | None) -> float | None:
     return sum(present) / len(present) if present else None
 
 
+def keep_samples(summary: dict, out_dir: str | os.PathLike, metrics: dict[str, float]) -> dict[str, str]:
+    """Write the final evaluation's label + top-5 per test image (dataset index order) to ``samples.npz``.
+
+    Returns ``{"samples": name}`` for ``result.json`` (nothing on ranks other than 0); the state must recompute
+    ``metrics``. A run resumed after its final evaluation keeps the file the finishing process wrote.
+    """
+    samples = summary.get("samples")
+    if os.environ.get("RANK", "0") != "0":
+        return {}
+    if samples is None:
+        name = kept_samples(out_dir, metrics)
+        return {"samples": name} if name else {}
+    state = ClassificationState(samples["index"], samples["label"], samples["topk"], int(summary["num_classes"]))
+    name = write_samples(out_dir, {"cls": state}, metrics)
+    return {"samples": name} if name else {}
+
+
 def run_cls(job: Job) -> Outcome:
     """Fine-tune ``job.checkpoint`` (paper model ``job.model``) on a classification set and return the outcome.
 
@@ -130,6 +149,7 @@ def run_cls(job: Job) -> Outcome:
     mean_per_class = _mean(per_class)
     if mean_per_class is not None:
         metrics["mean_per_class_top1"] = mean_per_class
+    samples = keep_samples(summary, job.out, metrics)
     return Outcome(
         metrics=metrics, config=plain(cfg), config_hash=config_hash(cfg, exclude=_RESUME_FREE),
         seed=int(cfg.runtime.seed), checkpoint=job.checkpoint, load_report=report,
@@ -144,6 +164,7 @@ def run_cls(job: Job) -> Outcome:
             "train_images": len(data.train),
             "test_images": len(data.test),
             "generated_data": data.generated,
+            **samples,
             "epochs": summary["epochs"],
             "train_loss": summary["train_loss"],
             "world_size": summary["world_size"],

@@ -16,20 +16,29 @@ Drop rates are fixed by the recipe (``model.backbone.drop_path_rate``): nothing 
 
 from __future__ import annotations
 
+import contextlib
+import gzip
+import io
+import json
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import dropbench.finetune.layer_decay  # noqa: F401  (registers TimmLayerDecayOptimizerConstructor)
 from dropbench.finetune.backbone import TimmPyramidBackbone, pyramid_channels
 from dropbench.finetune.datasets.coco import CocoSplit, check_coco
 from dropbench.finetune.mm import adapt_to_device, outcome, prepare_runner_config, run_runner
+from dropbench.finetune.samples import DetectionState, write_samples
 from dropbench.finetune.tasks import Job, Outcome, get_task
+from dropbench.pretrain.io import atomic_write
 from dropbench.pretrain.models import paper_model
-from mmdet.registry import MODELS
+from mmdet.evaluation.metrics import CocoMetric
+from mmdet.registry import METRICS, MODELS
 from mmengine.config import Config, ConfigDict
 
-__all__ = ["COCO_METRICS", "configure_coco", "register_backbone", "run_coco"]
+__all__ = ["COCO_METRICS", "SampleCocoMetric", "configure_coco", "keep_samples", "register_backbone", "run_coco"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +55,70 @@ def register_backbone() -> None:
 
 
 register_backbone()
+
+
+@METRICS.register_module()
+class SampleCocoMetric(CocoMetric):
+    """mmdet's ``CocoMetric`` (same metrics) that also keeps what the bootstrap needs from its latest evaluation.
+
+    It keeps the detections JSON that ``results2json`` writes (bbox and segm, as ``outfile_prefix`` files hold them)
+    and the ground truth; :meth:`sample_states` evaluates them once more with COCOeval (same parameters) and returns
+    its per-image matches as :class:`~finetune.samples.DetectionState` (``bbox``, ``segm``). Only the process that
+    computes metrics (rank 0) holds them.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.last_json: dict[str, bytes] = {}
+
+    def results2json(self, results: Sequence[dict], outfile_prefix: str) -> dict:
+        files = super().results2json(results, outfile_prefix)
+        self.last_json = {k: Path(files[k]).read_bytes() for k in ("bbox", "segm") if k in files}
+        return files
+
+    def sample_states(self) -> dict[str, DetectionState]:
+        """COCOeval's per-image matches of the latest evaluation, per IoU type (empty if this rank holds none)."""
+        from mmdet.datasets.api_wrappers import COCOeval
+
+        states = {}
+        for iou_type in (m for m in self.metrics if m in ("bbox", "segm")):
+            preds = json.loads(self.last_json.get(iou_type, b"[]"))
+            if not preds or self._coco_api is None:
+                continue
+            if iou_type == "segm":  # as CocoMetric: the mask area, not the box area, decides the area ranges
+                for x in preds:
+                    x.pop("bbox", None)
+            with contextlib.redirect_stdout(io.StringIO()):
+                ev = COCOeval(self._coco_api, self._coco_api.loadRes(preds), iou_type)
+                ev.params.catIds, ev.params.imgIds = self.cat_ids, self.img_ids
+                ev.params.maxDets, ev.params.iouThrs = list(self.proposal_nums), self.iou_thrs
+                ev.evaluate()
+            states[iou_type] = DetectionState.from_cocoeval(ev)
+        return states
+
+
+def keep_samples(runner: Any, out_dir: str | os.PathLike, metrics: dict[str, float]) -> dict[str, Any]:
+    """Write the final evaluation's per-sample outputs beside ``result.json``; returns the entries that name them.
+
+    ``samples.npz`` holds COCOeval's per-image matches (:class:`~finetune.samples.DetectionState`, ``bbox`` and
+    ``segm``), checked to recompute ``metrics``; ``detections.<bbox|segm>.json.gz`` the detections JSON of mmdet's
+    ``CocoMetric`` (its ``outfile_prefix`` files), gzipped. Nothing on ranks other than 0, or when the evaluator is
+    not a :class:`SampleCocoMetric`.
+    """
+    evaluator = getattr(runner, "val_evaluator", None)
+    metric = next((m for m in getattr(evaluator, "metrics", []) if isinstance(m, SampleCocoMetric)), None)
+    if metric is None or not metric.last_json:
+        return {}
+    out_dir = Path(out_dir)
+    extra: dict[str, Any] = {"detections": {}}
+    for iou_type, data in metric.last_json.items():
+        name = f"detections.{iou_type}.json.gz"
+        atomic_write(out_dir / name, gzip.compress(data, mtime=0))
+        extra["detections"][iou_type] = name
+    samples = write_samples(out_dir, metric.sample_states(), metrics)
+    if samples:
+        extra["samples"] = samples
+    return extra
 
 
 def _leaf_dataset(ds: ConfigDict) -> ConfigDict:
@@ -81,6 +154,8 @@ def configure_coco(cfg: Config, data_root: str | os.PathLike, splits: dict[str, 
         evaluators = cfg.get(key)
         for ev in evaluators if isinstance(evaluators, (list, tuple)) else [evaluators] if evaluators else []:
             ev.ann_file = str(splits["val2017"].ann_file.resolve())
+            if ev.get("type") in ("CocoMetric", "mmdet.CocoMetric"):  # same metrics, and the per-sample outputs
+                ev.type = "SampleCocoMetric"
     for head in _heads(cfg.model.roi_head, "bbox_head") + _heads(cfg.model.roi_head, "mask_head"):
         head.num_classes = len(classes)
     backbone = cfg.model.backbone
@@ -124,4 +199,5 @@ def run_coco(job: Job) -> Outcome:
     extra = {"recipe": job.config, "classes": list(train.classes), "train_images": train.num_images,
              "val_images": splits["val2017"].num_images, "epochs": run.runner.epoch, "iterations": run.runner.iter,
              "device_changes": device_changes}
+    extra.update(keep_samples(run.runner, job.out, run.metrics))  # samples.npz + detections JSON, named in result
     return outcome(cfg, run, run.metrics, job, extra=extra)

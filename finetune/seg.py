@@ -12,23 +12,86 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import dropbench.finetune.layer_decay  # noqa: F401  (registers TimmLayerDecayOptimizerConstructor, used by every recipe)
+import numpy as np
 import torch
 from dropbench.finetune.backbone import TimmPyramidBackbone, pyramid_channels
 from dropbench.finetune.datasets.ade20k import check_ade20k
 from dropbench.finetune.mm import adapt_to_device, outcome, prepare_runner_config, run_runner
+from dropbench.finetune.samples import SegmentationState, write_samples
 from dropbench.finetune.tasks import Job, Outcome, get_task
 from mmengine.config import Config
 from mmengine.model import is_model_wrapper
-from mmseg.registry import MODELS
+from mmseg.evaluation.metrics import IoUMetric
+from mmseg.registry import METRICS, MODELS
 
-__all__ = ["SEG_METRICS", "evaluate_multi_scale", "prepare_seg_config", "run_ade20k"]
+__all__ = ["SEG_METRICS", "SampleIoUMetric", "evaluate_multi_scale", "keep_samples", "prepare_seg_config",
+           "run_ade20k"]
 
 log = logging.getLogger(__name__)
 
 MODELS.register_module(module=TimmPyramidBackbone)
+
+
+@METRICS.register_module()
+class SampleIoUMetric(IoUMetric):
+    """mmseg's ``IoUMetric`` (same metrics) that also keeps each image's areas from its latest evaluation.
+
+    ``last_state`` is a :class:`~finetune.samples.SegmentationState` (image id: the file stem) on the process that
+    computes metrics (rank 0), None elsewhere; ``suffix`` names its metrics (``_ms`` for multi-scale).
+    """
+
+    def __init__(self, *args: Any, suffix: str = "", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.suffix = suffix
+        self.last_state: SegmentationState | None = None
+
+    def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
+        before = len(self.results)
+        super().process(data_batch, data_samples)
+        if len(self.results) - before == len(data_samples):  # not format_only: one result per image, add its id
+            for i, sample in enumerate(data_samples):
+                self.results[before + i] = (*self.results[before + i], Path(sample["img_path"]).stem)
+
+    def compute_metrics(self, results: list) -> dict[str, float]:
+        ids = [r[4] for r in results]
+        metrics = super().compute_metrics([r[:4] for r in results])
+        if results:
+            areas = [np.stack([r[j].numpy() for r in results]) for j in range(4)]
+            self.last_state = SegmentationState(np.asarray(ids), *areas, suffix=self.suffix)
+        return metrics
+
+
+def keep_samples(runner: Any, out_dir: str | os.PathLike, metrics: dict[str, float],
+                 more: dict[str, SegmentationState] | None = None) -> dict[str, Any]:
+    """Write the final evaluation's per-image areas (and ``more``: the multi-scale ones) to ``samples.npz``.
+
+    The states must recompute ``metrics`` (:func:`finetune.samples.write_samples`). Returns ``{"samples": name}``
+    for ``result.json``, or nothing (ranks other than 0, an evaluator that is not a :class:`SampleIoUMetric`).
+    """
+    evaluator = getattr(runner, "val_evaluator", None)
+    metric = next((m for m in getattr(evaluator, "metrics", []) if isinstance(m, SampleIoUMetric)), None)
+    states = {"seg": metric.last_state} if metric is not None and metric.last_state is not None else {}
+    if not states:
+        return {}
+    states.update(more or {})
+    name = write_samples(out_dir, states, metrics)
+    return {"samples": name} if name else {}
+
+
+def _sample_evaluators(cfg: Config) -> None:
+    """mmseg's ``IoUMetric`` -> :class:`SampleIoUMetric` (same metrics, and the per-image areas)."""
+    for key in ("val_evaluator", "test_evaluator"):
+        ev = cfg.get(key)
+        if isinstance(ev, dict) and ev.get("type") in ("IoUMetric", "mmseg.IoUMetric"):
+            ev.type = "SampleIoUMetric"
+
+
 SEG_METRICS = ("mIoU", "mAcc", "aAcc")
 
 
@@ -49,7 +112,8 @@ def prepare_seg_config(job: Job) -> Config:
 
     Besides :func:`finetune.mm.prepare_runner_config`: the data root goes into every loader's dataset, heads left
     without ``in_channels`` (model-independent recipes) get the model's pyramid channels, and a GPU recipe is adapted
-    to a machine without one (:func:`finetune.mm.adapt_to_device`: AMP off, gloo).
+    to a machine without one (:func:`finetune.mm.adapt_to_device`: AMP off, gloo). mmseg's ``IoUMetric`` evaluators
+    become :class:`SampleIoUMetric` (same metrics; the per-image areas are kept for the bootstrap).
     """
     cfg = prepare_runner_config(get_task("ade20k").stage, job)
     model, config = job.model, job.config
@@ -68,12 +132,17 @@ def prepare_seg_config(job: Job) -> Config:
                              f"pyramid ({fits} at in_index {index}); set it to that or leave it None")
     for ds in _datasets(cfg):
         ds.data_root = job.data
+    _sample_evaluators(cfg)
     adapt_to_device(cfg)
     return cfg
 
 
-def evaluate_multi_scale(cfg: Config, runner: Any) -> dict[str, float]:
+def evaluate_multi_scale(cfg: Config, runner: Any, states: dict[str, SegmentationState] | None = None
+                         ) -> dict[str, float]:
     """Evaluate the trained model with the recipe's ``tta_pipeline`` (scales x flips) merged by ``SegTTAModel``.
+
+    Args:
+        states: if given, receives the per-image areas of this evaluation under ``seg_ms`` (rank 0).
 
     Returns:
         mmseg's metrics with an ``_ms`` suffix (``mIoU_ms``, ``mAcc_ms``, ``aAcc_ms``).
@@ -88,13 +157,19 @@ def evaluate_multi_scale(cfg: Config, runner: Any) -> dict[str, float]:
     module = runner.model.module if is_model_wrapper(runner.model) else runner.model
     tta = MODELS.build({**cfg.get("tta_model", {"type": "SegTTAModel"}), "module": module})
     tta.eval()
-    evaluator = runner.build_evaluator(cfg.test_evaluator)
+    ev_cfg = copy.deepcopy(cfg.test_evaluator)
+    if ev_cfg.get("type") == "SampleIoUMetric":
+        ev_cfg["suffix"] = "_ms"
+    evaluator = runner.build_evaluator(ev_cfg)
     evaluator.dataset_meta = loader.dataset.metainfo
     with torch.no_grad():
         for data in loader:
             evaluator.process(data_samples=tta.test_step(data), data_batch=data)
     metrics = evaluator.evaluate(len(loader.dataset))
     log.info("multi-scale + flip: %s", {k: metrics[k] for k in SEG_METRICS if k in metrics})
+    kept = [m.last_state for m in evaluator.metrics if isinstance(m, SampleIoUMetric) and m.last_state is not None]
+    if states is not None and kept:
+        states["seg_ms"] = kept[0]
     return {f"{k}_ms": round(float(metrics[k]), 2) for k in SEG_METRICS if k in metrics}
 
 
@@ -120,7 +195,9 @@ def run_ade20k(job: Job, max_check: int | None = None) -> Outcome:
     if missing:
         raise RuntimeError(f"the evaluator returned {sorted(run.metrics)}, not {missing}: is val_evaluator IoUMetric?")
     result = {k: round(run.metrics[k], 2) for k in SEG_METRICS}  # mmseg's own precision (float32 -> float adds noise)
+    ms_states: dict[str, SegmentationState] = {}
     if cfg.get("test_multi_scale", False):
-        result.update(evaluate_multi_scale(cfg, run.runner))
+        result.update(evaluate_multi_scale(cfg, run.runner, ms_states))
     extra = {"recipe": job.config, "data": counts, "iterations": int(run.runner.iter)}
+    extra.update(keep_samples(run.runner, job.out, result, ms_states))  # samples.npz, named in result.json
     return outcome(cfg, run, result, job, extra)

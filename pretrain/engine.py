@@ -237,15 +237,19 @@ def evaluate(
     amp_dtype: torch.dtype | None = None,
     num_classes: int | None = None,
     progress: bool = False,
+    keep_samples: bool = False,
 ) -> dict:
     """Top-1 / top-5 accuracy (percent) and mean cross-entropy over every sample of ``loader`` on all ranks.
 
-    With ``num_classes`` the result also holds ``per_class_top1`` (a list, percent; None for absent classes).
+    With ``num_classes`` the result also holds ``per_class_top1`` (a list, percent; None for absent classes). With
+    ``keep_samples`` it holds ``samples``: per test sample (dataset index order, gathered from all ranks) its
+    ``index``, ``label`` and ``topk`` predicted classes (best first), enough to recompute every metric on any subset.
     """
     model.eval()
     k = None
     sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss, top1, top5, count
     per_class = torch.zeros(2, num_classes or 0, dtype=torch.float64, device=device)  # correct, total
+    kept: list[torch.Tensor] = []
     for images, targets in tqdm(loader, desc="eval", disable=not progress, leave=False, dynamic_ncols=True):
         images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
         with _autocast(device, amp_dtype):
@@ -261,6 +265,8 @@ def evaluate(
         if num_classes:
             per_class[0].index_add_(0, targets, hit[:, 0].double())
             per_class[1].index_add_(0, targets, torch.ones_like(targets, dtype=torch.float64))
+        if keep_samples:
+            kept.append(torch.cat([targets[:, None], top], dim=1).cpu())
     all_reduce_sum(sums)
     n = max(sums[3].item(), 1.0)
     out = {"loss": sums[0].item() / n, "top1": 100 * sums[1].item() / n, "top5": 100 * sums[2].item() / n,
@@ -269,4 +275,30 @@ def evaluate(
         all_reduce_sum(per_class)
         correct, total = per_class.tolist()
         out["per_class_top1"] = [100 * c / t if t else None for c, t in zip(correct, total)]
+    if keep_samples:
+        out["samples"] = _gather_samples(loader, kept, int(sums[3].item()), k or 1, device)
     return out
+
+
+def _gather_samples(loader: Iterable, kept: list[torch.Tensor], total: int, k: int, device: torch.device) -> dict:
+    """Every rank's (label, top-k) rows placed at their dataset indices and summed over ranks (each row is one rank's).
+
+    The evaluation sampler (:class:`pretrain.data.ResumableSampler`, no shuffling) says which dataset index each local
+    row is; a loader without one must be a single process's in dataset order.
+    """
+    local = torch.cat(kept) if kept else torch.zeros(0, 1 + k, dtype=torch.long)
+    sampler = getattr(loader, "sampler", None)
+    indices = torch.as_tensor(sampler._indices() if hasattr(sampler, "_indices") else range(len(local)),
+                              dtype=torch.long)
+    if len(indices) != len(local):
+        raise RuntimeError(f"evaluation saw {len(local)} samples but its sampler lists {len(indices)}")
+    rows = torch.zeros(total, 1 + k, dtype=torch.float64, device=device)
+    present = torch.zeros(total, dtype=torch.float64, device=device)
+    rows[indices.to(device)] = local.to(device, torch.float64)
+    present[indices.to(device)] = 1.0
+    all_reduce_sum(rows)
+    all_reduce_sum(present)
+    if not bool((present == 1).all()):
+        raise RuntimeError("evaluation samples are not each seen exactly once over the ranks; cannot keep them")
+    rows = rows.long().cpu().numpy()
+    return {"index": np.arange(total), "label": rows[:, 0], "topk": rows[:, 1:]}

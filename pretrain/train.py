@@ -447,6 +447,7 @@ def run(
              cfg.model.name, drop_spec.describe(), epochs, iters_per_epoch, total_batch, lr)
     first_epoch, first_step = divmod(start_iter, iters_per_epoch)
     stop = _StopFlag()
+    samples = None
     try:
         for epoch in range(first_epoch, epochs):
             start_step = first_step if epoch == first_epoch else 0
@@ -461,7 +462,9 @@ def run(
                       "data_wait_share": stats["data_wait_s"] / max(time.time() - t_epoch, 1e-9)}
             last = epoch == epochs - 1
             if last or (epoch + 1) % int(cfg.runtime.eval_every) == 0:
-                ev = evaluate(model_ddp, val_loader, dist.device, ctx.amp_dtype, num_classes=per_class)
+                ev = evaluate(model_ddp, val_loader, dist.device, ctx.amp_dtype, num_classes=per_class,
+                              keep_samples=last)
+                samples = ev.get("samples")  # the last epoch's: per test sample label + top-5
                 record.update(val_top1=ev["top1"], val_top5=ev["top5"], val_loss=ev["loss"])
                 if per_class:
                     record["val_per_class_top1"] = ev["per_class_top1"]
@@ -490,6 +493,7 @@ def run(
         "pretrain": meta,
         "init": init,
         "per_class_top1": final.get("val_per_class_top1"),
+        "samples": samples,
         "wall_time_s": time.time() - t_start,
         "world_size": dist.world_size,
         "precision": recorded_precision,

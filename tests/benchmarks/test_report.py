@@ -24,7 +24,8 @@ def test_report_draws_schedules_curves_and_tables(tmp_path):
     report = write_report(tmp_path)
     text = report.read_text()
     assert "![schedules](schedules.png)" in text and "![pretrain_vit_tiny](pretrain_vit_tiny.png)" in text
-    assert "| ViT-T      | early dropout | 20.0 (+0.0) | 74.3            |" in text
-    for name in ("schedules.png", "pretrain_vit_tiny.png"):
+    assert "| ViT-T      | early dropout | 20.0    | +0.0          | 74.3            |" in text
+    assert "![differences, pretrain](deltas_pretrain.png)" in text
+    for name in ("schedules.png", "pretrain_vit_tiny.png", "deltas_pretrain.png"):
         with Image.open(report.parent / name) as im:
             assert im.size[0] > 300

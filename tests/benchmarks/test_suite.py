@@ -264,3 +264,10 @@ def test_smoke_preset_end_to_end(tmp_path):
             assert (out / "tables" / f"{name}.{fmt}").stat().st_size > 0
     assert "| Swin-F     | early s.d.    |" in (out / "tables" / "table4.md").read_text()
     assert "(no results)" not in res.stdout
+    # every difference carries its paired bootstrap interval (every run kept its per-sample outputs)
+    assert all(r.extra.get("samples") for r in results.values())
+    for name in ("pretrain", "table4", "table5", "table6"):
+        text = (out / "tables" / f"{name}.md").read_text()
+        assert " ci_low " in text and " p " in text and "B = 1000; one seed per row" in text, text
+        assert "show the difference alone" not in text and "without intervals" not in text
+        assert r"\scriptsize[" in (out / "tables" / f"{name}.tex").read_text()

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from dropbench.benchmarks.results import ResultError, RunResult, collect_results, read_result, write_result
 from dropbench.benchmarks.tables import TABLES, build_table, build_tables, load_reference, render
+from dropbench.finetune.tasks import CLS_TITLES
 
 
 def _add(root, task, dataset, model, variant, metrics, seed=0, status="ok", recipe=None, pretrain_recipe=None,
@@ -44,10 +45,13 @@ def test_table4_markdown(results):
     assert text == (
         "**T4 — pretraining basic; fine-tuning paper-3x, drop path 0.1 (0.1: dropbench's choice, no source for these "
         "models); seeds 0, 1**\n\n"
-        "| backbone   | pretraining   | AP box                  | AP mask                 |\n"
-        "|:-----------|:--------------|:------------------------|:------------------------|\n"
-        "| Swin-F     | no dropout    | 40.0                    | 36.0                    |\n"
-        "| Swin-F     | early s.d.    | 41.5 ± 0.7 (n=2) (+1.5) | 36.5 ± 0.7 (n=2) (+0.5) |\n")
+        "| backbone   | pretraining   | AP box           | AP box delta   | AP mask          | AP mask delta   |\n"
+        "|:-----------|:--------------|:-----------------|:---------------|:-----------------|:----------------|\n"
+        "| Swin-F     | no dropout    | 40.0             | –              | 36.0             | –               |\n"
+        "| Swin-F     | early s.d.    | 41.5 ± 0.7 (n=2) | +1.5           | 36.5 ± 0.7 (n=2) | +0.5            |\n"
+        "\n"
+        "Differences to the backbone's baseline row, without intervals: the runs have no per-sample outputs (runs "
+        "from before they were kept); re-run them for paired bootstrap intervals.\n")
 
 
 def test_table4_csv_and_tex(results):
@@ -59,6 +63,7 @@ def test_table4_csv_and_tex(results):
     tex = render(t, "tex", "Table 4")
     assert r"\toprule" in tex and r"\bottomrule" in tex
     assert r"\caption{Table 4 — pretraining basic; fine-tuning paper-3x, drop path 0.1" in tex
+    assert "seeds 0, 1. Differences to the backbone's baseline row, without intervals: the runs have no " in tex
     assert r"Swin-F & early s.d. & 41.5 $\pm$ 0.7 (n=2) (+1.5) & 36.5 $\pm$ 0.7 (n=2) (+0.5) \\" in tex
 
 
@@ -68,8 +73,8 @@ def test_table5_and_pretraining_table_with_paper_figures(results):
                   "convnext_femto,baseline,40,1,\n"
                   "convnext_femto,early-sd,41.25,1,1.25\n")
     pre = render(build_table(results, TABLES["pretrain"], load_reference()), "md")
-    assert "| ViT-T      | early dropout | 71.5 (+1.5) | 74.3            |" in pre
-    assert "| ViT-T      | no dropout    | 70.0        | 73.9            |" in pre
+    assert "| ViT-T      | early dropout | 71.5    | +1.5          | 74.3            |" in pre
+    assert "| ViT-T      | no dropout    | 70.0    | –             | 73.9            |" in pre
 
 
 def test_pretraining_table_takes_the_runs_recipe_and_late_sd_baseline(tmp_path):
@@ -85,6 +90,14 @@ def test_pretraining_table_takes_the_runs_recipe_and_late_sd_baseline(tmp_path):
     assert t.loc[("vit_base", "late-sd"), ("top-1", "delta")] == 1.0  # against standard s.d., late s.d.'s baseline
 
 
+def test_differences_to_a_named_row(results):
+    t = build_table(results, TABLES["table4"], baseline="early-sd")
+    assert t.loc[("swin_femto", "baseline"), ("AP box", "delta")] == pytest.approx(-1.5)
+    assert pd.isna(t.loc[("swin_femto", "early-sd"), ("AP box", "delta")])
+    t = build_table(results, TABLES["table4"], baseline="not-a-row")  # absent: the usual baseline
+    assert t.loc[("swin_femto", "early-sd"), ("AP box", "delta")] == pytest.approx(1.5)
+
+
 def test_table6_mean_only_for_complete_rows(results):
     t = build_table(results, TABLES["table6"])
     assert t.loc[("vit_tiny", "baseline"), ("mean", "mean")] == 85.0
@@ -93,7 +106,8 @@ def test_table6_mean_only_for_complete_rows(results):
     text = render(t, "md", "T6")
     assert text.splitlines()[0] == "**T6 — seed 0**"
     # the paper's column titles, then the mean
-    assert [c.strip() for c in text.splitlines()[2].split("|")[3:-1]] == [
+    columns = [c.strip() for c in text.splitlines()[2].split("|")[3:-1]]
+    assert [c for c in columns if not c.endswith((" delta", " ci_low", " ci_high", " p"))] == [
         "C-100", "Flowers", "Pets", "STL-10", "Food-101", "mean"]
 
 
@@ -146,3 +160,55 @@ def test_paper_csv_has_a_row_for_every_run_of_the_paper_preset():
                 for dataset in spec.get("datasets", [task]):
                     wanted |= {(table, dataset, entry["model"], variant, m) for m in names}
     assert len(wanted) == 87 and not wanted - have, sorted(wanted - have)  # 12 ImageNet, 15 COCO + ADE20K, 60 cls
+def _add_with_samples(root, dataset, variant, seed, accuracy, n=400, samples=True):
+    """A classification run whose per-sample outputs give its metrics (image i right when its difficulty allows)."""
+    import numpy as np
+    from dropbench.finetune.samples import ClassificationState, save_states
+
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 10
+    difficulty = np.random.default_rng(len(dataset)).random(n)  # the same test set for every run of the data set
+    right = difficulty + rng.normal(0, 0.05, n) < accuracy
+    state = ClassificationState(np.arange(n), labels, np.where(right, labels, (labels + 1) % 10)[:, None], 10)
+    run = root / f"cls-{dataset}-{variant}-{seed}"
+    extra = {}
+    if samples:
+        save_states(run / "samples.npz", {"cls": state})
+        extra["samples"] = "samples.npz"
+    write_result(RunResult(task="cls", dataset=dataset, model="vit_tiny", metrics=state.summary(), config={},
+                           config_hash="h", variant=variant, seed=seed, extra=extra), run)
+
+
+def test_intervals_beside_every_delta(tmp_path):
+    datasets = ("cifar100", "flowers102", "pets", "stl10", "food101")
+    for ds in datasets:
+        for seed in (0, 1):
+            _add_with_samples(tmp_path, ds, "baseline", seed, 0.70)
+            _add_with_samples(tmp_path, ds, "early-dropout", 10 + seed, 0.80)
+            _add_with_samples(tmp_path, ds, "early-sd", 20 + seed, 0.70, samples=ds != "pets")
+    t = build_table(collect_results(tmp_path), TABLES["table6"], n_boot=300)
+    row = t.loc[("vit_tiny", "early-dropout")]
+    titles = {d: CLS_TITLES[d] for d in datasets}  # Table 6's columns, as the paper heads them
+    for title in (*titles.values(), "mean"):
+        assert row[(title, "ci_low")] < row[(title, "delta")] < row[(title, "ci_high")]
+        assert row[(title, "ci_low")] > 0 and row[(title, "p")] < 0.05  # a 10-point gain on 400 images
+    # the mean's interval is narrower than a single data set's (five independent test sets)
+    width = {k: row[(k, "ci_high")] - row[(k, "ci_low")] for k in ("C-100", "mean")}
+    assert width["mean"] < width["C-100"]
+    sd = t.loc[("vit_tiny", "early-sd")]
+    assert pd.isna(sd[("Pets", "ci_low")]) and pd.isna(sd[("mean", "ci_low")]) and not pd.isna(sd[("Pets", "delta")])
+    assert sd[("C-100", "ci_low")] < 0 < sd[("C-100", "ci_high")]  # no real difference: 0 inside
+    caption = t.attrs["caption"]
+    assert "95 % paired bootstrap intervals" in caption and "B = 300" in caption and "2 seeds per row" in caption
+    assert "Rows without per-sample outputs" in caption
+    md = render(t, "md", "T6")
+    header = md.splitlines()[2]
+    assert all(f"{c} {s}" in header for c in ("C-100", "mean") for s in ("delta", "ci_low", "ci_high", "p"))
+    assert caption in md
+    cifar = row[("C-100", "delta")]
+    assert f"| +{cifar:.1f}* " in md.splitlines()[5] or f"+{cifar:.1f}*" in md
+    tex = render(t, "tex", "Table 6")
+    assert (f"+{cifar:.1f}$^*$ {{\\scriptsize[{row[('C-100', 'ci_low')]:.1f}, "
+            f"{row[('C-100', 'ci_high')]:.1f}]}}") in tex
+    csv = render(t, "csv").splitlines()[0]
+    assert "C-100 delta,C-100 ci_low,C-100 ci_high,C-100 p" in csv

@@ -13,6 +13,7 @@ from dropbench.benchmarks.results import read_result
 from dropbench.finetune.cls import build_cls_config, run_cls
 from dropbench.finetune.convert import CheckpointError, file_sha256
 from dropbench.finetune.datasets.cls import CLS_DATASETS, DataLayoutError, write_synth_cls
+from dropbench.finetune.samples import load_states
 from dropbench.finetune.tasks import Job, Outcome
 from dropbench.pretrain import create_paper_model
 from dropbench.pretrain.distributed import setup_launcher
@@ -96,9 +97,15 @@ def test_cli_writes_result_json_and_resumes(checkpoint, tmp_path):
     assert hp["precision"] == {"amp": "fp32", "tf32": False} and hp["layer_decay"] == 0.75
     assert {"torch", "torchvision", "timm"} <= set(r.versions) and r.wall_time_s > 0
     assert r.log_path == str(run_dir / "log.jsonl")
+    # the per-sample outputs (label + top-5 per test image) give back the recorded metrics
+    state = load_states(run_dir / r.extra["samples"])["cls"]
+    assert state.n_images == r.extra["test_images"] and state.topk.shape[1] == 4  # k = min(5, 4 classes)
+    for k, v in state.summary().items():
+        assert v == pytest.approx(r.metrics[k], abs=1e-6)
     # a finished run resumes to the same result; starting it again without --resume is refused
     assert main([*argv, "--resume", "auto"]) == 0
     assert read_result(run_dir).metrics == r.metrics
+    assert read_result(run_dir).extra["samples"] == "samples.npz"  # still named: the file the first process wrote
     assert main(argv) == 2
 
 

@@ -3,6 +3,7 @@ fine-tune through the CLI that is killed, resumed and evaluated."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -24,6 +25,7 @@ from dropbench.finetune.convert import CheckpointError  # noqa: E402
 from dropbench.finetune.datasets.coco import CocoFormatError, check_coco, write_synth_coco  # noqa: E402
 from dropbench.finetune.det import COCO_METRICS, configure_coco, run_coco  # noqa: E402
 from dropbench.finetune.mm import adapt_to_device, install_safe_checkpoint_loading, prepare_runner_config  # noqa: E402
+from dropbench.finetune.samples import load_states  # noqa: E402
 from dropbench.finetune.tasks import Job  # noqa: E402
 from dropbench.pretrain.config import resolve_config  # noqa: E402
 from dropbench.pretrain.models import create_paper_model  # noqa: E402
@@ -364,6 +366,16 @@ def test_finetune_coco_killed_resumed_and_evaluated(coco, swin_ckpt, tmp_path):
     assert result["extra"]["resumed_from"].endswith("epoch_1.pth")
     assert result["config"]["model"]["backbone"]["drop_path_rate"] == 0.1
     assert Path(result["log_path"]).is_file()
+    # per-sample outputs: COCOeval's matches give back box and mask AP; mmdet's detections JSON is kept, gzipped
+    states = load_states(out / result["extra"]["samples"])
+    assert set(states) == {"bbox", "segm"} and states["bbox"].n_images == 4
+    for state in states.values():
+        for k, v in state.summary().items():
+            assert v == pytest.approx(result["metrics"][k], abs=1e-4)
+    for iou_type, name in result["extra"]["detections"].items():
+        dets = json.loads(gzip.decompress((out / name).read_bytes()))
+        assert name == f"detections.{iou_type}.json.gz" and dets
+        assert {"image_id", "category_id", "score"} <= set(dets[0])
 
 
 def test_a_total_batch_other_than_the_recipes_is_warned_about(caplog):

@@ -17,6 +17,7 @@ from dropbench.benchmarks.results import read_result  # noqa: E402
 from dropbench.finetune.backbone import pyramid_channels  # noqa: E402
 from dropbench.finetune.convert import file_sha256  # noqa: E402
 from dropbench.finetune.datasets.ade20k import ADE20KDataError, check_ade20k, write_synth_ade20k  # noqa: E402
+from dropbench.finetune.samples import load_states  # noqa: E402
 from dropbench.finetune.seg import SEG_METRICS, prepare_seg_config, run_ade20k  # noqa: E402
 from dropbench.finetune.tasks import Job  # noqa: E402
 from dropbench.pretrain.config import resolve_config  # noqa: E402
@@ -182,6 +183,13 @@ def test_finetune_ade20k_cli_trains_and_evaluates(ade, checkpoint, tmp_path, mod
     assert hp["layer_decay_constructor"] == "TimmLayerDecayOptimizerConstructor" and hp["total_batch"] == 2
     if extra:
         assert {"mIoU_ms", "mAcc_ms", "aAcc_ms"} <= set(result.metrics)
+    # the per-image areas kept beside result.json give back its metrics (and the multi-scale ones)
+    states = load_states(out / result.extra["samples"])
+    assert set(states) == ({"seg", "seg_ms"} if extra else {"seg"})
+    for state in states.values():
+        assert state.n_images == 2 and state.intersect.shape[1] == 150
+        for k, v in state.summary().items():
+            assert v == pytest.approx(result.metrics[k], abs=1e-6)
     assert (out / "config.py").is_file() and (out / "iter_4.pth").is_file()
 
 
