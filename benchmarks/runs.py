@@ -42,13 +42,14 @@ def _is_main() -> bool:
 
 
 def run_and_record(task: str, dataset: str, model: str, run_dir: str | os.PathLike, fn: Callable[[], dict],
-                   variant: str | None = None) -> RunResult:
+                   variant: str | None = None, data: dict | None = None) -> RunResult:
     """Call ``fn`` (a stage returning an outcome dict), write ``run_dir/result.json`` and return the result.
 
     A stage that raises is recorded as ``status: failed`` with its error and traceback in ``extra``, then the
     exception propagates; a run asked to stop (Ctrl-C, or SIGTERM: ``pretrain.train.Preempted``, checkpoint saved) or
     a refusal to overwrite a run (``FileExistsError``) records nothing, and a finished run's ``result.json`` is never
-    replaced by a failure. Only rank 0 writes under torchrun / SLURM.
+    replaced by a failure. Only rank 0 writes under torchrun / SLURM. ``data``: the provenance of the data sets the
+    run reads (``RunResult.data``).
     """
     run_dir = Path(run_dir)
     t0 = time.time()
@@ -63,7 +64,7 @@ def run_and_record(task: str, dataset: str, model: str, run_dir: str | os.PathLi
                                variant=variant or "unknown", versions=package_versions(), wall_time_s=time.time() - t0,
                                status="failed", error=f"{type(e).__name__}: {e}", run_dir=str(run_dir),
                                log_path=_find_log(run_dir),
-                               extra={"traceback": traceback.format_exc(limit=20)})
+                               extra={"traceback": traceback.format_exc(limit=20)}, data=data or {})
             _write_failure(failed, run_dir)
         raise
     unknown = set(outcome) - set(_OUTCOME_KEYS)
@@ -75,7 +76,7 @@ def run_and_record(task: str, dataset: str, model: str, run_dir: str | os.PathLi
         config=outcome["config"], config_hash=outcome["config_hash"], variant=variant or variant_name(pretrain),
         checkpoint=outcome.get("checkpoint"), checkpoint_sha256=outcome.get("checkpoint_sha256"), pretrain=pretrain,
         seed=outcome.get("seed"), versions=package_versions(), wall_time_s=time.time() - t0,
-        log_path=outcome.get("log_path"), run_dir=str(run_dir), extra=outcome.get("extra") or {})
+        log_path=outcome.get("log_path"), run_dir=str(run_dir), extra=outcome.get("extra") or {}, data=data or {})
     if _is_main():
         path = write_result(result, run_dir)
         log.info("wrote %s", path)

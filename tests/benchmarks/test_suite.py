@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -16,12 +17,14 @@ from dropbench.benchmarks.suite import describe, plan, run_suite, status_of
 
 REPO = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "dropbench.benchmarks.cli"]  # the `dropbench` command, run from this checkout
+PAPER_DATA = ("imagenet", "coco", "ade20k", "cifar100", "flowers102", "pets", "stl10", "food101")
 
 MINI = """
 preset = 'mini'
 seeds = [0]
 data = dict(imagenet=None)
 synth = dict(imagenet=dict(num_classes=4, train_per_class=16, val_per_class=4, size=32))
+data_policy = dict(imagenet='generated', pets='generated')
 pretrain = dict(
     config='smoke',
     cfg_options={'schedule.epochs': EPOCHS, 'schedule.warmup_epochs': 1, 'data.input_size': 32,
@@ -147,7 +150,7 @@ def test_plan_orders_fine_tunes_after_their_pretraining(tmp_path):
 
 def test_paper_preset_plans_the_late_sd_baselines_under_the_baseline_name(tmp_path):
     """ViT-B's and Mixer-B's standard s.d. run at late s.d.'s rate, named ``standard-sd`` so the tables find it."""
-    p = plan("paper", tmp_path / "out")
+    p = plan("paper", tmp_path / "out", data_roots={d: str(tmp_path / d) for d in PAPER_DATA})
     by = p.by_id()
     assert by["pretrain/vit_base/standard-sd"].drop["rate"] == 0.4
     assert by["pretrain/vit_tiny/baseline"].drop["kind"] == "none"
@@ -189,6 +192,70 @@ def test_slurm_jobs_depend_on_their_pretraining(tmp_path, monkeypatch):
     assert deps["pretrain/vit_tiny/baseline"] is None
     assert deps["cls/pets/vit_tiny/baseline/seed0"] == f"afterok:{report.submitted['pretrain/vit_tiny/baseline']}"
     assert deps["cls/pets/vit_tiny/early-sd/seed0"] == f"afterok:{report.submitted['pretrain/vit_tiny/early-sd']}"
+    # each job's spec carries the provenance of the data it reads: generated pets, and the generated ImageNet its
+    # pretraining reads, with the roots' fingerprints
+    spec = json.loads((p.run_dir(p.by_id()["cls/pets/vit_tiny/baseline/seed0"]) / "suite_run.json").read_text())
+    assert {k: v["kind"] for k, v in spec["data"].items()} == {"pets": "generated", "imagenet": "generated"}
+    assert spec["data"]["pets"]["fingerprint"]["files"] == 3 * (8 + 4) + 2
+
+
+def _missing_roots_refused(stderr: str, needed: tuple[str, ...]) -> None:
+    for name in PAPER_DATA:
+        assert (f"--data-root {name}=PATH" in stderr) == (name in needed), (name, stderr)
+    assert "README.md, section 'Getting the data'" in stderr and "nothing was run" in stderr
+    assert stderr.count("\n") <= len(needed) + 3  # one message
+
+
+def test_paper_preset_without_roots_exits_2_before_anything_is_written(tmp_path):
+    out = tmp_path / "paper"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    res = subprocess.run([*CLI, "suite", "run", "--preset", "paper", "--out", str(out)], cwd=REPO,
+                         capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    assert res.returncode == 2, res.stderr[-2000:]
+    # the process's CPU time (python, torch and mmengine imports included): the wall time on a machine to itself;
+    # the wall time allows for a loaded test machine
+    assert cpu < 10 and wall < 60, (cpu, wall)
+    _missing_roots_refused(res.stderr, PAPER_DATA)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("command", [["suite", "plan"], ["evaluate", "--model", "vit_tiny"]])
+def test_plan_and_evaluate_refuse_missing_roots_too(tmp_path, capsys, command):
+    from dropbench.benchmarks.cli import main
+
+    out = tmp_path / "paper"
+    argv = [*command, "--preset", "paper", "--out", str(out)]
+    if command[0] == "evaluate":
+        (tmp_path / "ckpt.pth").write_bytes(b"0")
+        argv += ["--checkpoint", str(tmp_path / "ckpt.pth")]
+    assert main(argv) == 2
+    _missing_roots_refused(capsys.readouterr().err, PAPER_DATA[1:] if command[0] == "evaluate" else PAPER_DATA)
+    assert not out.exists()
+
+
+def test_paper_preset_refuses_generated_data_by_the_count_check(tmp_path, synth_imagenet):
+    from dropbench.benchmarks.datacheck import DataPreflightError
+    from dropbench.finetune.datasets.ade20k import write_synth_ade20k
+    from dropbench.finetune.datasets.cls import write_synth_cls
+    from dropbench.finetune.datasets.coco import write_synth_coco
+
+    roots = {"imagenet": str(synth_imagenet),
+             "coco": str(write_synth_coco(tmp_path / "coco", num_train=2, num_val=1, sizes=(64,))),
+             "ade20k": str(write_synth_ade20k(tmp_path / "ade", train_images=2, val_images=1, sizes=((64, 48),)))}
+    for name in PAPER_DATA[3:]:
+        roots[name] = str(write_synth_cls(tmp_path / name, dataset=name, num_classes=2, train_per_class=2,
+                                          test_per_class=1))
+    out = tmp_path / "paper"
+    p = plan("paper", out, data_roots=roots)
+    with pytest.raises(DataPreflightError) as e:
+        run_suite(p, progress=False)
+    for name in PAPER_DATA:
+        assert f"{name}: the " in str(e.value) and "the official release" in str(e.value)
+    assert "generated" in str(e.value) and not out.exists()  # no run folder, no generated data
 
 
 @pytest.mark.slow
@@ -237,3 +304,12 @@ def test_smoke_preset_end_to_end(tmp_path):
             assert (out / "tables" / f"{name}.{fmt}").stat().st_size > 0
     assert "| Swin-F     | early s.d.    |" in (out / "tables" / "table4.md").read_text()
     assert "(no results)" not in res.stdout
+    # provenance: every result says its data was generated (fine-tunes: their pretraining's ImageNet too), and every
+    # table's caption names the generated data sets
+    for r in results.values():
+        expected = {r.dataset} | ({"imagenet"} if r.task != "pretrain" else set())
+        assert {k for k, v in r.data.items() if v["kind"] == "generated"} == expected, r.run_dir
+        assert r.data[r.dataset]["fingerprint"]["files"] > 0
+    assert "Generated data (dropbench's stand-ins, not the real data sets, not comparable with the paper): " \
+           "ade20k, imagenet." in (out / "tables" / "table5.md").read_text()
+    assert "cifar100, flowers102, food101, imagenet, pets, stl10." in (out / "tables" / "table6.tex").read_text()
