@@ -50,9 +50,13 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
     from dropbench.pretrain.train import build_config
 
     cfg = build_config(args)
-    data = stage_preflight("imagenet", args.data)
-    result = run_and_record("pretrain", "imagenet", cfg.model.name, args.out,
-                            lambda: pretrain_run(cfg, args.out, args.resume, recipe=args.config), data=data)
+    data: dict = {}  # the data's provenance, filled by the preflight at the start of the stage (a failure is recorded)
+
+    def stage():
+        data.update(stage_preflight("imagenet", args.data))
+        return pretrain_run(cfg, args.out, args.resume, recipe=args.config)
+
+    result = run_and_record("pretrain", "imagenet", cfg.model.name, args.out, stage, data=data)
     _print_result(result)
     return 0
 
@@ -83,8 +87,13 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
         kwargs["dataset"] = dataset = args.dataset
     from dropbench.benchmarks.datacheck import stage_preflight
 
-    data = stage_preflight(dataset, args.data)
-    result = run_and_record(args.task, dataset, args.model, args.out, lambda: fn(**kwargs), data=data)
+    data: dict = {}  # the data's provenance, filled by the preflight at the start of the stage (a failure is recorded)
+
+    def stage():
+        data.update(stage_preflight(dataset, args.data))
+        return fn(**kwargs)
+
+    result = run_and_record(args.task, dataset, args.model, args.out, stage, data=data)
     _print_result(result)
     return 0
 
@@ -212,7 +221,8 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
         from dropbench.benchmarks.suite import check_data, load_preset, plan
 
         preset = load_preset(args.preset)
-        suite_plan = plan(preset, args.out or Path("results") / Path(args.preset).stem, roots, allow_missing=True)
+        suite_plan = plan(preset, args.out or Path("results") / Path(args.preset).stem, roots,
+                          allow_missing=True, keys=False)
         reports = check_data(suite_plan, sample=args.sample)
         missing = [r.dataset for r in reports if r.status == "missing"]
     elif roots:

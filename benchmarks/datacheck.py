@@ -506,7 +506,7 @@ def _count_problems(dataset: str, inv: _Inventory, expected: Official) -> list[s
 
 
 def check_dataset(dataset: str, root: str | os.PathLike | None, *, compare: bool = True, strict: bool = False,
-                  sample: int = 4) -> DataReport:
+                  sample: int = 4, raise_errors: bool = False) -> DataReport:
     """Check one data set's root: layout, split sizes against the official release, a decoded sample, fingerprint.
 
     Args:
@@ -515,9 +515,10 @@ def check_dataset(dataset: str, root: str | os.PathLike | None, *, compare: bool
         compare: compare the counts with :data:`OFFICIAL` (never for ``imagefolder``, which has no official counts).
         strict: a count that differs is an error (else a warning).
         sample: images decoded per split (0: counts and layout only, no pixels read).
+        raise_errors: raise a bad layout or an unreadable file as its reader's exception instead of reporting it.
 
     Returns:
-        The :class:`DataReport`; a bad root is reported, not raised.
+        The :class:`DataReport`; a bad root is reported, not raised (unless ``raise_errors``).
     """
     if dataset not in _INVENTORIES:
         raise ValueError(f"unknown data set {dataset!r}; choose one of: {', '.join(DATASETS)}")
@@ -533,6 +534,8 @@ def check_dataset(dataset: str, root: str | os.PathLike | None, *, compare: bool
     try:
         inv = _INVENTORIES[dataset](path)
     except _LAYOUT_ERRORS as e:
+        if raise_errors:
+            raise
         return DataReport(dataset, str(root), kind, "error", expected=expected, problems=(str(e),),
                           seconds=time.perf_counter() - start)
     found = dict(inv.splits, **({"classes": inv.classes} if inv.classes is not None else {}))
@@ -542,6 +545,8 @@ def check_dataset(dataset: str, root: str | os.PathLike | None, *, compare: bool
         if sample > 0:
             inv.decode(sample)
     except _LAYOUT_ERRORS as e:
+        if raise_errors:
+            raise
         problems.append(str(e))
         status = "error"
     fingerprint = Fingerprint(str(inv.folder.resolve()), inv.files, inv.bytes)
@@ -650,18 +655,17 @@ def raise_for_errors(reports: Sequence[DataReport]) -> None:
 def stage_preflight(dataset: str, root: str | os.PathLike, sample: int = 2) -> dict[str, dict]:
     """The cheap preflight at the start of one stage (``dropbench finetune`` / ``pretrain``) on rank 0.
 
-    A bad layout or an unreadable sample is refused; split sizes that differ from the official release are logged as
-    warnings (a generated stand-in is not compared). Returns ``{dataset: provenance}`` for ``result.json`` (empty on
-    other ranks, which write no result).
+    A bad layout or an unreadable sample raises its reader's error (naming the file); split sizes that differ from
+    the official release are logged as warnings (a generated stand-in is not compared). Returns
+    ``{dataset: provenance}`` for ``result.json`` (empty on other ranks, which write no result).
 
     Raises:
-        DataPreflightError: the root failed the check; the message holds the table and the problems.
+        DataLayoutError, CocoFormatError, ADE20KDataError: the root's layout or a sampled file is bad.
     """
     if os.environ.get("RANK", "0") != "0":
         return {}
     report = check_dataset(dataset, root, compare=dataset in OFFICIAL and not _is_generated(dataset, Path(root)),
-                           sample=sample)
-    raise_for_errors([report])
+                           sample=sample, raise_errors=True)
     for problem in report.problems:
         log.warning("%s", problem)
     return {dataset: report.provenance()}

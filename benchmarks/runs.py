@@ -64,7 +64,7 @@ def run_and_record(task: str, dataset: str, model: str, run_dir: str | os.PathLi
                                variant=variant or "unknown", versions=package_versions(), wall_time_s=time.time() - t0,
                                status="failed", error=f"{type(e).__name__}: {e}", run_dir=str(run_dir),
                                log_path=_find_log(run_dir),
-                               extra={"traceback": traceback.format_exc(limit=20)}, data=data or {})
+                               extra={"traceback": traceback.format_exc(limit=20)}, data=dict(data or {}))
             _write_failure(failed, run_dir)
         raise
     unknown = set(outcome) - set(_OUTCOME_KEYS)
@@ -76,7 +76,7 @@ def run_and_record(task: str, dataset: str, model: str, run_dir: str | os.PathLi
         config=outcome["config"], config_hash=outcome["config_hash"], variant=variant or variant_name(pretrain),
         checkpoint=outcome.get("checkpoint"), checkpoint_sha256=outcome.get("checkpoint_sha256"), pretrain=pretrain,
         seed=outcome.get("seed"), versions=package_versions(), wall_time_s=time.time() - t0,
-        log_path=outcome.get("log_path"), run_dir=str(run_dir), extra=outcome.get("extra") or {}, data=data or {})
+        log_path=outcome.get("log_path"), run_dir=str(run_dir), extra=outcome.get("extra") or {}, data=dict(data or {}))
     if _is_main():
         path = write_result(result, run_dir)
         log.info("wrote %s", path)

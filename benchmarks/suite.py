@@ -90,7 +90,7 @@ class SuitePlan:
     runs: list[RunSpec]
     slurm: dict
     source: str = ""  # the preset file
-    data: dict[str, str] = field(default_factory=dict)
+    data: dict[str, str | None] = field(default_factory=dict)
     data_policy: dict[str, str] = field(default_factory=dict)
     generated: frozenset[str] = frozenset()
     official_counts: bool = False
@@ -134,7 +134,7 @@ def _data_roots(preset: Config, data_roots: dict[str, str] | None) -> dict[str, 
 
 def plan(preset: str | Config, out: str | os.PathLike, data_roots: dict[str, str] | None = None,
          seeds: int | None = None, checkpoint: str | None = None, model: str | None = None,
-         label: str | None = None, allow_missing: bool = False) -> SuitePlan:
+         label: str | None = None, allow_missing: bool = False, keys: bool = True) -> SuitePlan:
     """Expand a preset into its runs (keys included), in dependency order.
 
     Args:
@@ -146,6 +146,8 @@ def plan(preset: str | Config, out: str | os.PathLike, data_roots: dict[str, str
         checkpoint, model, label: evaluate one external checkpoint of ``model`` (labelled ``label`` in the tables) on
             the preset's downstream tasks instead of running its pretraining matrix.
         allow_missing: plan even when required roots are missing (their ``data`` entry is None), to report them.
+        keys: compute the runs' keys (recipes loaded, checkpoints hashed); False for a plan that only lists its runs
+            and data (``dropbench data check``).
 
     Raises:
         MissingDataError: a data set the runs read has no root and the preset requires real data for it; the message
@@ -205,7 +207,7 @@ def plan(preset: str | Config, out: str | os.PathLike, data_roots: dict[str, str
         raise MissingDataError(missing_roots_message(str(cfg.get("preset", "custom")), missing))
     keyed: dict[str, RunSpec] = {}
     recipes: dict[tuple[str, str, str], str] = {}
-    for r in runs:
+    for r in runs if keys else []:
         stage = STAGE_DIRS[r.task]
         if (stage, r.config, r.model) not in recipes:
             recipes[(stage, r.config, r.model)] = _recipe_text(stage, r.config, r.model)
@@ -225,7 +227,7 @@ def plan(preset: str | Config, out: str | os.PathLike, data_roots: dict[str, str
         key = _hash(recipes[(stage, r.config, r.model)], r.task, r.model, r.dataset, r.seed, r.cfg_options, r.drop,
                     data, source)
         keyed[r.id] = replace(r, key=key)
-    return SuitePlan(preset=str(cfg.get("preset", "custom")), out=out, runs=list(keyed.values()),
+    return SuitePlan(preset=str(cfg.get("preset", "custom")), out=out, runs=list(keyed.values()) if keys else runs,
                      slurm=dict(cfg.get("slurm", {})), source=str(cfg.filename or ""),
                      data={d: None if d in missing else roots[d] for d in needed},
                      data_policy={d: policy[d] for d in needed},

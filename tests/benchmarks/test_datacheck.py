@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dropbench.benchmarks.datacheck import check_dataset, check_roots, render_reports
+from dropbench.benchmarks.datacheck import OFFICIAL, check_dataset, check_roots, render_reports
 from dropbench.finetune.datasets.ade20k import write_synth_ade20k
 from dropbench.finetune.datasets.cls import write_synth_cls
 from dropbench.finetune.datasets.coco import write_synth_coco
@@ -292,3 +292,29 @@ def test_generated_sets_of_every_format_decode(tmp_path, dataset):
     r = check_dataset(dataset, root, compare=False, sample=3)
     assert (r.kind, r.status, r.problems) == ("generated", "ok", ()), r
     assert r.found[next(iter(r.found))] > 0 and r.fingerprint.bytes > 0
+
+
+def test_data_check_command_prints_the_table(official, capsys):
+    from dropbench.benchmarks.cli import main
+
+    cheap = ("cifar100", "flowers102", "pets", "stl10")  # the test's point is the command, not the listing of COCO
+    roots = [f"{k}={official[k]}" for k in cheap]
+    assert main(["data", "check", "--data-root", *roots, "--sample", "0"]) == 0
+    out = capsys.readouterr().out
+    assert out.split("\n")[0].split() == ["data", "set", "root", "kind", "found", "expected", "status"]
+    assert "train+val 2,040, test 6,149, 102 classes" in out and out.count(" real ") == len(cheap)
+    # the paper preset: data sets without a root are missing (each named with its --data-root), the others checked
+    assert main(["data", "check", "--preset", "paper", "--data-root", *roots, "--sample", "0"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out.count(" missing ") == 4 and captured.out.count(" ok") == len(cheap)
+    for name in ("imagenet", "coco", "ade20k", "food101"):
+        assert f"--data-root {name}=PATH" in captured.err
+    assert "--data-root pets=PATH" not in captured.err
+
+
+def test_readme_says_where_to_get_every_data_set():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Getting the data", 1)[1].split("\n## ", 1)[0]
+    for name, official in OFFICIAL.items():
+        assert f"`{name}`" in section and official.source.split()[0] in section, name
+        assert all(f"{n:,}" in section for n in official.splits.values()), name

@@ -148,6 +148,20 @@ def test_plan_orders_fine_tunes_after_their_pretraining(tmp_path):
     assert len({r.key for r in p.runs}) == len(p.runs)
 
 
+def test_suite_plan_shows_the_data_above_the_runs_and_writes_nothing(tmp_path, capsys):
+    from dropbench.benchmarks.cli import main
+
+    out = tmp_path / "out"
+    assert main(["suite", "plan", "--preset", str(cls_preset(tmp_path)), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    data, runs = text.split("preset mini:")
+    assert data.split("\n")[1].split() == ["data", "set", "root", "kind", "found", "expected", "status"]
+    for name in ("imagenet", "pets"):
+        row = next(line for line in data.splitlines() if line.startswith(name))
+        assert row.split()[2:] == ["generated", "–", "–", "pending"] and str(out / "data" / name) in row
+    assert "pretrain/vit_tiny/baseline" in runs and not out.exists()
+
+
 def test_paper_preset_plans_the_late_sd_baselines_under_the_baseline_name(tmp_path):
     """ViT-B's and Mixer-B's standard s.d. run at late s.d.'s rate, named ``standard-sd`` so the tables find it."""
     p = plan("paper", tmp_path / "out", data_roots={d: str(tmp_path / d) for d in PAPER_DATA})

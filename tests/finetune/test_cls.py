@@ -89,6 +89,7 @@ def test_cli_writes_result_json_and_resumes(checkpoint, tmp_path):
     assert len(r.extra["per_class_top1"]) == K and r.extra["splits"] == {"train": "trainval", "test": "test"}
     assert {"torch", "torchvision", "timm"} <= set(r.versions) and r.wall_time_s > 0
     assert r.log_path == str(run_dir / "log.jsonl")
+    assert r.data["pets"]["kind"] == "generated" and r.data["pets"]["fingerprint"]["files"] == 4 * (16 + 8) + 2
     # a finished run resumes to the same result; starting it again without --resume is refused
     assert main([*argv, "--resume", "auto"]) == 0
     assert read_result(run_dir).metrics == r.metrics
