@@ -292,6 +292,13 @@ def test_failed_pretraining_blocks_only_its_fine_tunes_and_evaluate_adds_a_row(t
     assert res.returncode == 0, res.stderr[-2000:]
     assert "| ViT-T      | my-ckpt       |" in res.stdout and "| ViT-T      | no dropout    |" in res.stdout
     assert read_result(out / "runs" / "cls/pets/vit_tiny/my-ckpt/seed0").checkpoint == str(ckpt)
+    # provenance: the suite's fine-tune read generated pets and a checkpoint pretrained on generated ImageNet; the
+    # evaluated checkpoint's pretraining data is not known; the printed tables say what was generated
+    suite_ft = read_result(out / "runs" / "cls/pets/vit_tiny/baseline/seed0").data
+    assert {k: v["kind"] for k, v in suite_ft.items()} == {"pets": "generated", "imagenet": "generated"}
+    assert set(read_result(out / "runs" / "cls/pets/vit_tiny/my-ckpt/seed0").data) == {"pets"}
+    assert "Generated data (dropbench's stand-ins, not the real data sets, not comparable with the paper): " \
+           "imagenet, pets." in res.stdout
 
 
 @pytest.mark.slow
