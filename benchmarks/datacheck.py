@@ -236,7 +236,8 @@ def _loadmat(path: Path) -> dict:
 
 
 def _imagefolder(dataset: str, root: Path, splits: tuple[str, str]) -> _Inventory:
-    fix = f"expected {OFFICIAL[dataset].layout}" if dataset in OFFICIAL else "expected PATH/{train,val}/<class>/*"
+    fix = (f"expected {OFFICIAL[dataset].layout} ({GETTING_THE_DATA}; `dropbench data synth-imagenet` writes a small "
+           f"generated one)" if dataset in OFFICIAL else "expected PATH/{train,val}/<class>/*")
     classes = check_imagefolder(root, splits=splits, hint=fix)
     counts, n_bytes, firsts = {}, 0, {}
     for split in splits:
