@@ -531,7 +531,7 @@ def check_dataset(dataset: str, root: str | os.PathLike | None, *, compare: bool
                           problems=(f"{dataset}: no data root; add --data-root {dataset}=PATH ({GETTING_THE_DATA})",))
     start = time.perf_counter()
     path = Path(root).expanduser()
-    kind = "generated" if _is_generated(dataset, path) else "real"
+    kind = "missing" if not path.exists() else "generated" if _is_generated(dataset, path) else "real"
     try:
         inv = _INVENTORIES[dataset](path)
     except _LAYOUT_ERRORS as e:
@@ -572,11 +572,12 @@ def _counts(counts: Mapping[str, int] | None) -> str:
 
 
 def render_reports(reports: Sequence[DataReport]) -> str:
-    """The preflight as a text table (data set, root, kind, found, expected, status), then each problem."""
+    """The preflight as a text table (data set, root, kind, found, expected, status), then each problem (a missing
+    root's fix is :func:`missing_roots_message`)."""
     rows = [(r.dataset, r.root or "–", r.kind, _counts(r.found), _counts(r.expected), r.status) for r in reports]
     text = tabulate(rows, headers=("data set", "root", "kind", "found", "expected", "status"), tablefmt="simple",
                     disable_numparse=True)
-    problems = [f"  {r.status}: {p}" for r in reports for p in r.problems]
+    problems = [f"  {r.status}: {p}" for r in reports for p in r.problems if r.status != "missing"]  # (said above)
     return text + ("\n" + "\n".join(problems) if problems else "") + "\n"
 
 

@@ -249,7 +249,7 @@ def test_missing_root_and_unknown_name():
     with pytest.raises(ValueError, match="unknown data set 'imagenet21k'"):
         check_dataset("imagenet21k", "/nowhere")
     r = check_dataset("ade20k", "/nowhere/ADEChallengeData2016")
-    assert r.status == "error" and "/nowhere" in r.problems[0]
+    assert (r.kind, r.status) == ("missing", "error") and "/nowhere" in r.problems[0]
 
 
 def test_generated_sets_are_reported_and_fail_official_counts(tmp_path, synth_imagenet):
