@@ -2,8 +2,8 @@
 
 A run's directory holds its outputs and ``result.json``: what ran (task, data set, model, pretraining variant,
 checkpoint path and sha256, the resolved config and its hash, seed), what came out (``metrics``: a flat dict under the
-engine's own names, ``coco/bbox_mAP`` and ``coco/segm_mAP`` for mmdet, ``mIoU`` / ``mAcc`` / ``aAcc`` for mmseg,
-``top1`` / ``top5`` for classification and pretraining) and how (package versions, wall time, status and error).
+engine's own names, e.g. mmdet's box and mask mAP, mmseg's ``mIoU`` / ``mAcc`` / ``aAcc``, ``top1`` / ``top5`` for
+classification and pretraining) and how (package versions, wall time, status and error).
 :func:`collect_results` turns a folder of runs into a pandas DataFrame, the input of :mod:`benchmarks.tables`.
 """
 
@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from dropbench.finetune.tasks import TASKS as DOWNSTREAM_TASKS
 
 __all__ = [
     "RESULT_FILE",
     "SCHEMA_VERSION",
-    "TASKS",
+    "task_names",
     "ResultError",
     "RunResult",
     "collect_results",
@@ -38,9 +39,13 @@ SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)  # 1: before the data provenance field (read with ``data`` empty: not recorded)
 DATA_KINDS = ("real", "generated")
 RESULT_FILE = "result.json"
-TASKS = ("pretrain", "coco", "ade20k", "cls")
 STATUSES = ("ok", "failed")
 _PACKAGES = ("torch", "torchvision", "timm", "mmengine", "mmcv", "mmdet", "mmsegmentation", "numpy", "dropbench")
+
+
+def task_names() -> tuple[str, ...]:
+    """The tasks a result may record: ``pretrain``, then the downstream tasks of :data:`finetune.tasks.TASKS`."""
+    return ("pretrain", *DOWNSTREAM_TASKS)
 
 
 class ResultError(ValueError):
@@ -63,9 +68,8 @@ class RunResult:
     """One run's ``result.json``.
 
     Attributes:
-        task: ``pretrain``, ``coco``, ``ade20k`` or ``cls``.
-        dataset: ``imagenet``, ``coco``, ``ade20k``, ``cifar100``, ``flowers102``, ``pets``, ``stl10``, ``food101``,
-            ``imagefolder``, ...
+        task: ``pretrain`` or a downstream task of :data:`finetune.tasks.TASKS`.
+        dataset: ``imagenet`` (pretraining) or one of the task's data sets.
         model: paper model name (``swin_femto``).
         variant: pretraining variant (``baseline``, ``early-dropout``, ...), or a user label for evaluated checkpoints.
         metrics: flat dict of floats under the engine's own names and scales.
@@ -103,8 +107,8 @@ class RunResult:
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
-        if self.task not in TASKS:
-            raise ResultError(f"task must be one of {TASKS}, got {self.task!r}")
+        if self.task not in task_names():
+            raise ResultError(f"task must be one of {task_names()}, got {self.task!r}")
         if self.status not in STATUSES:
             raise ResultError(f"status must be one of {STATUSES}, got {self.status!r}")
         if self.status == "ok":

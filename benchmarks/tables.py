@@ -3,20 +3,23 @@
 Pure functions of DataFrames: :func:`benchmarks.results.collect_results` gives one row per run; :func:`build_table`
 aggregates the runs of one table by (backbone, pretraining variant) over seeds (mean, sample std, count), adds the
 difference to the backbone's baseline row and the paper's figure where ``results/reference/paper.csv`` has one;
-:func:`render` prints it. Scales: mmdet's AP (0–1) is shown x100 as the paper does; mIoU and accuracies are percent.
+:func:`render` prints it. Each downstream task brings its table (:attr:`finetune.tasks.Task.table`); the pretraining
+table is defined here. Scales: mmdet's AP (0–1) is shown x100 as the paper does; mIoU and accuracies are percent.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pandas as pd
+from dropbench.finetune.tasks import TASKS, Column, TableSpec
 from dropbench.pretrain.models import PAPER_MODELS
 
-__all__ = ["REFERENCE", "TABLES", "Column", "TableSpec", "build_table", "build_tables", "data_caption",
+__all__ = ["PRETRAIN_TABLE", "REFERENCE", "TABLES", "Column", "TableSpec", "build_table", "build_tables",
+           "data_caption",
            "load_reference", "render", "write_tables"]
 
 REFERENCE = Path(os.environ.get("DROPBENCH_REFERENCE", Path(__file__).resolve().parents[1] / "results" / "reference"
@@ -25,48 +28,27 @@ VARIANT_ORDER = ("baseline", "standard-dropout", "standard-sd", "early-dropout",
 VARIANT_LABELS = {"baseline": "no dropout", "standard-dropout": "standard dropout", "standard-sd": "standard s.d.",
                   "early-dropout": "early dropout", "early-sd": "early s.d.", "late-dropout": "late dropout",
                   "late-sd": "late s.d."}
-CLS_DATASETS = ("cifar100", "flowers102", "pets", "stl10", "food101")
+PRETRAIN_TABLE = TableSpec("pretrain", "ImageNet pretraining (top-1, %; paper: the run's recipe, basic if it has none)",
+                           "pretrain", (Column("top-1", "top1", "imagenet"),), "imagenet", reference_recipe="basic")
 
 
-@dataclass(frozen=True)
-class Column:
-    """One measured column: ``metric`` of runs of ``dataset`` shown as ``title``, multiplied by ``scale``."""
+class _Tables(Mapping[str, TableSpec]):
+    """The pretraining table, then each registered downstream task's table in the registry's order (read at use)."""
 
-    title: str
-    metric: str
-    dataset: str | None = None
-    scale: float = 1.0
-    optional: bool = False  # shown only when some run has the metric
+    def _specs(self) -> dict[str, TableSpec]:
+        return {PRETRAIN_TABLE.name: PRETRAIN_TABLE, **{task.table.name: task.table for task in TASKS.values()}}
 
+    def __getitem__(self, name: str) -> TableSpec:
+        return self._specs()[name]
 
-@dataclass(frozen=True)
-class TableSpec:
-    """A table: which task's runs, which columns, and the reference table's name in paper.csv."""
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._specs())
 
-    name: str
-    title: str
-    task: str
-    columns: tuple[Column, ...]
-    reference: str
-    mean_column: bool = False
-    # ImageNet figures exist per recipe: rows whose runs all used a recipe with figures get that recipe's, the others
-    # (smoke, a config file) this one's
-    reference_recipe: str | None = None
+    def __len__(self) -> int:
+        return len(self._specs())
 
 
-TABLES: dict[str, TableSpec] = {
-    "pretrain": TableSpec("pretrain", "ImageNet pretraining (top-1, %; paper: the run's recipe, basic if it has "
-                                      "none)", "pretrain",
-                          (Column("top-1", "top1", "imagenet"),), "imagenet", reference_recipe="basic"),
-    "table4": TableSpec("table4", "Table 4: COCO detection and instance segmentation (Mask R-CNN)", "coco",
-                        (Column("AP box", "coco/bbox_mAP", "coco", 100.0),
-                         Column("AP mask", "coco/segm_mAP", "coco", 100.0)), "table4"),
-    "table5": TableSpec("table5", "Table 5: ADE20K semantic segmentation (UperNet, mIoU)", "ade20k",
-                        (Column("mIoU", "mIoU", "ade20k"), Column("mIoU (ms)", "mIoU_ms", "ade20k", optional=True)),
-                        "table5"),
-    "table6": TableSpec("table6", "Table 6: downstream classification (top-1, %)", "cls",
-                        tuple(Column(d, "top1", d) for d in CLS_DATASETS), "table6", mean_column=True),
-}
+TABLES: Mapping[str, TableSpec] = _Tables()
 
 
 def load_reference(path: str | os.PathLike = REFERENCE) -> pd.DataFrame:

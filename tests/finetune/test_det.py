@@ -24,6 +24,7 @@ from dropbench.finetune.convert import CheckpointError  # noqa: E402
 from dropbench.finetune.datasets.coco import CocoFormatError, check_coco, write_synth_coco  # noqa: E402
 from dropbench.finetune.det import COCO_METRICS, configure_coco, run_coco  # noqa: E402
 from dropbench.finetune.mm import adapt_to_device, install_safe_checkpoint_loading, prepare_runner_config  # noqa: E402
+from dropbench.finetune.tasks import Job  # noqa: E402
 from dropbench.pretrain.config import resolve_config  # noqa: E402
 from dropbench.pretrain.models import create_paper_model  # noqa: E402
 
@@ -65,7 +66,7 @@ def _detector(model_name: str, checkpoint: Path | None = None):
     from mmengine.registry import init_default_scope
 
     init_default_scope("mmdet")
-    cfg = prepare_runner_config("det", "smoke", model_name, checkpoint, "/tmp/unused")
+    cfg = prepare_runner_config("det", Job(model=model_name, checkpoint=checkpoint, data="", out="/tmp/unused"))
     cfg.model.neck.in_channels = list(pyramid_channels(model_name))
     return MODELS.build(cfg.model), cfg
 
@@ -124,7 +125,7 @@ def test_mixer_is_refused(coco, tmp_path):
     with pytest.raises(ValueError, match="classification only"):
         TimmPyramidBackbone("mixer_s32")
     with pytest.raises(ValueError, match="classification only"):
-        run_coco(None, "mixer_b16", coco, tmp_path / "run")
+        run_coco(Job(model="mixer_b16", checkpoint=None, data=coco, out=tmp_path / "run"))
 
 
 def test_init_weights_loads_the_checkpoint(swin_ckpt):
@@ -227,7 +228,7 @@ def test_paper_recipes(name, recipe):
 
 
 def test_smoke_recipe_and_configs_are_data(coco):
-    cfg = prepare_runner_config("det", "smoke", "convnext_femto", None, "/tmp/unused")
+    cfg = prepare_runner_config("det", Job(model="convnext_femto", checkpoint=None, data=coco, out="/tmp/unused"))
     configure_coco(cfg, coco, check_coco(coco))
     assert cfg.optim_wrapper.type == "OptimWrapper"  # never AMP on the CPU path
     assert cfg.model.backbone.model_name == "convnext_femto"

@@ -19,6 +19,7 @@ from dropbench.finetune.backbone import pyramid_channels  # noqa: E402
 from dropbench.finetune.convert import file_sha256  # noqa: E402
 from dropbench.finetune.datasets.ade20k import ADE20KDataError, check_ade20k, write_synth_ade20k  # noqa: E402
 from dropbench.finetune.seg import SEG_METRICS, prepare_seg_config, run_ade20k  # noqa: E402
+from dropbench.finetune.tasks import Job  # noqa: E402
 from dropbench.pretrain.config import resolve_config  # noqa: E402
 from dropbench.pretrain.models import create_paper_model  # noqa: E402
 from mmengine.hooks import Hook  # noqa: E402
@@ -119,7 +120,7 @@ def test_broken_annotations_are_refused_before_training(ade, tmp_path, damage, w
     assert words in str(err.value) and bad.name in str(err.value)
     out = tmp_path / "run"
     with pytest.raises(ADE20KDataError):  # refused before any config is resolved or model built
-        run_ade20k(None, "swin_femto", root, out)
+        run_ade20k(Job(model="swin_femto", checkpoint=None, data=root, out=out))
     assert not out.exists()
 
 
@@ -133,7 +134,8 @@ def test_missing_split_folder_names_the_layout(tmp_path):
 
 @pytest.mark.parametrize("model", DENSE)
 def test_paper_recipes_resolve_and_fit_the_model(model):
-    cfg = prepare_seg_config("paper-160k", model, None, "/data/ade", "/tmp/unused")
+    cfg = prepare_seg_config(Job(model=model, checkpoint=None, data="/data/ade", out="/tmp/unused",
+                                 config="paper-160k"))
     assert resolve_config("seg", "paper-160k", model).name == f"upernet_{model.replace('_', '-')}_paper-160k_ade20k.py"
     channels = list(pyramid_channels(model))
     assert cfg.model.backbone.model_name == model and cfg.model.decode_head.in_channels == channels
@@ -145,15 +147,15 @@ def test_paper_recipes_resolve_and_fit_the_model(model):
 
 
 def test_smoke_recipe_takes_the_model_from_the_command_line():
-    cfg = prepare_seg_config("smoke", "convnext_femto", None, "/data/ade", "/tmp/unused")
+    cfg = prepare_seg_config(Job(model="convnext_femto", checkpoint=None, data="/data/ade", out="/tmp/unused"))
     assert cfg.model.backbone.model_name == "convnext_femto"
     assert cfg.model.decode_head.in_channels == [48, 96, 192, 384] and cfg.model.auxiliary_head.in_channels == 192
 
 
 def test_head_channels_that_do_not_fit_the_model_are_refused():
     with pytest.raises(ValueError, match="does not fit vit_tiny"):
-        prepare_seg_config("smoke", "vit_tiny", None, "/data/ade", "/tmp/unused",
-                           cfg_options={"model.decode_head.in_channels": [40, 80, 160, 320]})
+        prepare_seg_config(Job(model="vit_tiny", checkpoint=None, data="/data/ade", out="/tmp/unused",
+                               cfg_options={"model.decode_head.in_channels": [40, 80, 160, 320]}))
 
 
 @pytest.mark.slow
@@ -171,7 +173,8 @@ def test_finetune_ade20k_cli_trains_and_evaluates(ade, tmp_path, model, extra):
         assert 0.0 <= result.metrics[k] <= 100.0
     assert result.metrics["aAcc"] > 0
     assert result.checkpoint_sha256 == file_sha256(ckpt) and result.pretrain["drop_mode"] == "early"
-    assert "0 missing, 0 unexpected" in result.extra["load_report"] and result.extra["iterations"] == 4
+    assert "0 missing, 0 unexpected" in result.extra["load_report"]["summary"] and result.extra["iterations"] == 4
+    assert result.extra["load_report"]["missing"] == [] and result.extra["load_report"]["loaded"] > 0
     assert result.config["model"]["backbone"]["model_name"] == model
     if extra:
         assert {"mIoU_ms", "mAcc_ms", "aAcc_ms"} <= set(result.metrics)
@@ -208,14 +211,15 @@ def test_stopped_run_resumes_where_it_stopped(ade, tmp_path):
     ckpt = _checkpoint("swin_femto", tmp_path)
     out = tmp_path / "run"
     with pytest.raises(_Stop):
-        run_ade20k(ckpt, "swin_femto", ade, out, resume="auto",
-                   cfg_options={**TINY, "custom_hooks": [dict(type="_DropbenchTestStopAfter", iters=3)]})
+        run_ade20k(Job(model="swin_femto", checkpoint=ckpt, data=ade, out=out, resume="auto",
+                       cfg_options={**TINY, "custom_hooks": [dict(type="_DropbenchTestStopAfter", iters=3)]}))
     assert (out / "iter_2.pth").is_file() and not (out / "iter_4.pth").exists()
     with pytest.raises(FileExistsError, match="--resume auto"):  # never silently start the run over
-        run_ade20k(ckpt, "swin_femto", ade, out, cfg_options=TINY)
+        run_ade20k(Job(model="swin_femto", checkpoint=ckpt, data=ade, out=out, cfg_options=TINY))
     SEEN.clear()
-    outcome = run_ade20k(ckpt, "swin_femto", ade, out, resume="auto",
-                         cfg_options={**TINY, "custom_hooks": [dict(type="_DropbenchTestCountIters")]})
-    assert outcome["extra"]["resumed_from"].endswith("iter_2.pth")
+    outcome = run_ade20k(Job(model="swin_femto", checkpoint=ckpt, data=ade, out=out, resume="auto",
+                             cfg_options={**TINY, "custom_hooks": [dict(type="_DropbenchTestCountIters")]}))
+    assert outcome.extra["resumed_from"].endswith("iter_2.pth")
     assert SEEN == [2, 3], "the resumed run must continue at iteration 3 of 4, not restart"
-    assert outcome["extra"]["iterations"] == 4 and set(SEG_METRICS) <= set(outcome["metrics"])
+    assert outcome.extra["iterations"] == 4 and set(SEG_METRICS) <= set(outcome.metrics)
+    assert outcome.load_report is not None and outcome.checkpoint_sha256 == file_sha256(ckpt)
