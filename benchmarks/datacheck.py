@@ -482,15 +482,37 @@ _INVENTORIES: dict[str, Callable[[Path], _Inventory]] = {
 _LAYOUT_ERRORS = (DataLayoutError, CocoFormatError, ADE20KDataError)
 
 
+def _generic(root: Path) -> _Inventory:
+    """A data set of a registered task that the preflight has no reader's knowledge of: every file under its root
+    fingerprinted, nothing counted or decoded (its task's own reader checks it when the run starts)."""
+    if not root.is_dir():
+        raise DataLayoutError(f"data root {root} does not exist or is not a folder")
+    files = [Path(d) / f for d, _, names in os.walk(root) for f in names]
+    return _Inventory(root, {}, None, len(files), sum(f.stat().st_size for f in files), lambda k: None)
+
+
+def _inventory(dataset: str) -> Callable[[Path], _Inventory]:
+    """The check of a data set: its format's, or the generic one for another data set a registered task reads."""
+    if dataset in _INVENTORIES:
+        return _INVENTORIES[dataset]
+    from dropbench.finetune.tasks import TASKS
+
+    registered = {d for task in TASKS.values() for d in task.datasets}
+    if dataset not in registered:
+        raise ValueError(f"unknown data set {dataset!r}; choose one of: "
+                         f"{', '.join(dict.fromkeys((*DATASETS, *sorted(registered))))}")
+    return _generic
+
+
 def _is_generated(dataset: str, root: Path) -> bool:
     if (root / MARKER).is_file():
         return True
-    if dataset in _INVENTORIES and dataset not in ("imagenet", "coco", "ade20k"):
+    if dataset in _INVENTORIES and dataset not in ("imagenet", "coco", "ade20k"):  # cls: <root>/<folder>/marker
         try:
             return (find_cls_folder(dataset, root)[1] / MARKER).is_file()
         except DataLayoutError:
             return False
-    return False
+    return dataset not in _INVENTORIES and root.is_dir() and any(root.glob(f"*/{MARKER}"))  # another task's set
 
 
 def _count_problems(dataset: str, inv: _Inventory, expected: Official) -> list[str]:
@@ -521,8 +543,7 @@ def check_dataset(dataset: str, root: str | os.PathLike | None, *, compare: bool
     Returns:
         The :class:`DataReport`; a bad root is reported, not raised (unless ``raise_errors``).
     """
-    if dataset not in _INVENTORIES:
-        raise ValueError(f"unknown data set {dataset!r}; choose one of: {', '.join(DATASETS)}")
+    inventory = _inventory(dataset)
     official = OFFICIAL.get(dataset) if compare else None
     expected = dict(official.splits, **({"classes": official.classes} if official.classes else {})) if official \
         else None
@@ -533,7 +554,7 @@ def check_dataset(dataset: str, root: str | os.PathLike | None, *, compare: bool
     path = Path(root).expanduser()
     kind = "missing" if not path.exists() else "generated" if _is_generated(dataset, path) else "real"
     try:
-        inv = _INVENTORIES[dataset](path)
+        inv = inventory(path)
     except _LAYOUT_ERRORS as e:
         if raise_errors:
             raise

@@ -318,3 +318,18 @@ def test_readme_says_where_to_get_every_data_set():
     for name, official in OFFICIAL.items():
         assert f"`{name}`" in section and official.source.split()[0] in section, name
         assert all(f"{n:,}" in section for n in official.splits.values()), name
+
+
+def test_a_data_set_of_a_new_registered_task_is_fingerprinted(tmp_path, monkeypatch):
+    from dropbench.finetune.tasks import TASKS, Column, TableSpec, Task
+
+    task = Task("probe", "m:f", "cls", ("svhn",), TableSpec("t7", "T7", "probe", (Column("svhn", "top1", "svhn"),),
+                                                            "t7"), "m:f", "", "", "")
+    monkeypatch.setitem(TASKS, "probe", task)
+    (tmp_path / "svhn" / "train").mkdir(parents=True)
+    (tmp_path / "svhn" / "train" / "a.mat").write_bytes(b"12345")
+    r = check_dataset("svhn", tmp_path / "svhn", sample=2)
+    assert (r.kind, r.status, r.found, r.expected) == ("real", "ok", {}, None)
+    assert (r.fingerprint.files, r.fingerprint.bytes) == (1, 5)
+    with pytest.raises(ValueError, match="unknown data set 'svhm'; choose one of: imagenet, .*svhn"):
+        check_dataset("svhm", tmp_path)
