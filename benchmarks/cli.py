@@ -78,23 +78,10 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     from dropbench.finetune.tasks import Job
 
     job = Job(model=args.model, checkpoint=args.checkpoint, data=args.data, out=args.out,
-              dataset=args.dataset, config=args.config, cfg_options=_cfg_options(args.cfg_options),
+              dataset=args.dataset, config=args.config, cfg_options=dict(args.cfg_options or {}),
               seed=args.seed, resume=args.resume, launcher=args.launcher, use_ema=args.ema)
     _print_result(run_task(args.task, job, preflight=True))
     return 0
-
-
-def _cfg_options(items: list[str]) -> dict:
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise ValueError(f"--cfg-options takes KEY=VALUE pairs, got {item!r}")
-        key, value = item.split("=", 1)
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
@@ -236,6 +223,7 @@ def _add_slurm(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The whole command-line interface."""
     from dropbench.finetune.tasks import TASKS
+    from dropbench.pretrain.config import CfgOptions
     from dropbench.pretrain.train import get_args_parser as pretrain_parser
 
     parser = argparse.ArgumentParser(
@@ -284,7 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--seed", type=int, help="random seed (default: the recipe's)")
         p.add_argument("--ema", action="store_true", help="fine-tune from the checkpoint's EMA weights")
         p.add_argument("--resume", help="'auto': continue the run in --out from its latest checkpoint")
-        p.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE", help="override config keys")
+        p.add_argument("--cfg-options", nargs="+", action=CfgOptions, default={}, metavar="KEY=VALUE",
+                       help="override config keys")
         _add_slurm(p)
         p.set_defaults(func=_cmd_finetune)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from importlib import metadata
@@ -21,6 +20,8 @@ from typing import Any
 
 import pandas as pd
 from dropbench.finetune.tasks import TASKS as DOWNSTREAM_TASKS
+from dropbench.pretrain.io import atomic_write
+from dropbench.pretrain.schedules import DropSpec
 
 __all__ = [
     "RESULT_FILE",
@@ -56,11 +57,10 @@ def variant_name(pretrain: dict | None) -> str:
     """The pretraining variant a checkpoint's metadata describes (``baseline``, ``early-dropout``, ``late-sd``, ...)."""
     if not pretrain:
         return "unknown"
-    kind = pretrain.get("drop_kind", "none")
-    if kind in (None, "none") or not pretrain.get("drop_rate"):
-        return "baseline"
-    what = "dropout" if kind == "dropout" else "sd"
-    return f"{pretrain.get('drop_mode', 'standard')}-{what}"
+    try:
+        return DropSpec.from_metadata(pretrain).variant
+    except ValueError:  # settings no run can have (another tool's metadata)
+        return "unknown"
 
 
 @dataclass(frozen=True)
@@ -158,17 +158,7 @@ def write_result(result: RunResult, run_dir: str | os.PathLike, name: str = RESU
     """Write ``run_dir/result.json`` atomically (temp file + rename): readers see the old file or the new one."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / name
-    fd, tmp = tempfile.mkstemp(prefix=".result.", suffix=".tmp", dir=run_dir)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(result.to_dict(), f, indent=2, sort_keys=False, default=str)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(run_dir / name, json.dumps(result.to_dict(), indent=2, sort_keys=False, default=str) + "\n")
 
 
 def read_result(path: str | os.PathLike) -> RunResult:

@@ -31,6 +31,7 @@ from typing import Any
 from dropbench.benchmarks.results import RESULT_FILE, ResultError, collect_results, read_result
 from dropbench.finetune.tasks import TASKS, Job, Outcome, Task, get_task
 from dropbench.pretrain.config import resolve_config
+from dropbench.pretrain.io import atomic_write
 from mmengine.config import Config
 from tqdm import tqdm
 
@@ -190,7 +191,7 @@ def plan(preset: str | Config, out: str | os.PathLike, data_roots: dict[str, str
             for variant in entry["variants"]:
                 if variant not in variants:
                     raise ValueError(f"preset {cfg.get('preset')}: variant {variant!r} of {entry['model']} is not in "
-                                     f"dropbench.pretrain.variants ({', '.join(variants)})")
+                                     f"configs/pretrain/_base_/variants.py ({', '.join(variants)})")
                 run_id = f"{PRETRAIN}/{entry['model']}/{variant}"
                 runs.append(RunSpec(id=run_id, task=PRETRAIN, model=entry["model"], variant=variant,
                                     dataset=PRETRAIN_DATASET, config=pt.config, data_root=roots[PRETRAIN_DATASET],
@@ -296,9 +297,7 @@ def _prepare_folder(plan_: SuitePlan, run: RunSpec) -> Path:
         shutil.move(str(folder), str(dest))
         log.warning("%s: folder held a run of another config; moved it to %s", run.id, dest)
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{SPEC_FILE}.tmp"
-    tmp.write_text(json.dumps(asdict(run), indent=2))
-    os.replace(tmp, folder / SPEC_FILE)
+    atomic_write(folder / SPEC_FILE, json.dumps(asdict(run), indent=2))
     return folder
 
 
@@ -342,12 +341,12 @@ def _execute(run: RunSpec, folder: Path, checkpoint: str | None, launcher: str) 
     if run.task == PRETRAIN:
         from dropbench.pretrain.train import build_config, get_args_parser
 
-        argv = ["--config", run.config, "--model", run.model, "--data", run.data_root, "--out", str(folder),
-                "--cfg-options"] + [f"{k}={json.dumps(v)}" for k, v in run.cfg_options.items()] + [
-                f"drop.{k}={json.dumps(v)}" for k, v in (run.drop or {}).items()]
+        args = get_args_parser().parse_args(["--config", run.config, "--model", run.model, "--data", run.data_root,
+                                             "--out", str(folder)])
+        args.cfg_options = dict(run.cfg_options)
 
         def stage() -> Outcome:
-            cfg = build_config(get_args_parser().parse_args(argv))
+            cfg = build_config(args, drop_settings=run.drop)
             return pretrain_run(cfg, folder, resume="auto", recipe=run.config)
 
         run_and_record("pretrain", "imagenet", run.model, folder, stage, variant=run.variant, data=run.data)
@@ -614,9 +613,5 @@ def index(out: str | os.PathLike) -> Path:
     """Rebuild ``<out>/index.csv`` (one row per run result) from the result files."""
     out = Path(out)
     df = collect_results(out / "runs")
-    path = out / "index.csv"
-    tmp = out / ".index.csv.tmp"
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(out / "index.csv", lambda f: df.to_csv(f, index=False))
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 from dropbench.finetune.tasks import TASKS, Column, TableSpec
+from dropbench.pretrain.io import atomic_write
 from dropbench.pretrain.models import PAPER_MODELS
 
 __all__ = ["PRETRAIN_TABLE", "REFERENCE", "TABLES", "Column", "TableSpec", "build_table", "build_tables",
@@ -99,11 +100,10 @@ def build_table(results: pd.DataFrame, spec: TableSpec, reference: pd.DataFrame 
         if metric not in sel:
             continue
         sel = sel[sel[metric].notna()]
-        for (m, v), grp in sel.groupby(["model", "variant"]):
-            values = grp[metric].astype(float) * col.scale
-            table.loc[(m, v), (col.title, "mean")] = values.mean()
-            table.loc[(m, v), (col.title, "std")] = values.std(ddof=1) if len(values) > 1 else float("nan")
-            table.loc[(m, v), (col.title, "n")] = len(values)
+        agg = (sel[metric].astype(float) * col.scale).groupby([sel["model"], sel["variant"]]).agg(
+            ["mean", "std", "count"])  # std: the sample std (ddof 1), NaN for one run
+        for stat, name in (("mean", "mean"), ("std", "std"), ("count", "n")):
+            table.loc[agg.index, (col.title, name)] = agg[stat].astype(float)
         if reference is not None and not reference.empty:
             ref = reference[(reference["table"] == spec.reference) & (reference["metric"] == col.metric)]
             if col.dataset is not None:
@@ -231,17 +231,20 @@ def _cell(table: pd.DataFrame, idx: tuple, title: str, tex: bool) -> str:
     return text
 
 
-def _display(table: pd.DataFrame) -> pd.DataFrame:
+def _display(table: pd.DataFrame, tex: bool = False) -> pd.DataFrame:
+    """The table as the strings shown: Markdown text, or LaTeX (escaped labels, ``--`` for a missing value)."""
     titles = list(dict.fromkeys(t for t, _ in table.columns))
+    text = _tex_escape if tex else str
+    dash = "--" if tex else "–"
     rows = []
     for idx in table.index:
         m, v = idx
-        row = {"backbone": PAPER_MODELS[m].label if m in PAPER_MODELS else m,
-               "pretraining": VARIANT_LABELS.get(v, v)}
+        row = {"backbone": text(PAPER_MODELS[m].label if m in PAPER_MODELS else m),
+               "pretraining": text(VARIANT_LABELS.get(v, v))}
         for t in titles:
-            row[t] = _cell(table, idx, t, tex=False)
+            row[text(t)] = _cell(table, idx, t, tex=tex).replace("–", dash)
             if table[(t, "paper")].notna().any():
-                row[f"{t} (paper)"] = _fmt(table.loc[idx, (t, "paper")]) or "–"
+                row[text(f"{t} (paper)")] = _fmt(table.loc[idx, (t, "paper")]) or dash
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -273,24 +276,12 @@ def render(table: pd.DataFrame, fmt: str = "md", title: str | None = None) -> st
         return head + _display(table).to_markdown(index=False, disable_numparse=True) + "\n"
     if table.empty:
         return f"% {_tex_escape(title or '')}: no results\n"
-    shown = _display(table)
-    cols = list(shown.columns)
-    lines = [r"\begin{table}[t]", r"\centering"]
-    if title or caption:
-        sep = ". " if title and caption and title[-1] not in ".:;)" else " " if title and caption else ""
-        text = _tex_escape(title or "") + sep + caption  # (the caption: plain words and $^\dagger$)
-        lines.append(r"\caption{" + text + "}")
-    lines += [r"\begin{tabular}{ll" + "r" * (len(cols) - 2) + "}", r"\toprule",
-              " & ".join(_tex_escape(c) for c in cols) + r" \\", r"\midrule"]
-    for idx, r in zip(table.index, shown.itertuples(index=False), strict=True):
-        cells = [_tex_escape(r[0]), _tex_escape(r[1])]
-        for c in cols[2:]:
-            title_ = c[: -len(" (paper)")] if c.endswith(" (paper)") else None
-            cells.append(_fmt(table.loc[idx, (title_, "paper")]) or "--" if title_ else
-                         _cell(table, idx, c, tex=True).replace("–", "--"))
-        lines.append(" & ".join(cells) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
-    return "\n".join(lines) + "\n"
+    shown = _display(table, tex=True)
+    sep = ". " if title and caption and title[-1] not in ".:;)" else " " if title and caption else ""
+    text = _tex_escape(title or "") + sep + caption  # (the caption: plain words and $^\dagger$)
+    return shown.style.hide(axis="index").to_latex(
+        column_format="ll" + "r" * (shown.shape[1] - 2), position="t", position_float="centering", hrules=True,
+        caption=text or None)
 
 
 def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | os.PathLike,
@@ -301,9 +292,5 @@ def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | os.PathLike,
     paths = []
     for name, table in tables.items():
         for fmt in formats:
-            path = out_dir / f"{name}.{fmt}"
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_text(render(table, fmt, TABLES[name].title))
-            os.replace(tmp, path)
-            paths.append(path)
+            paths.append(atomic_write(out_dir / f"{name}.{fmt}", render(table, fmt, TABLES[name].title)))
     return paths

@@ -27,6 +27,7 @@ from dropbench.pretrain.config import config_hash, load_config, plain, resolve_c
 from dropbench.pretrain.data import SeededDataset
 from dropbench.pretrain.distributed import setup_launcher
 from dropbench.pretrain.models import paper_model
+from dropbench.pretrain.schedules import DropSpec
 from dropbench.pretrain.train import run
 from mmengine.config import Config
 
@@ -52,7 +53,7 @@ def build_cls_config(job: Job) -> Config:
         cfg.merge_from_dict({"runtime.seed": int(job.seed)})
     if job.cfg_options:
         cfg.merge_from_dict(dict(job.cfg_options))
-    if cfg.drop.kind != "none" and cfg.drop.mode != "standard":
+    if DropSpec.from_config(cfg.drop).scheduled:
         raise ValueError(f"fine-tuning uses fixed drop rates: drop.mode must be 'standard', got {cfg.drop.mode!r}")
     if cfg.data.dataset != dataset:
         raise ValueError(f"data.dataset is {cfg.data.dataset!r} but --dataset is {dataset!r}")

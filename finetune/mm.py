@@ -16,6 +16,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import numbers
 import os
@@ -33,7 +35,7 @@ from dropbench.pretrain.distributed import setup_launcher
 from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
-from mmengine.runner import Runner
+from mmengine.runner import Runner, find_latest_checkpoint
 from mmengine.runner.checkpoint import CheckpointLoader
 
 __all__ = ["RunnerRun", "StrictRunner", "adapt_to_device", "install_safe_checkpoint_loading", "outcome",
@@ -193,8 +195,8 @@ def _check_total_batch(cfg: Config, world_size: int) -> None:
 
 def _last_checkpoint(work_dir: str | os.PathLike) -> str | None:
     """The checkpoint mmengine's ``resume`` would continue from in ``work_dir`` (its ``last_checkpoint`` marker)."""
-    marker = Path(work_dir) / "last_checkpoint"
-    return marker.read_text().strip() if marker.is_file() else None
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints a line to stdout when there is none
+        return find_latest_checkpoint(str(work_dir))
 
 
 @dataclass(frozen=True)

@@ -26,22 +26,14 @@ PRETRAIN = {"model": "vit_tiny", "drop_kind": "drop_path", "drop_rate": 0.1, "dr
             "drop_schedule": "linear", "cutoff_epoch": 50, "epochs": 300, "config_hash": "0123456789abcdef"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on a small shared machine, oversubscribed threads make these runs many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
+def checkpoint(paper_checkpoint) -> Path:
     """A vit_tiny checkpoint in dropbench's pretraining layout (1000-class head, pretraining metadata)."""
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "vit_tiny.pth"
-    torch.save({"model": create_paper_model("vit_tiny").state_dict(), "epoch": 299, "pretrain": PRETRAIN}, path)
-    return path
+    return paper_checkpoint("vit_tiny", num_classes=1000, epoch=299,
+                            **{k: v for k, v in PRETRAIN.items() if k != "model"})
 
 
 @pytest.fixture(scope="module")

@@ -32,16 +32,7 @@ REPO = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "dropbench.benchmarks.cli"]  # the `dropbench` command, run from this checkout
 DENSE = ("vit_tiny", "vit_base", "swin_femto", "convnext_femto")
 TINY_RUN = ["train_cfg.max_epochs=2", "default_hooks.logger.interval=1"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine, two threads per process stall every op on the busy cores
-    (a Mask R-CNN step measured 13 s with two threads beside other jobs, 0.5 s with one)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -51,14 +42,9 @@ def coco(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def swin_ckpt(tmp_path_factory) -> Path:
+def swin_ckpt(paper_checkpoint) -> Path:
     """A dropbench-layout checkpoint of swin_femto with a 10-class head."""
-    torch.manual_seed(0)
-    sd = create_paper_model("swin_femto", num_classes=10).state_dict()
-    path = tmp_path_factory.mktemp("ckpt") / "swin.pth"
-    torch.save({"model": sd, "epoch": 1, "pretrain": {"model": "swin_femto", "drop_kind": "drop_path",
-                                                        "drop_rate": 0.1, "drop_mode": "early"}}, path)
-    return path
+    return paper_checkpoint("swin_femto", drop_kind="drop_path", drop_rate=0.1, drop_mode="early")
 
 
 def _detector(model_name: str, checkpoint: Path | None = None):

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 pytest.importorskip("mmseg")
@@ -21,7 +20,6 @@ from dropbench.finetune.datasets.ade20k import ADE20KDataError, check_ade20k, wr
 from dropbench.finetune.seg import SEG_METRICS, prepare_seg_config, run_ade20k  # noqa: E402
 from dropbench.finetune.tasks import Job  # noqa: E402
 from dropbench.pretrain.config import resolve_config  # noqa: E402
-from dropbench.pretrain.models import create_paper_model  # noqa: E402
 from mmengine.hooks import Hook  # noqa: E402
 from mmengine.registry import HOOKS  # noqa: E402
 
@@ -37,13 +35,10 @@ def ade(tmp_path_factory) -> Path:
     return write_synth_ade20k(tmp_path_factory.mktemp("ade"), seed=1, train_images=6, val_images=2)
 
 
-def _checkpoint(model: str, folder: Path) -> Path:
-    """A dropbench-layout checkpoint of ``model`` with a 10-class head."""
-    torch.manual_seed(0)
-    path = folder / f"{model}.pth"
-    torch.save({"model": create_paper_model(model, num_classes=10).state_dict(), "epoch": 1,
-                "pretrain": {"model": model, "drop_kind": "dropout", "drop_rate": 0.1, "drop_mode": "early"}}, path)
-    return path
+@pytest.fixture(scope="module")
+def checkpoint(paper_checkpoint):
+    """``checkpoint(model)``: a dropbench-layout checkpoint of ``model`` with a 10-class head."""
+    return lambda model: paper_checkpoint(model, drop_kind="dropout", drop_rate=0.1, drop_mode="early")
 
 
 def _copy(src: Path, dst: Path) -> Path:
@@ -160,9 +155,9 @@ def test_head_channels_that_do_not_fit_the_model_are_refused():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model, extra", [("swin_femto", []), ("vit_tiny", ["test_multi_scale=true"])])
-def test_finetune_ade20k_cli_trains_and_evaluates(ade, tmp_path, model, extra):
+def test_finetune_ade20k_cli_trains_and_evaluates(ade, checkpoint, tmp_path, model, extra):
     """A few UperNet iterations on generated scenes through the CLI, then mmseg's IoUMetric; result.json written."""
-    ckpt = _checkpoint(model, tmp_path)
+    ckpt = checkpoint(model)
     out = tmp_path / "run"
     argv = ["finetune", "ade20k", "--checkpoint", str(ckpt), "--model", model, "--data", str(ade), "--out", str(out),
             "--cfg-options", *[f"{k}={v}" for k, v in TINY.items()], *extra]
@@ -207,8 +202,8 @@ class _CountIters(Hook):
 
 
 @pytest.mark.slow
-def test_stopped_run_resumes_where_it_stopped(ade, tmp_path):
-    ckpt = _checkpoint("swin_femto", tmp_path)
+def test_stopped_run_resumes_where_it_stopped(ade, checkpoint, tmp_path):
+    ckpt = checkpoint("swin_femto")
     out = tmp_path / "run"
     with pytest.raises(_Stop):
         run_ade20k(Job(model="swin_femto", checkpoint=ckpt, data=ade, out=out, resume="auto",
