@@ -20,8 +20,7 @@ from dropbench.pretrain.io import atomic_write
 from dropbench.pretrain.models import PAPER_MODELS
 
 __all__ = ["PRETRAIN_TABLE", "REFERENCE", "TABLES", "Column", "TableSpec", "build_table", "build_tables",
-           "data_caption",
-           "load_reference", "render", "write_tables"]
+           "data_caption", "load_reference", "recipe_caption", "render", "write_tables"]
 
 REFERENCE = Path(os.environ.get("DROPBENCH_REFERENCE", Path(__file__).resolve().parents[1] / "results" / "reference"
                                 / "paper.csv"))
@@ -117,6 +116,7 @@ def build_table(results: pd.DataFrame, spec: TableSpec, reference: pd.DataFrame 
                 if len(hit):
                     table.loc[(m, v), (col.title, "paper")] = float(hit["value"].iloc[0])
     table.attrs["data"] = _provenance(runs, cols, keys, spec.mean_column)
+    table.attrs["caption"] = recipe_caption(runs, spec)
     if spec.mean_column:
         means = table[[(c.title, "mean") for c in cols]]
         complete = means.notna().all(axis=1)
@@ -195,6 +195,40 @@ def data_caption(table: pd.DataFrame, tex: bool = False) -> str:
     return text
 
 
+def _values(runs: pd.DataFrame, column: str) -> list:
+    if column not in runs:
+        return []
+    return sorted({v for v in runs[column] if v is not None and not (isinstance(v, float) and math.isnan(v))},
+                  key=str)
+
+
+def recipe_caption(runs: pd.DataFrame, spec: TableSpec) -> str:
+    """What produced a table's rows, read from its runs: the pretraining recipe, the fine-tuning recipe and its
+    drop-path rate, the seeds (several values are listed with ``/``)."""
+    parts = []
+    if spec.task == "pretrain":
+        recipes = _values(runs, "recipe")
+        if recipes:
+            parts.append("recipe " + " / ".join(map(str, recipes)))
+    else:
+        pre = _values(runs, "pretrain:recipe")
+        if pre:
+            parts.append("pretraining " + " / ".join(map(str, pre)))
+        fine = _values(runs, "recipe")
+        rates = _values(runs, "drop_path")
+        if fine or rates:
+            text = "fine-tuning " + (" / ".join(map(str, fine)) or "recipe not recorded")
+            if rates:
+                text += ", drop path " + " / ".join(f"{r:g}" for r in rates)
+                if 0.1 in rates:
+                    text += " (0.1: dropbench's choice, no source for these models)"
+            parts.append(text)
+    seeds = _values(runs, "seed")
+    if seeds:
+        parts.append(("seed " if len(seeds) == 1 else "seeds ") + ", ".join(str(int(x)) for x in seeds))
+    return "; ".join(parts)
+
+
 def _baseline(table: pd.DataFrame, model: str) -> str | None:
     """The row differences are taken to: ``baseline`` if present, else ``standard-sd`` (late s.d.'s baseline)."""
     variants = list(table.loc[model].index)
@@ -257,6 +291,9 @@ def render(table: pd.DataFrame, fmt: str = "md", title: str | None = None) -> st
     """A table as Markdown (``md``), LaTeX booktabs (``tex``) or CSV (``csv``: numbers, one column per statistic)."""
     if fmt not in ("md", "tex", "csv"):
         raise ValueError(f"format must be md, tex or csv, got {fmt!r}")
+    caption = table.attrs.get("caption")
+    if title and caption:
+        title = f"{title} — {caption}"
     if fmt == "csv":
         flat = table.copy()
         flat.columns = [t if s == "mean" else f"{t} {s}" for t, s in flat.columns]
@@ -267,18 +304,18 @@ def render(table: pd.DataFrame, fmt: str = "md", title: str | None = None) -> st
                                           if (m, v, t) in info["cells"] and pd.notna(table.loc[(m, v), (t, "mean")]))
                                  for m, v in table.index]
         return flat.to_csv(index=False, float_format="%.4g")
-    caption = data_caption(table, tex=fmt == "tex")
+    note = data_caption(table, tex=fmt == "tex")  # which data sets were generated
     if fmt == "md":
         head = f"**{title}**\n\n" if title else ""
         if table.empty:
             return head + "(no results)\n"
-        head += f"{caption}\n\n" if caption else ""
-        return head + _display(table).to_markdown(index=False, disable_numparse=True) + "\n"
+        foot = f"\n{note}\n" if note else ""  # under the table, as a caption's second sentence would be
+        return head + _display(table).to_markdown(index=False, disable_numparse=True) + "\n" + foot
     if table.empty:
         return f"% {_tex_escape(title or '')}: no results\n"
     shown = _display(table, tex=True)
-    sep = ". " if title and caption and title[-1] not in ".:;)" else " " if title and caption else ""
-    text = _tex_escape(title or "") + sep + caption  # (the caption: plain words and $^\dagger$)
+    sep = ". " if title and note and title[-1] not in ".:;)" else " " if title and note else ""
+    text = _tex_escape(title or "") + sep + note  # (the note: plain words and $^\dagger$)
     return shown.style.hide(axis="index").to_latex(
         column_format="ll" + "r" * (shown.shape[1] - 2), position="t", position_float="centering", hrules=True,
         caption=text or None)
