@@ -16,7 +16,7 @@ __all__ = ["main"]
 log = logging.getLogger("dropbench")
 
 _EPILOG = """stages:
-  data       generate the embedded default data sets (ImageNet, COCO, ADE20K, classification layouts)
+  data       check data roots (layout, official split sizes, a decoded sample), or generate stand-ins
   pretrain   ImageNet pretraining with early / late / standard dropout or stochastic depth
   convert    normalise any checkpoint (dropbench, the paper's, timm) to a paper model's timm state dict
   finetune   fine-tune a checkpoint on a downstream task ({tasks})
@@ -47,12 +47,18 @@ def _print_result(result) -> None:
 def _cmd_pretrain(args: argparse.Namespace) -> int:
     if args.slurm:
         return _submit(args)
+    from dropbench.benchmarks.datacheck import stage_preflight
     from dropbench.benchmarks.runs import pretrain_run, run_and_record
     from dropbench.pretrain.train import build_config
 
     cfg = build_config(args)
-    result = run_and_record("pretrain", "imagenet", cfg.model.name, args.out,
-                            lambda: pretrain_run(cfg, args.out, args.resume, recipe=args.config))
+    data: dict = {}  # the data's provenance, filled by the preflight at the start of the stage (a failure is recorded)
+
+    def stage():
+        data.update(stage_preflight("imagenet", args.data))
+        return pretrain_run(cfg, args.out, args.resume, recipe=args.config)
+
+    result = run_and_record("pretrain", "imagenet", cfg.model.name, args.out, stage, data=data)
     _print_result(result)
     return 0
 
@@ -75,7 +81,7 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     job = Job(model=args.model, checkpoint=args.checkpoint, data=args.data, out=args.out,
               dataset=args.dataset, config=args.config, cfg_options=dict(args.cfg_options or {}),
               seed=args.seed, resume=args.resume, launcher=args.launcher, use_ema=args.ema)
-    _print_result(run_task(args.task, job))
+    _print_result(run_task(args.task, job, preflight=True))
     return 0
 
 
@@ -124,14 +130,15 @@ def _finish_suite(plan, report, baseline: str | None = None) -> int:
 
 
 def _cmd_suite(args: argparse.Namespace) -> int:
-    from dropbench.benchmarks.suite import describe, load_preset, plan, run_suite
+    from dropbench.benchmarks.suite import check_data, describe, load_preset, plan, run_suite
 
     preset = load_preset(args.preset)
     out = args.out or Path("results") / Path(args.preset).stem
     suite_plan = plan(preset, out, _parse_roots(args.data_root), seeds=args.seeds)
     if args.suite_command == "plan":
-        print(describe(suite_plan))
-        return 0
+        reports = check_data(suite_plan)
+        print(describe(suite_plan, reports))
+        return 2 if any(r.status in ("error", "missing") for r in reports) else 0
     print(describe(suite_plan).splitlines()[0])
     report = run_suite(suite_plan, preset, executor=args.executor, jobs=args.jobs, progress=not args.no_progress)
     return _finish_suite(suite_plan, report)
@@ -216,6 +223,29 @@ def _cmd_report(args: argparse.Namespace) -> int:
     path = write_report(args.results, args.out)
     print(f"wrote {path}")
     return 0
+
+
+def _cmd_data_check(args: argparse.Namespace) -> int:
+    from dropbench.benchmarks.datacheck import check_roots, missing_roots_message, render_reports
+
+    roots = _parse_roots(args.data_root)
+    missing: list[str] = []
+    if args.preset:
+        from dropbench.benchmarks.suite import check_data, load_preset, plan
+
+        preset = load_preset(args.preset)
+        suite_plan = plan(preset, args.out or Path("results") / Path(args.preset).stem, roots,
+                          allow_missing=True, keys=False)
+        reports = check_data(suite_plan, sample=args.sample)
+        missing = [r.dataset for r in reports if r.status == "missing"]
+    elif roots:
+        reports = check_roots(roots, sample=args.sample)
+    else:
+        raise ValueError("give --preset PRESET (its data sets) and/or --data-root NAME=PATH ... (the roots to check)")
+    print(render_reports(reports), end="")
+    if missing:
+        print(missing_roots_message(suite_plan.preset, missing), file=sys.stderr)
+    return 2 if any(r.status in ("error", "missing") for r in reports) else 0
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
@@ -373,8 +403,19 @@ def build_parser() -> argparse.ArgumentParser:
                        "GPU when one is visible). Exits 1 with the command that fixes what is missing.")
     p.set_defaults(func=_cmd_doctor)
 
-    data = sub.add_parser("data", help="generate the embedded default data sets")
-    dsub = data.add_subparsers(dest="data_command", metavar="<generator>", required=True)
+    data = sub.add_parser("data", help="check data roots, or generate the embedded default data sets")
+    dsub = data.add_subparsers(dest="data_command", metavar="<check|generator>", required=True)
+    p = dsub.add_parser("check", help="check data roots: layout, official split sizes, a decoded sample",
+                        description="Check each data root as its reader expects it (README: Getting the data): the "
+                        "layout, the split sizes against the official release (from directory listings and "
+                        "annotation files, not pixels), a few decoded images per split, and whether it was generated. "
+                        "Prints a table; exits 2 when a root is missing (for a preset that requires it) or bad.")
+    p.add_argument("--preset", help="check the data sets this preset reads, under its policy (paper: real data with "
+                   "the official sizes)")
+    p.add_argument("--data-root", nargs="+", default=[], metavar="NAME=PATH", help="the roots, as for `suite run`")
+    p.add_argument("--out", help="the preset's suite folder (where its generated data lives; default results/PRESET)")
+    p.add_argument("--sample", type=int, default=8, help="images decoded per split (0: none)")
+    p.set_defaults(func=_cmd_data_check)
     p = dsub.add_parser("synth-imagenet", help="a small generated ImageNet-layout set with learnable classes")
     p.add_argument("--out", required=True, help="output root (gets train/ and val/)")
     p.add_argument("--classes", type=int, default=10)

@@ -36,7 +36,9 @@ __all__ = [
     "write_result",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # 1: before the data provenance field (read with ``data`` empty: not recorded)
+DATA_KINDS = ("real", "generated")
 RESULT_FILE = "result.json"
 STATUSES = ("ok", "failed")
 _PACKAGES = ("torch", "torchvision", "timm", "mmengine", "mmcv", "mmdet", "mmsegmentation", "numpy", "dropbench")
@@ -77,6 +79,9 @@ class RunResult:
         seed: random seed of the run.
         versions: package versions; ``wall_time_s``: seconds; ``status``: ``ok`` or ``failed`` (then ``error``).
         log_path: where the run's log is; ``run_dir``: the run directory; ``created``: ISO time.
+        data: provenance of each data set the run read, directly or through its pretraining checkpoint:
+            ``{data set: {"kind": "real" | "generated", "root", "status", "fingerprint": {"path", "files",
+            "bytes"}}}`` (:meth:`benchmarks.datacheck.DataReport.provenance`); empty when not recorded.
     """
 
     task: str
@@ -97,6 +102,7 @@ class RunResult:
     log_path: str | None = None
     run_dir: str | None = None
     extra: dict = field(default_factory=dict)
+    data: dict = field(default_factory=dict)
     created: str = ""
     schema_version: int = SCHEMA_VERSION
 
@@ -109,6 +115,10 @@ class RunResult:
             bad = {k: v for k, v in self.metrics.items() if not isinstance(v, (int, float)) or isinstance(v, bool)}
             if bad:
                 raise ResultError(f"metrics must be numbers; got {bad}")
+        bad = {k: v.get("kind") if isinstance(v, dict) else v for k, v in self.data.items()
+               if not isinstance(v, dict) or v.get("kind") not in DATA_KINDS}
+        if bad:
+            raise ResultError(f"data provenance must give each data set a kind of {DATA_KINDS}; got {bad}")
         if not self.created:
             object.__setattr__(self, "created", datetime.now(UTC).isoformat(timespec="seconds"))
 
@@ -121,8 +131,9 @@ class RunResult:
         if not isinstance(data, dict):
             raise ResultError(f"{source}: expected a JSON object")
         version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
-            raise ResultError(f"{source}: schema_version {version!r}, this dropbench reads {SCHEMA_VERSION}")
+        if version not in READABLE_VERSIONS:
+            raise ResultError(f"{source}: schema_version {version!r}, this dropbench reads "
+                              f"{', '.join(map(str, READABLE_VERSIONS))}")
         names = {f.name for f in fields(cls)}
         required = {"task", "dataset", "model", "metrics", "config", "config_hash"}
         missing = sorted(required - set(data))
@@ -180,6 +191,9 @@ def _finetune_drop_path(r: RunResult) -> float | None:
 def collect_results(root: str | os.PathLike, strict: bool = False) -> pd.DataFrame:
     """Every ``result.json`` under ``root`` as one DataFrame row each (metrics flattened to ``metric:<name>``).
 
+    ``data_generated`` lists the data sets a run read that were generated (comma-separated, sorted), and
+    ``data_recorded`` says whether its result recorded data provenance at all (results before schema 2 did not).
+
     Unreadable files are skipped with a warning column unless ``strict``; the index can be rebuilt at any time.
     """
     rows, problems = [], []
@@ -192,12 +206,15 @@ def collect_results(root: str | os.PathLike, strict: bool = False) -> pd.DataFra
             problems.append(str(e))
             continue
         row: dict[str, Any] = {k: v for k, v in r.to_dict().items() if k not in ("metrics", "config", "versions",
-                                                                                   "extra", "pretrain")}
+                                                                                   "extra", "pretrain", "data")}
         row["path"] = str(path)
         row["recipe"] = r.extra.get("recipe")  # the run's own recipe: basic / improved / smoke / paper-3x / a file
         row["drop_path"] = _finetune_drop_path(r)
         row.update({f"metric:{k}": v for k, v in r.metrics.items()})
         row.update({f"pretrain:{k}": v for k, v in r.pretrain.items()})
+        # provenance: which data sets the run read were generated (tables name them); recorded or not (old files)
+        row["data_recorded"] = bool(r.data)
+        row["data_generated"] = ",".join(sorted(k for k, v in r.data.items() if v["kind"] == "generated"))
         rows.append(row)
     df = pd.DataFrame(rows)
     df.attrs["problems"] = problems

@@ -34,13 +34,14 @@ def _is_main() -> bool:
 
 
 def run_and_record(task: str, dataset: str, model: str, run_dir: str | os.PathLike, fn: Callable[[], Outcome],
-                   variant: str | None = None) -> RunResult:
+                   variant: str | None = None, data: dict | None = None) -> RunResult:
     """Call ``fn`` (a stage returning its :class:`Outcome`), write ``run_dir/result.json`` and return the result.
 
     A stage that raises is recorded as ``status: failed`` with its error and traceback in ``extra``, then the
     exception propagates; a run asked to stop (Ctrl-C, or SIGTERM: ``pretrain.train.Preempted``, checkpoint saved) or
     a refusal to overwrite a run (``FileExistsError``) records nothing, and a finished run's ``result.json`` is never
-    replaced by a failure. Only rank 0 writes under torchrun / SLURM.
+    replaced by a failure. Only rank 0 writes under torchrun / SLURM. ``data``: the provenance of the data sets the
+    run reads (``RunResult.data``).
     """
     run_dir = Path(run_dir)
     t0 = time.time()
@@ -55,7 +56,7 @@ def run_and_record(task: str, dataset: str, model: str, run_dir: str | os.PathLi
                                variant=variant or "unknown", versions=package_versions(), wall_time_s=time.time() - t0,
                                status="failed", error=f"{type(e).__name__}: {e}", run_dir=str(run_dir),
                                log_path=_find_log(run_dir),
-                               extra={"traceback": traceback.format_exc(limit=20)})
+                               extra={"traceback": traceback.format_exc(limit=20)}, data=dict(data or {}))
             _write_failure(failed, run_dir)
         raise
     if not isinstance(outcome, Outcome):
@@ -65,7 +66,7 @@ def run_and_record(task: str, dataset: str, model: str, run_dir: str | os.PathLi
         config_hash=outcome.config_hash, variant=variant or variant_name(outcome.pretrain),
         checkpoint=outcome.checkpoint, checkpoint_sha256=outcome.checkpoint_sha256, pretrain=dict(outcome.pretrain),
         seed=outcome.seed, versions=package_versions(), wall_time_s=time.time() - t0, log_path=outcome.log_path,
-        run_dir=str(run_dir), extra=outcome.record_extra())
+        run_dir=str(run_dir), extra=outcome.record_extra(), data=dict(data or {}))
     if _is_main():
         path = write_result(result, run_dir)
         log.info("wrote %s", path)
@@ -93,11 +94,25 @@ def _find_log(run_dir: Path) -> str | None:
     return str(logs[-1]) if logs else None
 
 
-def run_task(task: str, job: Job, variant: str | None = None) -> RunResult:
-    """Run a registered downstream task on ``job`` and record it in ``job.out/result.json``."""
+def run_task(task: str, job: Job, variant: str | None = None, data: dict | None = None,
+             preflight: bool = False) -> RunResult:
+    """Run a registered downstream task on ``job`` and record it in ``job.out/result.json``.
+
+    ``data``: the provenance of the data it reads (see :func:`run_and_record`); ``preflight``: check the data root
+    first, as part of the recorded stage (:func:`benchmarks.datacheck.stage_preflight`), and record its provenance.
+    """
     entry = get_task(task)
-    return run_and_record(task, entry.job_dataset(job.dataset), job.model, job.out, lambda: entry.run(job),
-                          variant=variant)
+    dataset = entry.job_dataset(job.dataset)
+    data = dict(data or {})  # filled by the preflight when the stage starts
+
+    def stage() -> Outcome:
+        if preflight:
+            from dropbench.benchmarks.datacheck import stage_preflight
+
+            data.update(stage_preflight(dataset, job.data))
+        return entry.run(job)
+
+    return run_and_record(task, dataset, job.model, job.out, stage, variant=variant, data=data)
 
 
 def pretrain_run(cfg, out_dir: str | os.PathLike, resume: str | None = None, recipe: str | None = None) -> Outcome:

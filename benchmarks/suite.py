@@ -77,6 +77,8 @@ class RunSpec:
         upstream: id of the pretraining run whose checkpoint this run fine-tunes, or None.
         checkpoint: an external checkpoint to fine-tune (``dropbench evaluate``), or None.
         key: content hash (filled in by :func:`plan`).
+        data: provenance of the data sets the run reads (filled in by :func:`run_suite` from the data preflight;
+            not part of the key).
     """
 
     id: str
@@ -92,17 +94,27 @@ class RunSpec:
     upstream: str | None = None
     checkpoint: str | None = None
     key: str = ""
+    data: dict = field(default_factory=dict)
 
 
 @dataclass
 class SuitePlan:
-    """The runs of a suite in dependency order, where they live, and the preset they came from."""
+    """The runs of a suite in dependency order, where they live, and the preset they came from.
+
+    ``data`` maps each data set the runs read to its root; ``generated`` names those the suite generates under
+    ``<out>/data`` (no root given, the preset's ``data_policy`` allows it); ``official_counts``: the preset requires
+    the official split sizes (a difference is an error).
+    """
 
     preset: str
     out: Path
     runs: list[RunSpec]
     slurm: dict
     source: str = ""  # the preset file
+    data: dict[str, str | None] = field(default_factory=dict)
+    data_policy: dict[str, str] = field(default_factory=dict)
+    generated: frozenset[str] = frozenset()
+    official_counts: bool = False
 
     def run_dir(self, run: RunSpec) -> Path:
         return self.out / "runs" / run.id
@@ -129,15 +141,15 @@ def _hash(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _data_roots(preset: Config, out: Path, data_roots: dict[str, str] | None) -> dict[str, str]:
-    roots = {k: v for k, v in dict(preset.get("data", {})).items()}
+def _data_roots(preset: Config, data_roots: dict[str, str] | None) -> dict[str, str | None]:
+    """Every data set's root from the preset's ``data`` and ``--data-root`` (which wins); None where neither gives
+    one."""
+    roots: dict[str, str | None] = dict.fromkeys(_root_names())
+    roots.update({k: v for k, v in dict(preset.get("data", {})).items()})
     for k, v in (data_roots or {}).items():
         if k not in _root_names():
             raise ValueError(f"--data-root {k}=...: unknown data set; choose from {', '.join(_root_names())}")
         roots[k] = str(Path(v).expanduser().resolve())
-    for k, v in roots.items():
-        if v is None:
-            roots[k] = str((out / "data" / k).resolve())
     return roots
 
 
@@ -165,20 +177,32 @@ def finetune_options(task: str, spec: dict) -> dict:
 
 def plan(preset: str | Config, out: str | os.PathLike, data_roots: dict[str, str] | None = None,
          seeds: int | None = None, checkpoint: str | None = None, model: str | None = None,
-         label: str | None = None) -> SuitePlan:
+         label: str | None = None, allow_missing: bool = False, keys: bool = True) -> SuitePlan:
     """Expand a preset into its runs (keys included), in dependency order.
 
     Args:
         preset: preset name, file, or loaded Config.
         out: the suite folder.
-        data_roots: ``{data set: root}`` overriding the preset's (generated data is used where neither gives one).
+        data_roots: ``{data set: root}`` overriding the preset's; where neither gives one, data is generated under
+            ``<out>/data`` if the preset's ``data_policy`` says ``generated`` for it.
         seeds: number of fine-tuning seeds (0..seeds-1) instead of the preset's list.
         checkpoint, model, label: evaluate one external checkpoint of ``model`` (labelled ``label`` in the tables) on
             the preset's downstream tasks instead of running its pretraining matrix.
+        allow_missing: plan even when required roots are missing (their ``data`` entry is None), to report them.
+        keys: compute the runs' keys (recipes loaded, checkpoints hashed); False for a plan that only lists its runs
+            and data (``dropbench data check``).
+
+    Raises:
+        MissingDataError: a data set the runs read has no root and the preset requires real data for it; the message
+            lists every such root as the ``--data-root NAME=PATH`` to add.
     """
+    from dropbench.benchmarks.datacheck import MissingDataError, missing_roots_message, preset_policy
+
     cfg = preset if isinstance(preset, Config) else load_preset(preset)
     out = Path(out).resolve()
-    roots = _data_roots(cfg, out, data_roots)
+    given = _data_roots(cfg, data_roots)
+    policy = preset_policy(cfg, given)
+    roots = {k: v if v is not None else str((out / "data" / k).resolve()) for k, v in given.items()}
     seed_list = list(range(seeds)) if seeds else list(cfg.get("seeds", [0]))
     runs: list[RunSpec] = []
     sources: list[tuple[str, str, str | None, str | None]] = []  # (model, variant, upstream id, checkpoint)
@@ -223,9 +247,13 @@ def plan(preset: str | Config, out: str | os.PathLike, data_roots: dict[str, str
                                         dataset=dataset, config=spec["config"], data_root=roots[dataset], seed=seed,
                                         cfg_options=finetune_options(task, spec), upstream=upstream,
                                         checkpoint=ckpt))
+    needed = list(dict.fromkeys(r.dataset for r in runs))
+    missing = [d for d in needed if given[d] is None and policy[d] == "required"]
+    if missing and not allow_missing:  # before anything is hashed, generated or written
+        raise MissingDataError(missing_roots_message(str(cfg.get("preset", "custom")), missing))
     keyed: dict[str, RunSpec] = {}
     recipes: dict[tuple[str, str, str], str] = {}
-    for r in runs:
+    for r in runs if keys else []:
         stage = _stage_dir(r.task)
         if (stage, r.config, r.model) not in recipes:
             recipes[(stage, r.config, r.model)] = _recipe_text(stage, r.config, r.model)
@@ -245,8 +273,12 @@ def plan(preset: str | Config, out: str | os.PathLike, data_roots: dict[str, str
         key = _hash(recipes[(stage, r.config, r.model)], r.task, r.model, r.dataset, r.seed, r.cfg_options, r.drop,
                     data, source)
         keyed[r.id] = replace(r, key=key)
-    return SuitePlan(preset=str(cfg.get("preset", "custom")), out=out, runs=list(keyed.values()),
-                     slurm=dict(cfg.get("slurm", {})), source=str(cfg.filename or ""))
+    return SuitePlan(preset=str(cfg.get("preset", "custom")), out=out, runs=list(keyed.values()) if keys else runs,
+                     slurm=dict(cfg.get("slurm", {})), source=str(cfg.filename or ""),
+                     data={d: None if d in missing else roots[d] for d in needed},
+                     data_policy={d: policy[d] for d in needed},
+                     generated=frozenset(d for d in needed if given[d] is None and d not in missing),
+                     official_counts=bool(cfg.get("official_counts", False)))
 
 
 def status_of(plan_: SuitePlan, run: RunSpec) -> str:
@@ -339,11 +371,11 @@ def _execute(run: RunSpec, folder: Path, checkpoint: str | None, launcher: str) 
             cfg = build_config(args, drop_settings=run.drop)
             return pretrain_run(cfg, folder, resume="auto", recipe=run.config)
 
-        run_and_record("pretrain", "imagenet", run.model, folder, stage, variant=run.variant)
+        run_and_record("pretrain", "imagenet", run.model, folder, stage, variant=run.variant, data=run.data)
         return "done"
     job = Job(model=run.model, checkpoint=checkpoint, data=run.data_root, out=str(folder), dataset=run.dataset,
               config=run.config, cfg_options=dict(run.cfg_options), seed=run.seed, resume="auto", launcher=launcher)
-    run_task(run.task, job, variant=run.variant)
+    run_task(run.task, job, variant=run.variant, data=run.data)
     return "done"
 
 
@@ -359,15 +391,20 @@ def execute_spec_file(argv: list[str]) -> str:
     return execute_run(run, out, ckpt, launcher="pytorch" if int(os.environ.get("WORLD_SIZE", "1")) > 1 else "none")
 
 
-def ensure_generated_data(plan_: SuitePlan, preset: Config) -> None:
-    """Generate the embedded data sets the plan reads from ``<out>/data`` (once; kept between runs)."""
+def _was_generated(root: str | os.PathLike) -> bool:
+    """Whether a generator finished writing ``root`` (its marker; classification sets: in ``<root>/<folder>/``)."""
     from dropbench.pretrain.synth import MARKER
 
+    return (Path(root) / MARKER).exists() or any(Path(root).glob(f"*/{MARKER}"))
+
+
+def ensure_generated_data(plan_: SuitePlan, preset: Config) -> None:
+    """Generate the embedded data sets the plan reads from ``<out>/data`` (once; kept between runs)."""
     generated = plan_.out / "data"
     needed = {(r.dataset, r.data_root) for r in plan_.runs if Path(r.data_root).parent == generated.resolve()}
     synth_cfg = dict(preset.get("synth", {}))
     for dataset, root in sorted(needed):
-        if (Path(root) / MARKER).exists() or any(Path(root).glob(f"*/{MARKER}")):  # or <root>/<folder>/
+        if _was_generated(root):
             continue
         log.info("generating %s data in %s", dataset, root)
         opts = dict(synth_cfg.get(dataset, {}))
@@ -377,6 +414,43 @@ def ensure_generated_data(plan_: SuitePlan, preset: Config) -> None:
             write_synth_imagenet(root, progress=False, **opts)
         else:
             _task_of_dataset(dataset).write_synth(root, dataset=dataset, **opts)
+
+
+def check_data(plan_: SuitePlan, sample: int = 2) -> list:
+    """The data preflight of a plan (:func:`benchmarks.datacheck.preflight`): every data set its runs read, under the
+    preset's policy; sets the suite has still to generate are reported as ``pending``."""
+    from dropbench.benchmarks.datacheck import preflight
+
+    pending = [d for d in plan_.data if d in plan_.generated and not _was_generated(plan_.data[d])]
+    return preflight(plan_.data, plan_.data_policy, official_counts=plan_.official_counts, sample=sample,
+                     pending=pending)
+
+
+def _with_provenance(run: RunSpec, provenance: dict[str, dict]) -> RunSpec:
+    """The run with the provenance of its data set, and of ImageNet when it fine-tunes a suite's pretraining."""
+    data = {run.dataset: provenance[run.dataset]}
+    if run.upstream is not None and PRETRAIN_DATASET in provenance:
+        data[PRETRAIN_DATASET] = provenance[PRETRAIN_DATASET]
+    return replace(run, data=data)
+
+
+def _preflight(plan_: SuitePlan, preset: Config) -> dict[str, dict]:
+    """Check every root before anything runs, generate what the preset allows, and return each set's provenance.
+
+    Raises:
+        DataPreflightError: a root has a bad layout, unreadable files or (under ``official_counts``) split sizes
+            that differ from the official release; raised before any data is generated or any run folder made.
+    """
+    from dropbench.benchmarks.datacheck import raise_for_errors, render_reports
+
+    reports = check_data(plan_)
+    raise_for_errors(reports)
+    if any(r.status == "pending" for r in reports):
+        ensure_generated_data(plan_, preset)
+        reports = check_data(plan_)
+        raise_for_errors(reports)
+    log.info("data preflight:\n%s", render_reports(reports))
+    return {r.dataset: r.provenance() for r in reports}
 
 
 @dataclass
@@ -445,7 +519,8 @@ def run_suite(plan_: SuitePlan, preset: Config | None = None, executor: str = "l
             todo.append(run)
     if not todo:
         return report
-    ensure_generated_data(plan_, preset)
+    provenance = _preflight(plan_, preset)
+    todo = [_with_provenance(r, provenance) for r in todo]
     if executor == "slurm":
         return _run_slurm(plan_, todo, report, slurm_cluster)
     by_id = plan_.by_id()
@@ -539,8 +614,12 @@ def _run_slurm(plan_: SuitePlan, todo: list[RunSpec], report: SuiteReport, clust
     return report
 
 
-def describe(plan_: SuitePlan) -> str:
-    """The plan as a table: run id, task, status, key."""
+def describe(plan_: SuitePlan, data: list | None = None) -> str:
+    """The plan as a table: run id, task, status, key; below the data preflight's table when ``data`` (its reports)
+    is given."""
+    from dropbench.benchmarks.datacheck import render_reports
+
+    head = f"data sets ({plan_.preset} preset):\n{render_reports(data)}\n" if data else ""
     rows = [(r.id, status_of(plan_, r), r.key) for r in plan_.runs]
     width = max(len(r[0]) for r in rows) if rows else 10
     counts: dict[str, int] = {}
@@ -549,7 +628,7 @@ def describe(plan_: SuitePlan) -> str:
     lines = [f"preset {plan_.preset}: {len(rows)} runs in {plan_.out} ("
              + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + ")"]
     lines += [f"  {rid:{width}}  {status:8} {key}" for rid, status, key in rows]
-    return "\n".join(lines)
+    return head + "\n".join(lines)
 
 
 def index(out: str | os.PathLike) -> Path:

@@ -10,6 +10,11 @@ seeds = [0, 1, 2]
 data = dict(imagenet=None, coco=None, ade20k=None, cifar100=None, flowers102=None, pets=None, stl10=None,
             food101=None)
 synth = dict()
+# Every data set must be real (--data-root NAME=PATH; README: Getting the data), with the official split sizes: a run
+# is refused before it starts when a root is missing or its sizes differ (a truncated copy must not become a table).
+data_policy = dict(imagenet='required', coco='required', ade20k='required', cifar100='required',
+                   flowers102='required', pets='required', stl10='required', food101='required')
+official_counts = True
 
 pretrain = dict(
     config='basic',

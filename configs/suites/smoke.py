@@ -10,6 +10,10 @@ seeds = [0]  # fine-tuning seeds (--seeds K runs 0..K-1)
 data = dict(imagenet=None, coco=None, ade20k=None, cifar100=None, flowers102=None, pets=None, stl10=None,
             food101=None)
 synth = dict(imagenet=dict(num_classes=10, train_per_class=60, val_per_class=20, size=64))
+# Per data set: 'generated' = a small stand-in is generated when no root is given (results and table captions say
+# so); 'required' = a real root must be given (the default of any preset that does not say).
+data_policy = dict(imagenet='generated', coco='generated', ade20k='generated', cifar100='generated',
+                   flowers102='generated', pets='generated', stl10='generated', food101='generated')
 
 pretrain = dict(
     config='smoke',

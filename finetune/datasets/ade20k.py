@@ -25,7 +25,8 @@ import numpy as np
 from dropbench.pretrain.synth import Shape, draw_shape, synth_marker
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["ADE20KDataError", "NUM_CLASSES", "SPLITS", "SYNTH_CLASSES", "check_ade20k", "write_synth_ade20k"]
+__all__ = ["ADE20KDataError", "NUM_CLASSES", "SPLITS", "SYNTH_CLASSES", "check_ade20k", "pair_files",
+           "write_synth_ade20k"]
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,14 @@ def _open(path: Path, what: str) -> Image.Image:
                               f"re-download it, or remove the pair") from None
 
 
-def _check_split(root: Path, split: str, max_check: int | None) -> int:
+def pair_files(root: str | Path, split: str) -> list[tuple[Path, Path]]:
+    """The (image, label map) pairs of one split, sorted by stem, from the folder listings alone (nothing is opened).
+
+    Raises:
+        ADE20KDataError: a missing folder, a split without images, an image without its label map or a label map
+            without its image.
+    """
+    root = Path(root)
     img_dir, ann_dir = root / "images" / split, root / "annotations" / split
     for d in (img_dir, ann_dir):
         if not d.is_dir():
@@ -75,6 +83,13 @@ def _check_split(root: Path, split: str, max_check: int | None) -> int:
         raise ADE20KDataError(f"{len(orphans)} annotation(s) in {ann_dir} have no image in {img_dir}: "
                               f"{_names([labels[s] for s in orphans])}; a half-copied split? Restore the images or "
                               f"remove those label maps")
+    return [(images[stem], labels[stem]) for stem in sorted(images)]
+
+
+def _check_split(root: Path, split: str, max_check: int | None) -> int:
+    pairs = pair_files(root, split)
+    images = {img.stem: img for img, _ in pairs}
+    labels = {lab.stem: lab for _, lab in pairs}
     stems = sorted(images)
     for stem in stems:  # headers only: cheap for all 22k files
         with _open(labels[stem], "annotation") as lab:

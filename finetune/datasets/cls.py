@@ -45,6 +45,8 @@ __all__ = [
     "ClsData",
     "ClsFormat",
     "DataLayoutError",
+    "check_cls_files",
+    "cls_format",
     "find_cls_folder",
     "is_generated",
     "load_cls_data",
@@ -144,6 +146,11 @@ def _format(dataset: str) -> ClsFormat:
         raise ValueError(f"unknown classification data set {dataset!r}; choose one of: {', '.join(_FORMATS)}") from None
 
 
+def cls_format(dataset: str) -> ClsFormat:
+    """A classification data set's :class:`ClsFormat`; raises ValueError naming the choices for an unknown name."""
+    return _format(dataset)
+
+
 def is_generated(folder: str | Path) -> bool:
     """Whether a data set folder was written by :func:`write_synth_cls` (it holds the generator's marker file)."""
     return (Path(folder) / MARKER).is_file()
@@ -170,6 +177,15 @@ def find_cls_folder(dataset: str, root: str | Path) -> tuple[Path, Path]:
                               f"{fmt.folder!r}: rename it (or link it) to {root.parent / fmt.folder}")
     raise DataLayoutError(f"no {fmt.folder}/ in {root}: expected {fmt.layout}; pass --data ROOT or "
                           f"ROOT/{fmt.folder} (`dropbench data synth-cls --dataset {dataset}` makes a small one)")
+
+
+def check_cls_files(dataset: str, folder: str | Path) -> None:
+    """Check that a data set folder holds its format's files and folders, the files non-empty (nothing is read).
+
+    Raises:
+        DataLayoutError: a missing or empty file or a missing folder, named with the expected layout.
+    """
+    _check_files(_format(dataset), Path(folder))
 
 
 def _check_files(fmt: ClsFormat, folder: Path) -> None:

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -16,12 +17,14 @@ from dropbench.benchmarks.suite import describe, plan, run_suite, status_of
 
 REPO = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "dropbench.benchmarks.cli"]  # the `dropbench` command, run from this checkout
+PAPER_DATA = ("imagenet", "coco", "ade20k", "cifar100", "flowers102", "pets", "stl10", "food101")
 
 MINI = """
 preset = 'mini'
 seeds = [0]
 data = dict(imagenet=None)
 synth = dict(imagenet=dict(num_classes=4, train_per_class=16, val_per_class=4, size=32))
+data_policy = dict(imagenet='generated', pets='generated')
 pretrain = dict(
     config='smoke',
     cfg_options={'schedule.epochs': EPOCHS, 'schedule.warmup_epochs': 1, 'data.input_size': 32,
@@ -152,9 +155,23 @@ def test_plan_orders_fine_tunes_after_their_pretraining(tmp_path):
     assert len({r.key for r in p.runs}) == len(p.runs)
 
 
+def test_suite_plan_shows_the_data_above_the_runs_and_writes_nothing(tmp_path, capsys):
+    from dropbench.benchmarks.cli import main
+
+    out = tmp_path / "out"
+    assert main(["suite", "plan", "--preset", str(cls_preset(tmp_path)), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    data, runs = text.split("preset mini:")
+    assert data.split("\n")[1].split() == ["data", "set", "root", "kind", "found", "expected", "status"]
+    for name in ("imagenet", "pets"):
+        row = next(line for line in data.splitlines() if line.startswith(name))
+        assert row.split()[2:] == ["generated", "–", "–", "pending"] and str(out / "data" / name) in row
+    assert "pretrain/vit_tiny/baseline" in runs and not out.exists()
+
+
 def test_paper_preset_plans_the_late_sd_baselines_under_the_baseline_name(tmp_path):
     """ViT-B's and Mixer-B's standard s.d. run at late s.d.'s rate, named ``standard-sd`` so the tables find it."""
-    p = plan("paper", tmp_path / "out")
+    p = plan("paper", tmp_path / "out", data_roots={d: str(tmp_path / d) for d in PAPER_DATA})
     by = p.by_id()
     assert by["pretrain/vit_base/standard-sd"].drop["rate"] == 0.4
     assert by["pretrain/vit_tiny/baseline"].drop["kind"] == "none"
@@ -166,12 +183,13 @@ def test_paper_preset_plans_the_late_sd_baselines_under_the_baseline_name(tmp_pa
 def test_finetune_drop_path_is_a_preset_key_that_changes_run_keys_only_when_set(tmp_path):
     from dropbench.benchmarks.suite import load_preset
 
-    base = {r.id: r for r in plan("paper", tmp_path / "out").runs}
+    roots = {d: str(tmp_path / d) for d in PAPER_DATA}  # (the paper preset requires them)
+    base = {r.id: r for r in plan("paper", tmp_path / "out", data_roots=roots).runs}
     assert all("model.backbone.drop_path_rate" not in r.cfg_options for r in base.values())
     cfg = load_preset("paper")
     cfg.finetune.coco.drop_path = 0.2
     cfg.finetune.cls.drop_path = 0.3
-    swept = {r.id: r for r in plan(cfg, tmp_path / "out").runs}
+    swept = {r.id: r for r in plan(cfg, tmp_path / "out", data_roots=roots).runs}
     for run_id, r in swept.items():
         changed = r.task in ("coco", "cls")
         assert (r.key != base[run_id].key) == changed, run_id
@@ -179,7 +197,7 @@ def test_finetune_drop_path_is_a_preset_key_that_changes_run_keys_only_when_set(
     assert swept["cls/pets/vit_tiny/early-dropout/seed1"].cfg_options == {"drop.kind": "drop_path", "drop.rate": 0.3}
     cfg.finetune.ade20k.drop_path = 1.5
     with pytest.raises(ValueError, match="drop_path must be a rate"):
-        plan(cfg, tmp_path / "out")
+        plan(cfg, tmp_path / "out", data_roots=roots)
 
 
 def test_moved_suite_folder_keeps_its_keys(tmp_path):
@@ -215,6 +233,81 @@ def test_slurm_jobs_depend_on_their_pretraining(tmp_path, monkeypatch):
     assert deps["pretrain/vit_tiny/baseline"] is None
     assert deps["cls/pets/vit_tiny/baseline/seed0"] == f"afterok:{report.submitted['pretrain/vit_tiny/baseline']}"
     assert deps["cls/pets/vit_tiny/early-sd/seed0"] == f"afterok:{report.submitted['pretrain/vit_tiny/early-sd']}"
+    # each job's spec carries the provenance of the data it reads: generated pets, and the generated ImageNet its
+    # pretraining reads, with the roots' fingerprints
+    spec = json.loads((p.run_dir(p.by_id()["cls/pets/vit_tiny/baseline/seed0"]) / "suite_run.json").read_text())
+    assert {k: v["kind"] for k, v in spec["data"].items()} == {"pets": "generated", "imagenet": "generated"}
+    assert spec["data"]["pets"]["fingerprint"]["files"] == 3 * (8 + 4) + 2
+
+
+def _missing_roots_refused(stderr: str, needed: tuple[str, ...]) -> None:
+    for name in PAPER_DATA:
+        assert (f"--data-root {name}=PATH" in stderr) == (name in needed), (name, stderr)
+    assert "README.md, section 'Getting the data'" in stderr and "nothing was run" in stderr
+    assert stderr.count("\n") <= len(needed) + 3  # one message
+
+
+def test_paper_preset_without_roots_exits_2_before_anything_is_written(tmp_path):
+    out = tmp_path / "paper"
+    start = time.perf_counter()
+    with tempfile.TemporaryFile() as err:  # os.wait4: the CPU time of this process (and its own children) only
+        proc = subprocess.Popen([*CLI, "suite", "run", "--preset", "paper", "--out", str(out)], cwd=REPO,
+                                stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        res = subprocess.CompletedProcess(proc.args, proc.returncode, "", err.read().decode())
+    wall = time.perf_counter() - start
+    cpu = usage.ru_utime + usage.ru_stime
+    assert res.returncode == 2, res.stderr[-2000:]
+    # the process's CPU time is about its wall time on a machine to itself (7-8 s, nearly all of it importing torch,
+    # timm and mmengine); the bounds leave room for a loaded test machine, not for loading the preset's recipes
+    assert cpu < 15 and wall < 120, (cpu, wall)
+    _missing_roots_refused(res.stderr, PAPER_DATA)
+    assert not out.exists()
+    # the refusal itself comes before any recipe is loaded or anything hashed: well under a second once imported
+    from dropbench.benchmarks.datacheck import MissingDataError
+
+    plan("paper", out, allow_missing=True, keys=False)  # imports and the preset's first parse
+    start = time.perf_counter()
+    with pytest.raises(MissingDataError, match="--data-root food101=PATH"):
+        plan("paper", out)
+    assert time.perf_counter() - start < 2.0
+
+
+@pytest.mark.parametrize("command", [["suite", "plan"], ["evaluate", "--model", "vit_tiny"]])
+def test_plan_and_evaluate_refuse_missing_roots_too(tmp_path, capsys, command):
+    from dropbench.benchmarks.cli import main
+
+    out = tmp_path / "paper"
+    argv = [*command, "--preset", "paper", "--out", str(out)]
+    if command[0] == "evaluate":
+        (tmp_path / "ckpt.pth").write_bytes(b"0")
+        argv += ["--checkpoint", str(tmp_path / "ckpt.pth")]
+    assert main(argv) == 2
+    _missing_roots_refused(capsys.readouterr().err, PAPER_DATA[1:] if command[0] == "evaluate" else PAPER_DATA)
+    assert not out.exists()
+
+
+def test_paper_preset_refuses_generated_data_by_the_count_check(tmp_path, synth_imagenet):
+    from dropbench.benchmarks.datacheck import DataPreflightError
+    from dropbench.finetune.datasets.ade20k import write_synth_ade20k
+    from dropbench.finetune.datasets.cls import write_synth_cls
+    from dropbench.finetune.datasets.coco import write_synth_coco
+
+    roots = {"imagenet": str(synth_imagenet),
+             "coco": str(write_synth_coco(tmp_path / "coco", num_train=2, num_val=1, sizes=(64,))),
+             "ade20k": str(write_synth_ade20k(tmp_path / "ade", train_images=2, val_images=1, sizes=((64, 48),)))}
+    for name in PAPER_DATA[3:]:
+        roots[name] = str(write_synth_cls(tmp_path / name, dataset=name, num_classes=2, train_per_class=2,
+                                          test_per_class=1))
+    out = tmp_path / "paper"
+    p = plan("paper", out, data_roots=roots)
+    with pytest.raises(DataPreflightError) as e:
+        run_suite(p, progress=False)
+    for name in PAPER_DATA:
+        assert f"{name}: the " in str(e.value) and "the official release" in str(e.value)
+    assert "generated" in str(e.value) and not out.exists()  # no run folder, no generated data
 
 
 @pytest.mark.slow
@@ -238,6 +331,13 @@ def test_failed_pretraining_blocks_only_its_fine_tunes_and_evaluate_adds_a_row(t
     assert res.returncode == 0, res.stderr[-2000:]
     assert "| ViT-T      | my-ckpt       |" in res.stdout and "| ViT-T      | no dropout    |" in res.stdout
     assert read_result(out / "runs" / "cls/pets/vit_tiny/my-ckpt/seed0").checkpoint == str(ckpt)
+    # provenance: the suite's fine-tune read generated pets and a checkpoint pretrained on generated ImageNet; the
+    # evaluated checkpoint's pretraining data is not known; the printed tables say what was generated
+    suite_ft = read_result(out / "runs" / "cls/pets/vit_tiny/baseline/seed0").data
+    assert {k: v["kind"] for k, v in suite_ft.items()} == {"pets": "generated", "imagenet": "generated"}
+    assert set(read_result(out / "runs" / "cls/pets/vit_tiny/my-ckpt/seed0").data) == {"pets"}
+    assert "Generated data (dropbench's stand-ins, not the real data sets, not comparable with the paper): " \
+           "imagenet, pets." in res.stdout
 
 
 @pytest.mark.slow
@@ -271,3 +371,12 @@ def test_smoke_preset_end_to_end(tmp_path):
         assert " ci_low " in text and " p " in text and "B = 1000; one seed per row" in text, text
         assert "show the difference alone" not in text and "without intervals" not in text
         assert r"\scriptsize[" in (out / "tables" / f"{name}.tex").read_text()
+    # provenance: every result says its data was generated (fine-tunes: their pretraining's ImageNet too), and every
+    # table's caption names the generated data sets
+    for r in results.values():
+        expected = {r.dataset} | ({"imagenet"} if r.task != "pretrain" else set())
+        assert {k for k, v in r.data.items() if v["kind"] == "generated"} == expected, r.run_dir
+        assert r.data[r.dataset]["fingerprint"]["files"] > 0
+    assert "Generated data (dropbench's stand-ins, not the real data sets, not comparable with the paper): " \
+           "ade20k, imagenet." in (out / "tables" / "table5.md").read_text()
+    assert "cifar100, flowers102, food101, imagenet, pets, stl10." in (out / "tables" / "table6.tex").read_text()

@@ -11,7 +11,7 @@ from dropbench.benchmarks.cli import build_parser, main
 from dropbench.benchmarks.results import collect_results, read_result
 from dropbench.benchmarks.suite import describe, plan, run_suite
 from dropbench.benchmarks.tables import TABLES, build_tables, render
-from dropbench.finetune.datasets.cls import CLS_DATASETS
+from dropbench.finetune.datasets.cls import CLS_DATASETS, write_synth_cls
 from dropbench.finetune.tasks import TASKS, Column, Job, Outcome, TableSpec, Task, _register, get_task
 from dropbench.pretrain.models import create_paper_model
 
@@ -19,6 +19,7 @@ PRESET = """
 preset = 'probe-only'
 seeds = [0, 1]
 data = dict(imagenet=None, pets=None, stl10=None)
+data_policy = dict(pets='generated', stl10='generated')
 synth = dict(pets=dict(num_classes=2, train_per_class=2, test_per_class=1),
              stl10=dict(num_classes=2, train_per_class=2, test_per_class=1))
 pretrain = dict(config='smoke', variants={}, runs=[])
@@ -62,6 +63,7 @@ def test_one_registry_entry_reaches_cli_suite_results_and_tables(probe, tmp_path
     ckpt = tmp_path / "vit_tiny.pth"
     torch.save({"model": create_paper_model("vit_tiny").state_dict()}, ckpt)
     run_dir = tmp_path / "cli-run"
+    write_synth_cls(tmp_path / "pets", dataset="pets", num_classes=2, train_per_class=2, test_per_class=1)  # preflight
     assert main(["finetune", "probe", "--dataset", "pets", "--checkpoint", str(ckpt), "--model", "vit_tiny",
                  "--data", str(tmp_path / "pets"), "--out", str(run_dir), "--seed", "3"]) == 0
     r = read_result(run_dir)

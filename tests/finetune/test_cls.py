@@ -102,6 +102,7 @@ def test_cli_writes_result_json_and_resumes(checkpoint, tmp_path):
     assert state.n_images == r.extra["test_images"] and state.topk.shape[1] == 4  # k = min(5, 4 classes)
     for k, v in state.summary().items():
         assert v == pytest.approx(r.metrics[k], abs=1e-6)
+    assert r.data["pets"]["kind"] == "generated" and r.data["pets"]["fingerprint"]["files"] == 4 * (16 + 8) + 2
     # a finished run resumes to the same result; starting it again without --resume is refused
     assert main([*argv, "--resume", "auto"]) == 0
     assert read_result(run_dir).metrics == r.metrics
