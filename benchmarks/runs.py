@@ -9,6 +9,7 @@ Stage functions (``pretrain.train.run`` through :func:`pretrain_run`, ``finetune
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 import traceback
@@ -24,7 +25,7 @@ from dropbench.benchmarks.results import (
     write_result,
 )
 
-__all__ = ["FINETUNE_TASKS", "pretrain_run", "run_and_record"]
+__all__ = ["FINETUNE_TASKS", "NoMetricsError", "pretrain_run", "run_and_record"]
 
 log = logging.getLogger(__name__)
 # task -> (module, function); each function returns a stage outcome (see the module docstring)
@@ -45,17 +46,19 @@ def run_and_record(task: str, dataset: str, model: str, run_dir: str | os.PathLi
                    variant: str | None = None) -> RunResult:
     """Call ``fn`` (a stage returning an outcome dict), write ``run_dir/result.json`` and return the result.
 
-    A stage that raises is recorded as ``status: failed`` with its error and traceback in ``extra``, then the
-    exception propagates; a run asked to stop (Ctrl-C, or SIGTERM: ``pretrain.train.Preempted``, checkpoint saved) or
-    a refusal to overwrite a run (``FileExistsError``) records nothing, and a finished run's ``result.json`` is never
-    replaced by a failure. Only rank 0 writes under torchrun / SLURM.
+    A stage that raises, or returns no metrics or a non-finite one (:class:`NoMetricsError`), is recorded as
+    ``status: failed`` with its error and traceback in ``extra``, then the exception propagates; a run asked to
+    stop (Ctrl-C, or SIGTERM: ``pretrain.stop.Preempted``, checkpoint saved) or a refusal to overwrite a run
+    (``FileExistsError``) records nothing, and a finished run's ``result.json`` is never replaced by a failure.
+    Only rank 0 writes under torchrun / SLURM.
     """
     run_dir = Path(run_dir)
     t0 = time.time()
     try:
         outcome = fn()
+        _check_metrics(outcome.get("metrics"))
     except BaseException as e:
-        from dropbench.pretrain.train import Preempted  # (imported here: the stage has loaded torch already)
+        from dropbench.pretrain.stop import Preempted
 
         stopped = isinstance(e, (KeyboardInterrupt, Preempted))  # asked to stop: resumable, not failed
         if _is_main() and not stopped and not isinstance(e, FileExistsError):
@@ -80,6 +83,18 @@ def run_and_record(task: str, dataset: str, model: str, run_dir: str | os.PathLi
         path = write_result(result, run_dir)
         log.info("wrote %s", path)
     return result
+
+
+class NoMetricsError(RuntimeError):
+    """A stage ended without usable metrics (its evaluation produced none, or a non-finite one): never ``ok``."""
+
+
+def _check_metrics(metrics: dict | None) -> None:
+    if not metrics:
+        raise NoMetricsError("the evaluation produced no metrics (see the run's log); the run is not recorded as ok")
+    bad = {k: v for k, v in metrics.items() if not math.isfinite(float(v))}
+    if bad:
+        raise NoMetricsError(f"the evaluation produced non-finite metrics {bad} (a diverged run?)")
 
 
 def _write_failure(failed: RunResult, run_dir: Path) -> None:

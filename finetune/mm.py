@@ -8,14 +8,18 @@
   seed and overrides -> the resolved mmengine Config.
 * :func:`adapt_to_device`: what a recipe written for GPUs needs on a machine without one (AMP off, gloo not NCCL).
 * :func:`run_runner`: build the Runner, train (resuming from the work dir's last checkpoint when asked), evaluate
-  the final weights, return the metrics; :func:`outcome` packs them for :mod:`benchmarks.runs`. The Runner loads
-  resume / ``load_from`` checkpoints strictly (mmengine only warns on a mismatch), and the pretrained backbone is
-  loaded once per run by the backbone's own ``init_weights`` (which raises on a misfit).
+  the final weights, return the metrics; a non-finite loss stops the run (:class:`DivergenceHook`: ``diverged: loss
+  is nan at iteration N``) and SIGTERM / SIGINT stop it within an iteration (:class:`StopOnSignalHook`);
+  :func:`outcome` packs them for :mod:`benchmarks.runs`. The Runner loads resume / ``load_from`` checkpoints
+  strictly (mmengine only warns on a mismatch), and the pretrained backbone is loaded once per run by the backbone's
+  own ``init_weights`` (which raises on a misfit).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import math
 import numbers
 import os
 from pathlib import Path
@@ -26,13 +30,14 @@ from dropbench.finetune.convert import file_sha256
 from dropbench.pretrain.checkpoint import load_checkpoint_file
 from dropbench.pretrain.config import config_hash, dump_config, plain, resolve_config
 from dropbench.pretrain.distributed import setup_launcher
+from dropbench.pretrain.stop import Preempted, deferred, requested, shield_worker, stop_signals
 from mmengine.config import Config
-from mmengine.hooks import Hook
+from mmengine.hooks import CheckpointHook, Hook
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader
 
-__all__ = ["StrictRunner", "adapt_to_device", "install_safe_checkpoint_loading", "outcome", "prepare_runner_config",
-           "run_runner"]
+__all__ = ["DivergenceHook", "StopOnSignalHook", "StrictRunner", "adapt_to_device", "install_safe_checkpoint_loading",
+           "outcome", "prepare_runner_config", "run_runner"]
 
 log = logging.getLogger(__name__)
 _RUNTIME_KEYS = ("work_dir", "launcher", "resume", "load_from", "env_cfg", "log_level", "visualizer")
@@ -131,6 +136,14 @@ class StrictRunner(Runner):
         self.logger.info("resuming from %s", filename)
         super().resume(filename, *args, **kwargs)
 
+    @staticmethod
+    def build_dataloader(dataloader: Any, seed: int | None = None, diff_rank_seed: bool = False) -> Any:
+        """mmengine's loader, whose workers leave stopping on SIGTERM / SIGINT to the run (``pretrain.stop``)."""
+        loader = Runner.build_dataloader(dataloader, seed=seed, diff_rank_seed=diff_rank_seed)
+        if isinstance(loader, torch.utils.data.DataLoader) and loader.num_workers > 0:
+            loader.worker_init_fn = functools.partial(shield_worker, then=loader.worker_init_fn)
+        return loader
+
     def load_checkpoint(self, filename: str, map_location: Any = "cpu", strict: bool = True,
                         revise_keys: list | None = None) -> Any:
         return super().load_checkpoint(filename, map_location=map_location, strict=True,
@@ -160,6 +173,75 @@ class _ProgressBar(Hook):
     def after_train(self, runner: Runner) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+class DivergenceHook(Hook):
+    """Stops training on a non-finite loss: ``FloatingPointError('diverged: loss is nan at iteration N')``.
+
+    The check of mmdet's ``CheckInvalidLossHook`` (``torch.isfinite(outputs['loss'])`` every ``interval`` iterations),
+    for detection and segmentation alike: mmdet's own hook fails with a bare ``assert`` (no message, stripped by
+    ``python -O``) and mmseg 1.2.2 ships none. ``N`` counts iterations from 1, as mmengine's log lines do.
+    """
+
+    priority = "VERY_HIGH"  # before the checkpoint hook: a diverged iteration is never saved
+
+    def __init__(self, interval: int = 1) -> None:
+        self.interval = interval
+
+    def after_train_iter(self, runner: Runner, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+        if not outputs or "loss" not in outputs or not self.every_n_train_iters(runner, self.interval):
+            return
+        loss = float(outputs["loss"])
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"diverged: loss is {loss} at iteration {runner.iter + 1}")
+
+
+class StopOnSignalHook(Hook):
+    """Stops training within an iteration of SIGTERM / SIGINT / SIGUSR1 (:mod:`pretrain.stop`), then resumes exactly.
+
+    An iteration-based run saves a checkpoint of the iteration just finished (mmengine's ``IterBasedTrainLoop``
+    resumes it, skipping the data already seen). An epoch-based run stops without one and resumes from its last
+    epoch checkpoint: mmengine's ``EpochBasedTrainLoop`` restarts an epoch from its beginning, so a mid-epoch
+    checkpoint would train extra iterations.
+    """
+
+    priority = "LOWEST"  # after the checkpoint hook has saved what it saves at this iteration
+
+    def before_train(self, runner: Runner) -> None:
+        self._stop(runner, "before training")
+
+    def after_train_iter(self, runner: Runner, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+        name = self._requested()
+        if not name:
+            return
+        saved = "no checkpoint (epoch-based: resumes from the last epoch's)"
+        hook = next((h for h in runner.hooks if isinstance(h, CheckpointHook)), None)
+        if hook is not None and not hook.by_epoch:
+            done = runner.iter + 1
+            if not (hook.every_n_train_iters(runner, hook.interval) or done == runner.max_iters):
+                hook._save_checkpoint(runner)  # iter_<done>.pth and the work dir's last_checkpoint marker
+            saved = f"checkpoint of iteration {done} saved"
+        raise Preempted(f"stopped by {name} at iteration {runner.iter + 1}; {saved}; resume with --resume auto",
+                        requested())
+
+    def after_val_iter(self, runner: Runner, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+        self._stop(runner, "during evaluation")
+
+    def _stop(self, runner: Runner, where: str) -> None:
+        name = self._requested()
+        if name:
+            raise Preempted(f"stopped by {name} {where} (iteration {runner.iter})", requested())
+
+    @staticmethod
+    def _requested() -> str | None:
+        """The stop request, agreed by every rank (each may have got the signal at another iteration)."""
+        name = requested()
+        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            return name
+        device = "cuda" if torch.distributed.get_backend() == "nccl" else "cpu"
+        votes = torch.tensor([1.0 if name else 0.0], device=device)
+        torch.distributed.all_reduce(votes)
+        return (name or "a signal to another rank") if votes.item() > 0 else None
 
 
 class _LastValMetrics(Hook):
@@ -212,20 +294,24 @@ def run_runner(cfg: Config) -> tuple[dict[str, float], Any]:
     Returns:
         (metrics under the engine's own names, the runner).
     """
-    install_safe_checkpoint_loading()
-    Path(cfg.work_dir).mkdir(parents=True, exist_ok=True)
-    dump_config(cfg, cfg.work_dir)
-    runner = StrictRunner.from_cfg(cfg)
-    _console_level(runner)
-    _check_total_batch(cfg, runner.world_size)
-    last_val = _LastValMetrics()
-    runner.register_hook(last_val)
-    runner.register_hook(_ProgressBar())
-    runner.train()
-    if last_val.metrics is not None and last_val.at == (runner.epoch, runner.iter):
-        metrics = last_val.metrics
-    else:
-        metrics = runner.val_loop.run()
+    with stop_signals():
+        install_safe_checkpoint_loading()
+        Path(cfg.work_dir).mkdir(parents=True, exist_ok=True)
+        dump_config(cfg, cfg.work_dir)
+        runner = StrictRunner.from_cfg(cfg)
+        _console_level(runner)
+        _check_total_batch(cfg, runner.world_size)
+        last_val = _LastValMetrics()
+        runner.register_hook(last_val)
+        runner.register_hook(_ProgressBar())
+        runner.register_hook(DivergenceHook(int(cfg.get("divergence_check_interval", 1))))
+        runner.register_hook(StopOnSignalHook())
+        with deferred():
+            runner.train()
+        if last_val.metrics is not None and last_val.at == (runner.epoch, runner.iter):
+            metrics = last_val.metrics
+        else:
+            metrics = runner.val_loop.run()
     # numbers.Real: mmseg's IoUMetric returns numpy.float32, which is no subclass of float
     return {k: float(v) for k, v in metrics.items() if isinstance(v, numbers.Real)}, runner
 

@@ -126,7 +126,7 @@ def train_one_epoch(
                 loss = ctx.criterion(model(images), targets)
             loss_value = loss.item()
             if not math.isfinite(loss_value):
-                raise FloatingPointError(f"loss is {loss_value} at epoch {epoch}, iteration {it}; stopping")
+                raise FloatingPointError(f"diverged: loss is {loss_value} at iteration {it + 1} (epoch {epoch})")
             loss = loss / ctx.update_freq
             if ctx.scaler is not None:
                 ctx.scaler.scale(loss).backward()

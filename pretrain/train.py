@@ -17,7 +17,6 @@ import argparse
 import json
 import logging
 import os
-import signal
 import sys
 import time
 from collections.abc import Callable
@@ -33,6 +32,7 @@ from dropbench.pretrain.distributed import all_reduce_sum, barrier, cleanup, ini
 from dropbench.pretrain.engine import DropControl, TrainContext, evaluate, train_one_epoch
 from dropbench.pretrain.models import create_paper_model, paper_model
 from dropbench.pretrain.schedules import DROP_KINDS, DropRateApplier, drop_schedule
+from dropbench.pretrain.stop import Preempted, deferred, requested, stop_signals
 from mmengine.config import Config
 from timm.data import Mixup
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
@@ -41,7 +41,8 @@ from timm.scheduler import CosineLRScheduler
 from timm.utils import ModelEmaV3
 
 __all__ = [
-    "build_config", "cli", "get_args_parser", "imagenet_datasets", "main", "pretrain_metadata", "run", "variants",
+    "Preempted", "build_config", "cli", "get_args_parser", "imagenet_datasets", "main", "pretrain_metadata", "run",
+    "variants",
 ]
 
 log = logging.getLogger(__name__)
@@ -189,38 +190,41 @@ def _find_resume(resume: str | None, out_dir: Path) -> Path | None:
     if not resume:
         return None
     if resume == "auto":
-        path = out_dir / CHECKPOINT
-        return path if path.is_file() else None
+        candidates = _checkpoints(out_dir)
+        return candidates[0] if candidates else None
     path = Path(resume)
     if not path.is_file():
         raise CheckpointError(f"--resume {resume}: no such checkpoint file")
     return path
 
 
-class _StopFlag:
-    """Set by SIGTERM/SIGUSR1 (SLURM pre-emption): the loop saves a checkpoint at the next step and exits."""
+def _checkpoints(out_dir: Path) -> list[Path]:
+    """The run's checkpoints, newest first: ``checkpoint.pth`` (latest), then ``checkpoint-<epoch>.pth``."""
+    def epoch(p: Path) -> int:
+        tail = p.stem.split("-", 1)[1]
+        return int(tail) if tail.isdigit() else -1
 
-    def __init__(self) -> None:
-        self.raised = False
-        self._previous: dict[int, Any] = {}
-        for sig in (signal.SIGTERM, signal.SIGUSR1):
-            try:
-                self._previous[sig] = signal.signal(sig, self._set)
-            except ValueError:  # not the main thread
-                pass
-
-    def _set(self, *_: Any) -> None:
-        self.raised = True
-
-    def restore(self) -> None:
-        """Give the signals back to their earlier handlers (a suite process goes on to other runs)."""
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous.clear()
+    latest = out_dir / CHECKPOINT
+    return ([latest] if latest.is_file() else []) + sorted(out_dir.glob("checkpoint-*.pth"), key=epoch, reverse=True)
 
 
-class Preempted(SystemExit):
-    """Raised after the checkpoint is saved when the job was asked to stop; resume with --resume auto."""
+def _load_resume(path: Path, out_dir: Path, auto: bool) -> tuple[Path, dict]:
+    """Load the resume checkpoint; with ``auto``, fall back to the newest one that loads when newer ones are damaged.
+
+    A damaged checkpoint (truncated: the machine died while writing it; unreadable) is logged with the reason and
+    kept, renamed ``<name>.unreadable`` so that the next save does not overwrite it; nothing is deleted.
+    """
+    candidates = _checkpoints(out_dir) if auto else [path]
+    for i, candidate in enumerate(candidates):
+        try:
+            return candidate, load_checkpoint_file(candidate)
+        except CheckpointError as e:
+            if not auto or i == len(candidates) - 1:
+                raise
+            aside = candidate.with_name(candidate.name + ".unreadable")
+            os.replace(candidate, aside)
+            log.warning("skipped checkpoint %s: %s; kept as %s, trying %s", candidate, e, aside, candidates[i + 1])
+    raise CheckpointError(f"no checkpoint to resume from in {out_dir}")  # (unreachable: candidates is not empty)
 
 
 def imagenet_datasets(cfg: Config, train_tf: Callable, eval_tf: Callable, seed: int) -> tuple[Any, Any, int]:
@@ -250,6 +254,12 @@ def run(
             returned dict is kept in the summary as ``init``, and its ``pretrain`` entry, if any, replaces the
             metadata recorded in checkpoints.
     """
+    with stop_signals():  # SIGTERM / SIGINT / SIGUSR1: a checkpoint at the next step, then Preempted
+        return _run(cfg, out_dir, resume, datasets, prepare_model)
+
+
+def _run(cfg: Config, out_dir: str | os.PathLike, resume: str | None, datasets: Callable, prepare_model: Callable | None
+         ) -> dict:
     t_start = time.time()
     out_dir = Path(out_dir)
     check_config(cfg)
@@ -325,7 +335,7 @@ def run(
     start_iter, records, meters = 0, [], None
     run_hash = config_hash(cfg, exclude=_RESUME_FREE)
     if resume_path is not None:
-        ckpt = load_checkpoint_file(resume_path)
+        resume_path, ckpt = _load_resume(resume_path, out_dir, resume == "auto")
         if ckpt.get("config_hash") != run_hash:
             raise CheckpointError(f"{resume_path} was written by a different config (hash {ckpt.get('config_hash')}, "
                                   f"this run {run_hash}); resume with the same recipe and flags, or a new --out")
@@ -367,20 +377,29 @@ def run(
             "num_classes": num_classes,
         }, path)
 
+    def stop_now() -> str | None:
+        """The stop request, agreed by every rank (each may have got the signal at another step)."""
+        name = requested()
+        if not dist.distributed:
+            return name
+        votes = all_reduce_sum(torch.tensor([1.0 if name else 0.0], device=dist.device))
+        return (name or "a signal to another rank") if votes.item() > 0 else None
+
     def on_step(it: int, step_in_epoch: int, epoch_meters: dict) -> None:
         every = int(cfg.runtime.save_every_iters)
-        preempted = stop.raised
-        if (every and it % every == 0 and step_in_epoch < iters_per_epoch) or preempted:
+        mid_epoch = step_in_epoch < iters_per_epoch  # at an epoch's end the epoch's own checkpoint comes first
+        preempted = stop_now() if mid_epoch else None
+        if (every and it % every == 0 and mid_epoch) or preempted:
             save(out_dir / CHECKPOINT, it // iters_per_epoch, it, epoch_meters)
         if preempted:
             barrier()
-            raise Preempted(f"stopped by signal at iteration {it}; checkpoint saved, resume with --resume auto")
+            raise Preempted(f"stopped by {preempted} at iteration {it}; checkpoint saved, resume with --resume auto",
+                            requested())
 
     log.info("training %s (%s) for %d epochs x %d iterations, total batch %d, lr %.2e",
              cfg.model.name, _describe_drop(cfg), epochs, iters_per_epoch, total_batch, lr)
     first_epoch, first_step = divmod(start_iter, iters_per_epoch)
-    stop = _StopFlag()
-    try:
+    with deferred():
         for epoch in range(first_epoch, epochs):
             start_step = first_step if epoch == first_epoch else 0
             sampler.set_epoch(epoch, start_step * update_freq)
@@ -409,8 +428,10 @@ def run(
                 _write_log(out_dir, records)
                 log.info("epoch %d: %s", epoch, _fmt(record))
             barrier()
-    finally:
-        stop.restore()
+            preempted = stop_now()
+            if preempted and epoch < epochs - 1:
+                raise Preempted(f"stopped by {preempted} after epoch {epoch}; checkpoint saved, resume with --resume "
+                                f"auto", requested())
     final = records[-1] if records else {}
     summary = {
         "checkpoint": str(out_dir / CHECKPOINT),
