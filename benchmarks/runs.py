@@ -8,6 +8,7 @@ Stage functions (``pretrain.train.run`` through :func:`pretrain_run`, ``finetune
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -50,9 +51,17 @@ def run_and_record(task: str, dataset: str, model: str, run_dir: str | os.PathLi
     ``status: failed`` with its error and traceback in ``extra``, then the exception propagates; a run asked to
     stop (Ctrl-C, or SIGTERM: ``pretrain.stop.Preempted``, checkpoint saved) or a refusal to overwrite a run
     (``FileExistsError``) records nothing, and a finished run's ``result.json`` is never replaced by a failure.
-    Only rank 0 writes under torchrun / SLURM.
+    Only rank 0 writes under torchrun / SLURM; it holds the run folder while the stage runs (:mod:`pretrain.lock`),
+    so a second process on the same folder is refused (``FolderInUse``, naming the holder).
     """
-    run_dir = Path(run_dir)
+    from dropbench.pretrain.lock import hold
+
+    with hold(run_dir) if _is_main() else contextlib.nullcontext():
+        return _run_and_record(task, dataset, model, Path(run_dir), fn, variant)
+
+
+def _run_and_record(task: str, dataset: str, model: str, run_dir: Path, fn: Callable[[], dict], variant: str | None
+                    ) -> RunResult:
     t0 = time.time()
     try:
         outcome = fn()
