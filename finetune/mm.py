@@ -30,7 +30,7 @@ from dropbench.finetune.convert import file_sha256
 from dropbench.pretrain.checkpoint import load_checkpoint_file
 from dropbench.pretrain.config import config_hash, dump_config, plain, resolve_config
 from dropbench.pretrain.distributed import setup_launcher
-from dropbench.pretrain.stop import Preempted, deferred, requested, shield_worker, stop_signals
+from dropbench.pretrain.stop import Preempted, deferred, requested, shield_worker, stop_signals, worker_context
 from mmengine.config import Config
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.runner import Runner
@@ -142,6 +142,8 @@ class StrictRunner(Runner):
         loader = Runner.build_dataloader(dataloader, seed=seed, diff_rank_seed=diff_rank_seed)
         if isinstance(loader, torch.utils.data.DataLoader) and loader.num_workers > 0:
             loader.worker_init_fn = functools.partial(shield_worker, then=loader.worker_init_fn)
+            if loader.multiprocessing_context is None:
+                loader.multiprocessing_context = worker_context()
         return loader
 
     def load_checkpoint(self, filename: str, map_location: Any = "cpu", strict: bool = True,

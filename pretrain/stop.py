@@ -12,14 +12,16 @@ presses Ctrl-C once. Every stage and the suite run inside :func:`stop_signals`:
 
 Data-loader worker processes are in the same process group and get the same signals; torch's worker handler dies on a
 SIGTERM that does not come from its parent, which kills the run in the middle of a step ("DataLoader worker is killed
-by signal: Terminated"). :func:`shield_worker` (every loader's ``worker_init_fn``) leaves the decision to the parent:
-SIGINT is ignored, SIGTERM from anyone but the parent is ignored, SIGTERM from the parent (its shutdown) exits.
+by signal: Terminated"). :func:`shield_worker` (every loader's ``worker_init_fn``, with :func:`worker_context` as its
+``multiprocessing_context``) leaves the decision to the parent: SIGINT is ignored, SIGTERM from anyone but the parent
+is ignored, SIGTERM from the parent (its shutdown) exits.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing as mp
 import os
 import signal
 import threading
@@ -27,7 +29,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["DUPLICATE_S", "Preempted", "check", "deferred", "requested", "shield_worker", "stop_signals"]
+__all__ = ["DUPLICATE_S", "Preempted", "check", "deferred", "requested", "shield_worker", "stop_signals",
+           "worker_context"]
 
 log = logging.getLogger(__name__)
 DUPLICATE_S = 2.0  # a second signal within this many seconds is the same stop delivered twice
@@ -125,6 +128,27 @@ def deferred() -> Iterator[None]:
         _state.deferring = max(0, _state.deferring - 1)
 
 
+class _ShieldedProcess(mp.context.ForkProcess):
+    """A forked worker born with SIGTERM and SIGINT blocked, so that none arrives before :func:`shield_worker`."""
+
+    def start(self) -> None:
+        before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+        try:
+            super().start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, before)  # a signal that came meanwhile is handled now
+
+
+class _ShieldedContext(mp.context.ForkContext):
+    Process = _ShieldedProcess
+
+
+def worker_context() -> mp.context.BaseContext | None:
+    """The ``multiprocessing_context`` of data loaders whose ``worker_init_fn`` is :func:`shield_worker` (fork, with
+    the signals blocked from the fork until the shield is up; None where fork is not the start method)."""
+    return _ShieldedContext() if mp.get_start_method(allow_none=True) in (None, "fork") and os.name == "posix" else None
+
+
 def shield_worker(worker_id: int | None = None, then: Callable[[int], None] | None = None) -> None:
     """``worker_init_fn`` of data-loader workers: stopping is the parent's decision (see the module docstring).
 
@@ -135,6 +159,7 @@ def shield_worker(worker_id: int | None = None, then: Callable[[int], None] | No
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = os.getppid()
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # (blocked since the fork by worker_context)
 
     def wait() -> None:
         while True:
