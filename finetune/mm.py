@@ -193,7 +193,7 @@ class DivergenceHook(Hook):
     def after_train_iter(self, runner: Runner, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
         if not outputs or "loss" not in outputs or not self.every_n_train_iters(runner, self.interval):
             return
-        loss = float(outputs["loss"])
+        loss = float(outputs["loss"].detach())
         if not math.isfinite(loss):
             raise FloatingPointError(f"diverged: loss is {loss} at iteration {runner.iter + 1}")
 

@@ -26,6 +26,8 @@ from dropbench.finetune.det import COCO_METRICS, configure_coco, run_coco  # noq
 from dropbench.finetune.mm import adapt_to_device, install_safe_checkpoint_loading, prepare_runner_config  # noqa: E402
 from dropbench.pretrain.config import resolve_config  # noqa: E402
 from dropbench.pretrain.models import create_paper_model  # noqa: E402
+from mmengine.hooks import Hook  # noqa: E402
+from mmengine.registry import HOOKS  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "dropbench.benchmarks.cli"]  # the `dropbench` command, run from this checkout
@@ -384,3 +386,42 @@ def test_a_total_batch_other_than_the_recipes_is_warned_about(caplog):
         assert not caplog.records
         _check_total_batch(cfg, 1)
     assert "set for 16 images per step; this run has 2" in caplog.text and "auto_scale_lr.enable=true" in caplog.text
+
+
+@pytest.mark.slow
+def test_a_diverging_run_fails_naming_the_iteration(coco, swin_ckpt, tmp_path, capsys):
+    """The issue's case (lr 1e6): NaN losses used to train to the end and record `ok` with empty metrics."""
+    out = tmp_path / "run"
+    argv = ["finetune", "coco", "--checkpoint", str(swin_ckpt), "--model", "swin_femto", "--data", str(coco),
+            "--out", str(out), "--config", "smoke", "--cfg-options", *TINY_RUN, "optim_wrapper.optimizer.lr=1e6"]
+    assert cli.main(argv) == 1
+    result = json.loads((out / "result.json").read_text())
+    assert result["status"] == "failed" and result["metrics"] == {}
+    assert re.fullmatch(r"FloatingPointError: diverged: loss is nan at iteration \d", result["error"]), result["error"]
+    n = int(result["error"][-1])
+    assert not (out / f"iter_{n}.pth").exists() and not (out / "epoch_2.pth").exists()  # stopped there
+    assert "diverged: loss is nan at iteration" in capsys.readouterr().err
+
+
+@HOOKS.register_module(name="_DropbenchTestSigterm", force=True)
+class _SigtermAt(Hook):
+    """Sends this process SIGTERM (as `timeout` or SLURM would) during iteration ``at`` (counted from 1)."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        if runner.iter + 1 == self.at:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_detection_run_at_the_iteration(coco, swin_ckpt, tmp_path):
+    """Epoch-based: it stops within the iteration (resuming from the last epoch checkpoint) and records nothing."""
+    from dropbench.pretrain.stop import Preempted
+
+    out = tmp_path / "run"
+    with pytest.raises(Preempted, match="stopped by SIGTERM at iteration 2; no checkpoint"):
+        run_coco(swin_ckpt, "swin_femto", coco, out, resume="auto",
+                 cfg_options={"train_cfg.max_epochs": 1, "custom_hooks": [dict(type="_DropbenchTestSigterm", at=2)]})
+    assert not list(out.glob("*.pth")) and not (out / "result.json").exists()
