@@ -183,3 +183,30 @@ def test_launchers(monkeypatch):
     assert [os.environ[k] for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")] == [
         "5", "8", "1", "127.0.0.1", "21234"]
     setup_launcher("pytorch")  # now every torchrun variable is there
+
+
+@pytest.mark.slow
+def test_sigint_checkpoints_a_classification_run_at_the_next_step(data, checkpoint, tmp_path, monkeypatch):
+    """Ctrl-C (SIGINT) mid-epoch: the step finishes, a checkpoint of it is saved, the run stops and records nothing."""
+    import os
+    import signal
+
+    from dropbench.pretrain import engine
+    from dropbench.pretrain.checkpoint import load_checkpoint_file
+    from dropbench.pretrain.stop import Preempted
+
+    calls = []
+    reseed = engine._reseed
+
+    def reseed_and_interrupt(*args) -> None:  # called once per micro-step: Ctrl-C during the third step
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+        reseed(*args)
+
+    monkeypatch.setattr(engine, "_reseed", reseed_and_interrupt)
+    with pytest.raises(Preempted, match="stopped by SIGINT at iteration 3; checkpoint saved") as e:
+        run_cls("pets", checkpoint, "vit_tiny", data["pets"], tmp_path / "run", config="smoke", cfg_options=TINY)
+    assert e.value.exit_code == 130
+    assert load_checkpoint_file(tmp_path / "run" / "checkpoint.pth")["iteration"] == 3
+    assert not (tmp_path / "run" / "result.json").exists()

@@ -103,3 +103,20 @@ def test_wait_waits_for_the_holder(tmp_path):
     with lock.hold(tmp_path, wait=True, poll_s=0.1):
         assert time.monotonic() - t0 > 0.5
     os.waitpid(child, 0)
+
+
+def test_data_generation_stops_at_once_and_is_redone(tmp_path):
+    import threading
+
+    from dropbench.pretrain.synth import MARKER, write_synth_imagenet
+
+    with stop.stop_signals():
+        timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM))
+        timer.start()
+        t0 = time.monotonic()
+        with pytest.raises(stop.Preempted):
+            write_synth_imagenet(tmp_path, num_classes=4, train_per_class=5000, size=32, progress=False)
+        assert time.monotonic() - t0 < 3
+    assert any(tmp_path.rglob("*.JPEG")) and not (tmp_path / MARKER).exists()  # left unfinished: not taken as done
+    write_synth_imagenet(tmp_path, num_classes=2, train_per_class=2, val_per_class=1, size=16, progress=False)
+    assert (tmp_path / MARKER).exists()
