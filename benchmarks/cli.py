@@ -129,9 +129,14 @@ def _print_tables(results_dir: Path, fmt: str = "md") -> dict:
     tables = build_tables(results, load_reference())
     for name, table in tables.items():
         print(render(table, fmt, TABLES[name].title))
-    for problem in results.attrs.get("problems", []):
-        print(f"warning: skipped unreadable result: {problem}", file=sys.stderr)
+    _warn_unreadable(results)
     return tables
+
+
+def _warn_unreadable(results) -> None:
+    for problem in results.attrs.get("problems", []):
+        print(f"warning: unreadable result (its cell is marked; `suite run` redoes the run): {problem}",
+              file=sys.stderr)
 
 
 def _finish_suite(plan, report) -> int:
@@ -181,7 +186,9 @@ def _cmd_tables(args: argparse.Namespace) -> int:
     root = Path(args.results)
     if not root.is_dir():
         raise FileNotFoundError(f"results folder {root} does not exist")
-    tables = build_tables(collect_results(root), load_reference())
+    results = collect_results(root)
+    _warn_unreadable(results)
+    tables = build_tables(results, load_reference())
     text = "\n".join(render(t, args.format, TABLES[name].title) for name, t in tables.items())
     if args.out:
         Path(args.out).write_text(text)

@@ -142,16 +142,24 @@ def package_versions() -> dict[str, str]:
 def write_result(result: RunResult, run_dir: str | os.PathLike, name: str = RESULT_FILE) -> Path:
     """Write ``run_dir/result.json`` atomically (temp file + rename): readers see the old file or the new one."""
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / name
-    fd, tmp = tempfile.mkstemp(prefix=".result.", suffix=".tmp", dir=run_dir)
+    tmp = None
     try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".result.", suffix=".tmp", dir=run_dir)
         with os.fdopen(fd, "w") as f:
             json.dump(result.to_dict(), f, indent=2, sort_keys=False, default=str)
             f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as e:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            from dropbench.pretrain.checkpoint import write_error
+
+            raise write_error(path, e) from e
         raise
     return path
 
@@ -173,9 +181,12 @@ def read_result(path: str | os.PathLike) -> RunResult:
 def collect_results(root: str | os.PathLike, strict: bool = False) -> pd.DataFrame:
     """Every ``result.json`` under ``root`` as one DataFrame row each (metrics flattened to ``metric:<name>``).
 
-    Unreadable files are skipped with a warning column unless ``strict``; the index can be rebuilt at any time.
+    Unreadable files (``strict``: raise) are left out of the rows, their errors (which name them) listed in
+    ``df.attrs["problems"]``, and ``df.attrs["unreadable"]`` says which run each would have been
+    (path, error, and task / model / variant / dataset from the suite's ``suite_run.json`` beside it, where there is
+    one), so the tables can mark their cells instead of dropping them silently.
     """
-    rows, problems = [], []
+    rows, problems, unreadable = [], [], []
     for path in sorted(Path(root).rglob(RESULT_FILE)):
         try:
             r = read_result(path)
@@ -183,6 +194,7 @@ def collect_results(root: str | os.PathLike, strict: bool = False) -> pd.DataFra
             if strict:
                 raise
             problems.append(str(e))
+            unreadable.append({"path": str(path), "error": str(e), **_planned_run(path.parent)})
             continue
         row: dict[str, Any] = {k: v for k, v in r.to_dict().items() if k not in ("metrics", "config", "versions",
                                                                                    "extra", "pretrain")}
@@ -193,4 +205,14 @@ def collect_results(root: str | os.PathLike, strict: bool = False) -> pd.DataFra
         rows.append(row)
     df = pd.DataFrame(rows)
     df.attrs["problems"] = problems
+    df.attrs["unreadable"] = unreadable
     return df
+
+
+def _planned_run(run_dir: Path) -> dict:
+    """What the suite planned to run in ``run_dir`` (its ``suite_run.json``): task, model, variant, dataset."""
+    try:
+        spec = json.loads((run_dir / "suite_run.json").read_text())
+        return {k: spec[k] for k in ("task", "model", "variant", "dataset")}
+    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        return {}

@@ -76,7 +76,10 @@ def _run_and_record(task: str, dataset: str, model: str, run_dir: Path, fn: Call
                                status="failed", error=f"{type(e).__name__}: {e}", run_dir=str(run_dir),
                                log_path=_find_log(run_dir),
                                extra={"traceback": traceback.format_exc(limit=20)})
-            _write_failure(failed, run_dir)
+            try:
+                _write_failure(failed, run_dir)
+            except OSError as write_error:  # (a full disk): the stage's own error is the one to report
+                log.error("%s", write_error)
         raise
     unknown = set(outcome) - set(_OUTCOME_KEYS)
     if unknown:

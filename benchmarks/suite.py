@@ -543,6 +543,14 @@ def _run_slurm(plan_: SuitePlan, todo: list[RunSpec], report: SuiteReport, clust
 def describe(plan_: SuitePlan) -> str:
     """The plan as a table: run id, task, status, key."""
     rows = [(r.id, status_of(plan_, r), r.key) for r in plan_.runs]
+    warnings = []
+    for r in plan_.runs:
+        path = plan_.run_dir(r) / RESULT_FILE
+        if path.exists():
+            try:
+                read_result(path)
+            except ResultError as e:
+                warnings.append(f"  warning: {e}; the run is not done: `suite run` redoes it")
     width = max(len(r[0]) for r in rows) if rows else 10
     counts: dict[str, int] = {}
     for _, s, _ in rows:
@@ -550,7 +558,7 @@ def describe(plan_: SuitePlan) -> str:
     lines = [f"preset {plan_.preset}: {len(rows)} runs in {plan_.out} ("
              + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + ")"]
     lines += [f"  {rid:{width}}  {status:8} {key}" for rid, status, key in rows]
-    return "\n".join(lines)
+    return "\n".join(lines + warnings)
 
 
 def index(out: str | os.PathLike) -> Path:

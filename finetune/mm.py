@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 from dropbench.finetune.convert import file_sha256
-from dropbench.pretrain.checkpoint import load_checkpoint_file
+from dropbench.pretrain.checkpoint import CheckpointError, load_checkpoint_file, write_error
 from dropbench.pretrain.config import config_hash, dump_config, plain, resolve_config
 from dropbench.pretrain.distributed import setup_launcher
 from dropbench.pretrain.stop import Preempted, deferred, requested, shield_worker, stop_signals, worker_context
@@ -37,7 +37,7 @@ from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader
 
 __all__ = ["DivergenceHook", "StopOnSignalHook", "StrictRunner", "adapt_to_device", "install_safe_checkpoint_loading",
-           "outcome", "prepare_runner_config", "run_runner"]
+           "outcome", "prepare_runner_config", "resume_checkpoint", "run_runner"]
 
 log = logging.getLogger(__name__)
 _RUNTIME_KEYS = ("work_dir", "launcher", "resume", "load_from", "env_cfg", "log_level", "visualizer")
@@ -145,6 +145,15 @@ class StrictRunner(Runner):
             if loader.multiprocessing_context is None:
                 loader.multiprocessing_context = worker_context()
         return loader
+
+    def save_checkpoint(self, out_dir: str, filename: str, *args: Any, **kwargs: Any) -> None:
+        """mmengine's save; a failed write (disk full, permissions) names the file and leaves no partial file."""
+        path = Path(out_dir) / filename
+        try:
+            super().save_checkpoint(out_dir, filename, *args, **kwargs)
+        except OSError as e:
+            path.unlink(missing_ok=True)  # (mmengine writes in place: the part written is no checkpoint)
+            raise write_error(path, e) from e
 
     def load_checkpoint(self, filename: str, map_location: Any = "cpu", strict: bool = True,
                         revise_keys: list | None = None) -> Any:
@@ -286,6 +295,46 @@ def _last_checkpoint(work_dir: str | os.PathLike) -> str | None:
     return marker.read_text().strip() if marker.is_file() else None
 
 
+def resume_checkpoint(work_dir: str | os.PathLike) -> str | None:
+    """The newest checkpoint of ``work_dir`` that loads: the ``last_checkpoint`` marker's, else ``epoch_N.pth`` /
+    ``iter_N.pth``, newest first (None when there is none).
+
+    A damaged one (truncated: the machine died while writing it; unreadable) is skipped with a warning naming it and
+    why, and kept, renamed ``<name>.unreadable`` (never deleted).
+
+    Raises:
+        CheckpointError: checkpoints exist but none loads.
+    """
+    def number(p: Path) -> int:
+        tail = p.stem.split("_", 1)[-1]
+        return int(tail) if tail.isdigit() else -1
+
+    work_dir = Path(work_dir)
+    marker = _last_checkpoint(work_dir)
+    saved = sorted([*work_dir.glob("epoch_*.pth"), *work_dir.glob("iter_*.pth")], key=number, reverse=True)
+    candidates = ([Path(marker)] if marker else []) + [p for p in saved if not marker or p != Path(marker)]
+    skipped = []
+    for path in candidates:
+        if not path.is_file():
+            log.warning("last_checkpoint names %s, which does not exist; trying older checkpoints", path)
+            continue
+        try:
+            load_checkpoint_file(path)
+        except CheckpointError as e:
+            aside = path.with_name(path.name + ".unreadable")
+            os.replace(path, aside)
+            log.warning("skipped checkpoint %s: %s; kept as %s", path, e, aside)
+            skipped.append(str(path))
+            continue
+        if skipped:
+            log.warning("resuming from %s, the newest checkpoint that loads", path)
+        return str(path)
+    if skipped:
+        raise CheckpointError(f"no checkpoint in {work_dir} loads (damaged, kept as *.unreadable: {skipped}); start "
+                              f"the run afresh in a new --out")
+    return None
+
+
 def run_runner(cfg: Config) -> tuple[dict[str, float], Any]:
     """Train with mmengine's Runner, then evaluate the final weights on the validation split.
 
@@ -299,6 +348,8 @@ def run_runner(cfg: Config) -> tuple[dict[str, float], Any]:
     with stop_signals():
         install_safe_checkpoint_loading()
         Path(cfg.work_dir).mkdir(parents=True, exist_ok=True)
+        if cfg.get("resume") and not cfg.get("load_from"):
+            cfg.load_from = resume_checkpoint(cfg.work_dir)  # mmengine resumes from load_from when it is set
         dump_config(cfg, cfg.work_dir)
         runner = StrictRunner.from_cfg(cfg)
         _console_level(runner)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["CheckpointError", "atomic_save", "load_checkpoint_file", "safe_globals"]
+__all__ = ["CheckpointError", "atomic_save", "load_checkpoint_file", "safe_globals", "write_error"]
 
 
 class CheckpointError(ValueError):
@@ -75,18 +75,35 @@ def load_checkpoint_file(path: str | os.PathLike, map_location: str | torch.devi
         ) from None
 
 
+def write_error(path: str | os.PathLike, error: BaseException) -> OSError:
+    """An ``OSError`` naming the file whose write failed (disk full, file-size limit, permissions) and why."""
+    detail = getattr(error, "strerror", None) or (str(error).splitlines() or [type(error).__name__])[0]
+    msg = f"could not write {path} ({type(error).__name__}: {detail}); the previous file there is left as it was"
+    errno = getattr(error, "errno", None)
+    return OSError(errno, msg) if errno is not None else OSError(msg)
+
+
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` to a temporary file beside ``path``, then rename: readers never see a half-written file."""
+    """``torch.save`` to a temporary file beside ``path``, then rename: readers never see a half-written file.
+
+    Raises:
+        OSError: the write failed (disk full, file-size limit, permissions); the message names ``path``, and the
+            previous file at ``path`` is left as it was.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as e:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) or (isinstance(e, RuntimeError) and "write" in str(e)):  # torch's zip writer
+            raise write_error(path, e) from e
         raise
     return path
