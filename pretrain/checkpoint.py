@@ -103,7 +103,9 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
     except BaseException as e:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError) or (isinstance(e, RuntimeError) and "write" in str(e)):  # torch's zip writer
+        torch_writer = isinstance(e, RuntimeError) and any(w in str(e) for w in ("inline_container", "StreamWriter",
+                                                                                 "write"))  # (torch's zip writer)
+        if isinstance(e, OSError) or torch_writer:
             raise write_error(path, e) from e
         raise
     return path

@@ -275,3 +275,18 @@ def test_one_sigterm_stops_a_pretraining_suite_and_a_second_suite_is_refused(tmp
     assert not (run / "result.json").exists()  # stopped, not failed: resumable
     assert not (out / "runs" / "pretrain" / "vit_tiny" / "early-sd").exists()  # the suite did not go on
     assert load_checkpoint_file(run / "checkpoint.pth")["iteration"] > 0
+
+
+def test_plan_names_an_unreadable_result_and_the_run_is_not_done(tmp_path):
+    from dropbench.benchmarks.results import RunResult, write_result
+    from dropbench.benchmarks.suite import _prepare_folder
+
+    p = plan(preset(tmp_path), tmp_path / "out")
+    run = p.runs[0]
+    folder = _prepare_folder(p, run)
+    write_result(RunResult(task="pretrain", dataset="imagenet", model="vit_tiny", metrics={"top1": 50.0}, config={},
+                           config_hash="h"), folder)
+    assert status_of(p, run) == "done"
+    (folder / "result.json").write_text("{\"task\": \"pre")  # truncated
+    assert status_of(p, run) == "partial"  # not done: `suite run` redoes (resumes) it
+    assert f"warning: {folder / 'result.json'} is not valid JSON" in describe(p)

@@ -425,3 +425,22 @@ def test_sigterm_stops_a_detection_run_at_the_iteration(coco, swin_ckpt, tmp_pat
         run_coco(swin_ckpt, "swin_femto", coco, out, resume="auto",
                  cfg_options={"train_cfg.max_epochs": 1, "custom_hooks": [dict(type="_DropbenchTestSigterm", at=2)]})
     assert not list(out.glob("*.pth")) and not (out / "result.json").exists()
+
+
+def test_resume_skips_a_truncated_newest_checkpoint(tmp_path, caplog):
+    from dropbench.finetune.mm import resume_checkpoint
+
+    for n in (1, 2):
+        torch.save({"meta": {"epoch": n}}, tmp_path / f"epoch_{n}.pth")
+    (tmp_path / "last_checkpoint").write_text(str(tmp_path / "epoch_2.pth"))
+    data = (tmp_path / "epoch_2.pth").read_bytes()
+    (tmp_path / "epoch_2.pth").write_bytes(data[: len(data) // 2])  # the machine died while mmengine wrote it
+    with caplog.at_level("WARNING"):
+        assert resume_checkpoint(tmp_path) == str(tmp_path / "epoch_1.pth")
+    assert f"skipped checkpoint {tmp_path / 'epoch_2.pth'}: checkpoint {tmp_path / 'epoch_2.pth'} is truncated" \
+        in caplog.text
+    assert (tmp_path / "epoch_2.pth.unreadable").read_bytes() == data[: len(data) // 2]  # kept, not deleted
+    (tmp_path / "epoch_1.pth").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="no checkpoint in .* loads"):
+        resume_checkpoint(tmp_path)
+    assert resume_checkpoint(tmp_path / "fresh") is None
