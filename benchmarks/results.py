@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from dropbench.pretrain.faults import fault_point
 
 __all__ = [
     "RESULT_FILE",
@@ -147,12 +148,15 @@ def write_result(result: RunResult, run_dir: str | os.PathLike, name: str = RESU
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".result.", suffix=".tmp", dir=run_dir)
+        fault_point("result:tmp-created")
         with os.fdopen(fd, "w") as f:
             json.dump(result.to_dict(), f, indent=2, sort_keys=False, default=str)
             f.write("\n")
             f.flush()
             os.fsync(f.fileno())
+        fault_point("result:written")
         os.replace(tmp, path)
+        fault_point("result:renamed")
     except BaseException as e:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)

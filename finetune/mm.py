@@ -30,6 +30,7 @@ from dropbench.finetune.convert import file_sha256
 from dropbench.pretrain.checkpoint import CheckpointError, load_checkpoint_file, write_error
 from dropbench.pretrain.config import config_hash, dump_config, plain, resolve_config
 from dropbench.pretrain.distributed import setup_launcher
+from dropbench.pretrain.faults import fault_point
 from dropbench.pretrain.stop import Preempted, deferred, requested, shield_worker, stop_signals, worker_context
 from mmengine.config import Config
 from mmengine.hooks import CheckpointHook, Hook
@@ -147,13 +148,20 @@ class StrictRunner(Runner):
         return loader
 
     def save_checkpoint(self, out_dir: str, filename: str, *args: Any, **kwargs: Any) -> None:
-        """mmengine's save; a failed write (disk full, permissions) names the file and leaves no partial file."""
-        path = Path(out_dir) / filename
+        """mmengine's save, made atomic (a temporary file renamed over the target: a kill mid-write leaves the older
+        checkpoints and never a truncated one); a failed write (disk full) names the file."""
+        path, tmp = Path(out_dir) / filename, f".{filename}.tmp"
         try:
-            super().save_checkpoint(out_dir, filename, *args, **kwargs)
-        except OSError as e:
-            path.unlink(missing_ok=True)  # (mmengine writes in place: the part written is no checkpoint)
-            raise write_error(path, e) from e
+            fault_point("mm-checkpoint:tmp-created")
+            super().save_checkpoint(out_dir, tmp, *args, **kwargs)
+            fault_point("mm-checkpoint:written")
+            os.replace(Path(out_dir) / tmp, path)
+            fault_point("mm-checkpoint:renamed")
+        except BaseException as e:
+            (Path(out_dir) / tmp).unlink(missing_ok=True)
+            if isinstance(e, OSError):
+                raise write_error(path, e) from e
+            raise
 
     def load_checkpoint(self, filename: str, map_location: Any = "cpu", strict: bool = True,
                         revise_keys: list | None = None) -> Any:

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from dropbench.pretrain.faults import fault_point
 
 __all__ = ["CheckpointError", "atomic_save", "load_checkpoint_file", "safe_globals", "write_error"]
 
@@ -95,11 +96,14 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fault_point("checkpoint:tmp-created")
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
+        fault_point("checkpoint:written")
         os.replace(tmp, path)
+        fault_point("checkpoint:renamed")
     except BaseException as e:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
