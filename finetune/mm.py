@@ -310,8 +310,7 @@ def resume_checkpoint(work_dir: str | os.PathLike) -> str | None:
     A damaged one (truncated: the machine died while writing it; unreadable) is skipped with a warning naming it and
     why, and kept, renamed ``<name>.unreadable`` (never deleted).
 
-    Raises:
-        CheckpointError: checkpoints exist but none loads.
+    When checkpoints exist but none loads, the run starts afresh (a warning says so).
     """
     def number(p: Path) -> int:
         tail = p.stem.split("_", 1)[-1]
@@ -338,8 +337,8 @@ def resume_checkpoint(work_dir: str | os.PathLike) -> str | None:
             log.warning("resuming from %s, the newest checkpoint that loads", path)
         return str(path)
     if skipped:
-        raise CheckpointError(f"no checkpoint in {work_dir} loads (damaged, kept as *.unreadable: {skipped}); start "
-                              f"the run afresh in a new --out")
+        log.warning("no checkpoint in %s loads (damaged, kept as *.unreadable: %s): the run starts afresh", work_dir,
+                    skipped)
     return None
 
 

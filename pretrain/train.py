@@ -208,23 +208,26 @@ def _checkpoints(out_dir: Path) -> list[Path]:
     return ([latest] if latest.is_file() else []) + sorted(out_dir.glob("checkpoint-*.pth"), key=epoch, reverse=True)
 
 
-def _load_resume(path: Path, out_dir: Path, auto: bool) -> tuple[Path, dict]:
-    """Load the resume checkpoint; with ``auto``, fall back to the newest one that loads when newer ones are damaged.
+def _load_resume(path: Path, out_dir: Path, auto: bool) -> tuple[Path | None, dict | None]:
+    """Load the resume checkpoint; with ``auto``, fall back to the newest one that loads when newer ones are damaged,
+    and start afresh (None, None) when none does.
 
     A damaged checkpoint (truncated: the machine died while writing it; unreadable) is logged with the reason and
     kept, renamed ``<name>.unreadable`` so that the next save does not overwrite it; nothing is deleted.
     """
-    candidates = _checkpoints(out_dir) if auto else [path]
-    for i, candidate in enumerate(candidates):
+    if not auto:
+        return path, load_checkpoint_file(path)
+    for candidate in _checkpoints(out_dir):
         try:
-            return candidate, load_checkpoint_file(candidate)
+            ckpt = load_checkpoint_file(candidate)
         except CheckpointError as e:
-            if not auto or i == len(candidates) - 1:
-                raise
             aside = candidate.with_name(candidate.name + ".unreadable")
             os.replace(candidate, aside)
-            log.warning("skipped checkpoint %s: %s; kept as %s, trying %s", candidate, e, aside, candidates[i + 1])
-    raise CheckpointError(f"no checkpoint to resume from in {out_dir}")  # (unreachable: candidates is not empty)
+            log.warning("skipped checkpoint %s: %s; kept as %s", candidate, e, aside)
+            continue
+        return candidate, ckpt
+    log.warning("no checkpoint in %s loads: the run starts afresh", out_dir)
+    return None, None
 
 
 def imagenet_datasets(cfg: Config, train_tf: Callable, eval_tf: Callable, seed: int) -> tuple[Any, Any, int]:
@@ -336,6 +339,7 @@ def _run(cfg: Config, out_dir: str | os.PathLike, resume: str | None, datasets: 
     run_hash = config_hash(cfg, exclude=_RESUME_FREE)
     if resume_path is not None:
         resume_path, ckpt = _load_resume(resume_path, out_dir, resume == "auto")
+    if resume_path is not None:
         if ckpt.get("config_hash") != run_hash:
             raise CheckpointError(f"{resume_path} was written by a different config (hash {ckpt.get('config_hash')}, "
                                   f"this run {run_hash}); resume with the same recipe and flags, or a new --out")

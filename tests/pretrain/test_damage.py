@@ -38,9 +38,11 @@ def test_resume_falls_back_to_the_newest_checkpoint_that_loads(tmp_path, caplog)
     for name in ("checkpoint.pth", "checkpoint-1.pth"):  # each skipped one named, with the reason, and kept
         assert f"skipped checkpoint {tmp_path / name}: checkpoint {tmp_path / name} is truncated" in caplog.text
         assert (tmp_path / f"{name}.unreadable").stat().st_size > 0
+    _damage(tmp_path / "checkpoint-0.pth")
     with pytest.raises(CheckpointError, match="truncated"):  # an explicit --resume PATH never falls back
-        _damage(tmp_path / "checkpoint-0.pth")
         _load_resume(tmp_path / "checkpoint-0.pth", tmp_path, auto=False)
+    assert _load_resume(tmp_path / "checkpoint-0.pth", tmp_path, auto=True) == (None, None)  # none loads: afresh
+    assert f"no checkpoint in {tmp_path} loads: the run starts afresh" in caplog.text
 
 
 def test_a_checkpoint_write_that_fails_names_the_file_and_keeps_the_previous_one(tmp_path):
