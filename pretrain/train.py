@@ -208,12 +208,13 @@ def _checkpoints(out_dir: Path) -> list[Path]:
     return ([latest] if latest.is_file() else []) + sorted(out_dir.glob("checkpoint-*.pth"), key=epoch, reverse=True)
 
 
-def _load_resume(path: Path, out_dir: Path, auto: bool) -> tuple[Path | None, dict | None]:
+def _load_resume(path: Path, out_dir: Path, auto: bool, is_main: bool = True) -> tuple[Path | None, dict | None]:
     """Load the resume checkpoint; with ``auto``, fall back to the newest one that loads when newer ones are damaged,
     and start afresh (None, None) when none does.
 
     A damaged checkpoint (truncated: the machine died while writing it; unreadable) is logged with the reason and
-    kept, renamed ``<name>.unreadable`` so that the next save does not overwrite it; nothing is deleted.
+    kept, renamed ``<name>.unreadable`` so that the next save does not overwrite it; nothing is deleted. The one
+    resumed from becomes ``checkpoint.pth`` again (the run's latest, which fine-tuning runs read).
     """
     if not auto:
         return path, load_checkpoint_file(path)
@@ -221,10 +222,13 @@ def _load_resume(path: Path, out_dir: Path, auto: bool) -> tuple[Path | None, di
         try:
             ckpt = load_checkpoint_file(candidate)
         except CheckpointError as e:
-            aside = candidate.with_name(candidate.name + ".unreadable")
-            os.replace(candidate, aside)
-            log.warning("skipped checkpoint %s: %s; kept as %s", candidate, e, aside)
+            if is_main:
+                aside = candidate.with_name(candidate.name + ".unreadable")
+                os.replace(candidate, aside)
+                log.warning("skipped checkpoint %s: %s; kept as %s", candidate, e, aside)
             continue
+        if is_main and candidate != out_dir / CHECKPOINT:
+            atomic_link_copy(candidate, out_dir / CHECKPOINT)
         return candidate, ckpt
     log.warning("no checkpoint in %s loads: the run starts afresh", out_dir)
     return None, None
@@ -338,7 +342,7 @@ def _run(cfg: Config, out_dir: str | os.PathLike, resume: str | None, datasets: 
     start_iter, records, meters = 0, [], None
     run_hash = config_hash(cfg, exclude=_RESUME_FREE)
     if resume_path is not None:
-        resume_path, ckpt = _load_resume(resume_path, out_dir, resume == "auto")
+        resume_path, ckpt = _load_resume(resume_path, out_dir, resume == "auto", dist.is_main)
     if resume_path is not None:
         if ckpt.get("config_hash") != run_hash:
             raise CheckpointError(f"{resume_path} was written by a different config (hash {ckpt.get('config_hash')}, "

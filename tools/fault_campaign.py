@@ -163,6 +163,8 @@ def compare_training(ref: Path, run: Path) -> tuple[list[str], int, int]:
         return [f"{run}: no ok result.json"], 1, 0
     if a["metrics"] != b["metrics"]:
         problems.append(f"{run}: metrics {b['metrics']} differ from the reference's {a['metrics']}")
+    if not (run / "checkpoint.pth").is_file():
+        return [f"{run}: no checkpoint.pth"], 1, 0
     ka, kb = load_checkpoint_file(ref / "checkpoint.pth"), load_checkpoint_file(run / "checkpoint.pth")
     if ka["iteration"] != kb["iteration"]:
         problems.append(f"{run}: ended at iteration {kb['iteration']}, the reference at {ka['iteration']}")

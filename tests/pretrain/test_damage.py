@@ -35,10 +35,12 @@ def test_resume_falls_back_to_the_newest_checkpoint_that_loads(tmp_path, caplog)
     with caplog.at_level(logging.WARNING):
         path, ckpt = _load_resume(tmp_path / "checkpoint.pth", tmp_path, auto=True)
     assert path == tmp_path / "checkpoint-0.pth" and ckpt["iteration"] == 12
+    assert load_checkpoint_file(tmp_path / "checkpoint.pth")["iteration"] == 12  # the latest again
     for name in ("checkpoint.pth", "checkpoint-1.pth"):  # each skipped one named, with the reason, and kept
         assert f"skipped checkpoint {tmp_path / name}: checkpoint {tmp_path / name} is truncated" in caplog.text
         assert (tmp_path / f"{name}.unreadable").stat().st_size > 0
     _damage(tmp_path / "checkpoint-0.pth")
+    _damage(tmp_path / "checkpoint.pth")
     with pytest.raises(CheckpointError, match="truncated"):  # an explicit --resume PATH never falls back
         _load_resume(tmp_path / "checkpoint-0.pth", tmp_path, auto=False)
     assert _load_resume(tmp_path / "checkpoint-0.pth", tmp_path, auto=True) == (None, None)  # none loads: afresh
