@@ -507,15 +507,25 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     refs = {}
     for name in names:
-        refs[name] = reference(c, stages[name])
-        c.say(f"reference {name}: {refs[name][1]:.1f} s")
-    for name in names:
-        chain(c, stages[name], *refs[name], kills[name],
-              extra=truncate_newest if name in ("pretraining", "ADE20K") else None)
-    if "pretraining" in names and not args.quick:
-        damage_faults(c, stages, refs)
-    if "suite" in names:
-        suite_faults(c, stages["suite"], refs["suite"][0])
+        try:
+            refs[name] = reference(c, stages[name])
+            c.say(f"reference {name}: {refs[name][1]:.1f} s")
+        except RuntimeError as e:  # the stage cannot be checked: say so, go on with the others
+            c.problems.append(str(e))
+            c.say(f"reference {name} failed: {str(e)[:300]}")
+    steps = [(name, lambda name=name: chain(c, stages[name], *refs[name], kills[name],
+                                            extra=truncate_newest if name in ("pretraining", "ADE20K") else None))
+             for name in names if name in refs]
+    if "pretraining" in refs and not args.quick:
+        steps.append(("pretraining damage", lambda: damage_faults(c, stages, refs)))
+    if "suite" in refs:
+        steps.append(("suite faults", lambda: suite_faults(c, stages["suite"], refs["suite"][0])))
+    for name, step in steps:
+        try:
+            step()
+        except Exception as e:  # noqa: BLE001 - one broken step must not hide the others' figures
+            c.problems.append(f"{name}: the campaign step crashed: {type(e).__name__}: {e}")
+            c.say(f"{name}: the campaign step crashed: {type(e).__name__}: {e}")
     text = table(c)
     print(f"\nfault campaign ({'quick' if args.quick else 'full'}, seed {args.seed}, {time.monotonic() - t0:.0f} s)\n")
     print(text)
