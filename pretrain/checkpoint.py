@@ -12,14 +12,13 @@ from __future__ import annotations
 import argparse
 import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from dropbench.pretrain.faults import fault_point
+from dropbench.pretrain.io import atomic_write, write_error
 
 __all__ = ["CheckpointError", "atomic_save", "load_checkpoint_file", "safe_globals", "write_error"]
 
@@ -76,14 +75,6 @@ def load_checkpoint_file(path: str | os.PathLike, map_location: str | torch.devi
         ) from None
 
 
-def write_error(path: str | os.PathLike, error: BaseException) -> OSError:
-    """An ``OSError`` naming the file whose write failed (disk full, file-size limit, permissions) and why."""
-    detail = getattr(error, "strerror", None) or (str(error).splitlines() or [type(error).__name__])[0]
-    msg = f"could not write {path} ({type(error).__name__}: {detail}); the previous file there is left as it was"
-    errno = getattr(error, "errno", None)
-    return OSError(errno, msg) if errno is not None else OSError(msg)
-
-
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` to a temporary file beside ``path``, then rename: readers never see a half-written file.
 
@@ -91,25 +82,4 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
         OSError: the write failed (disk full, file-size limit, permissions); the message names ``path``, and the
             previous file at ``path`` is left as it was.
     """
-    path = Path(path)
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        fault_point("checkpoint:tmp-created")
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        fault_point("checkpoint:written")
-        os.replace(tmp, path)
-        fault_point("checkpoint:renamed")
-    except BaseException as e:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        torch_writer = isinstance(e, RuntimeError) and any(w in str(e) for w in ("inline_container", "StreamWriter",
-                                                                                 "write"))  # (torch's zip writer)
-        if isinstance(e, OSError) or torch_writer:
-            raise write_error(path, e) from e
-        raise
-    return path
+    return atomic_write(path, lambda f: torch.save(obj, f), binary=True, fsync=True, label="checkpoint")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from dropbench.pretrain.io import atomic_write
 from dropbench.pretrain.synth import Shape, background, draw_shape, synth_marker
 from PIL import Image
 
@@ -326,10 +327,7 @@ def write_synth_coco(
                 ann_id += 1
                 annotations.append({"id": ann_id, "image_id": image_id, **obj})
         path = _ann_file(root, split)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"info": {"description": "dropbench generated scenes", "seed": seed},
-                                   "images": images, "annotations": annotations, "categories": categories}))
-        os.replace(tmp, path)
+        atomic_write(path, json.dumps({"info": {"description": "dropbench generated scenes", "seed": seed},
+                                       "images": images, "annotations": annotations, "categories": categories}))
     synth_marker(root, "coco", train=num_train, val=num_val, categories=len(categories), seed=seed)
     return root
