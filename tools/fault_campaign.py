@@ -67,6 +67,7 @@ class Campaign:
     rows: dict[tuple[str, str], Row] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     log: Path | None = None
+    chains: dict[str, int] = field(default_factory=dict)
 
     def row(self, stage: str, fault: str) -> Row:
         return self.rows.setdefault((stage, fault), Row(stage, fault))
@@ -320,10 +321,10 @@ def reference(c: Campaign, stage: Stage) -> tuple[Path, float]:
 
 def chain(c: Campaign, stage: Stage, ref: Path, seconds: float, kills: int, extra: Callable | None = None) -> int:
     """Kill-and-resume chains until ``kills`` kills were injected; returns how many were."""
-    injected, n_chain = 0, 0
+    injected = 0
     log = c.root / "logs" / f"{stage.name}.log"
     while injected < kills:
-        n_chain += 1
+        c.chains[stage.name] = n_chain = c.chains.get(stage.name, 0) + 1
         out = c.root / "runs" / f"{stage.name}-{n_chain}"
         shutil.rmtree(out, ignore_errors=True)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -513,19 +514,26 @@ def main(argv: list[str] | None = None) -> int:
         except RuntimeError as e:  # the stage cannot be checked: say so, go on with the others
             c.problems.append(str(e))
             c.say(f"reference {name} failed: {str(e)[:300]}")
-    steps = [(name, lambda name=name: chain(c, stages[name], *refs[name], kills[name],
-                                            extra=truncate_newest if name in ("pretraining", "ADE20K") else None))
-             for name in names if name in refs]
+    steps = []  # the other faults first, then kill chains round-robin over the stages (the table fills evenly)
     if "pretraining" in refs and not args.quick:
         steps.append(("pretraining damage", lambda: damage_faults(c, stages, refs)))
-    if "suite" in refs:
+    if "suite" in refs and not args.quick:
         steps.append(("suite faults", lambda: suite_faults(c, stages["suite"], refs["suite"][0])))
+    left = {name: kills[name] for name in names if name in refs}
+    while any(left.values()):
+        for name in [n for n in left if left[n]]:
+            n = min(left[name], 3)
+            left[name] -= n
+            steps.append((name, lambda name=name, n=n: chain(c, stages[name], *refs[name], n,
+                                                             extra=truncate_newest if name in ("pretraining", "ADE20K")
+                                                             else None)))
     for name, step in steps:
         try:
             step()
         except Exception as e:  # noqa: BLE001 - one broken step must not hide the others' figures
             c.problems.append(f"{name}: the campaign step crashed: {type(e).__name__}: {e}")
             c.say(f"{name}: the campaign step crashed: {type(e).__name__}: {e}")
+        (root / "table.md").write_text(table(c) + "\n")  # so far (the campaign may be stopped at any point)
     text = table(c)
     print(f"\nfault campaign ({'quick' if args.quick else 'full'}, seed {args.seed}, {time.monotonic() - t0:.0f} s)\n")
     print(text)
