@@ -452,6 +452,7 @@ def suite_faults(c: Campaign, stage: Stage, ref: Path) -> None:
     else:
         c.problems.append(f"two suites: second rc {second.returncode} ({second.stderr[-500:]}), first rc "
                           f"{first.returncode}")
+        c.say(f"suite: PROBLEM {c.problems[-1]}")
     problems, lost, twice = compare_suite(ref, out)
     c.problems += problems
     row.lost += lost

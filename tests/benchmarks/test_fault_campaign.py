@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_quick_fault_campaign_loses_nothing_and_counts_nothing_twice(tmp_path, capsys):
     spec = importlib.util.spec_from_file_location("fault_campaign", REPO / "tools" / "fault_campaign.py")
     campaign = importlib.util.module_from_spec(spec)
+    sys.modules["fault_campaign"] = campaign  # (dataclasses look their module up)
     spec.loader.exec_module(campaign)
     rc = campaign.main(["--quick", "--out", str(tmp_path)])
     summary = json.loads((tmp_path / "summary.json").read_text())
