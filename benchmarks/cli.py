@@ -24,6 +24,7 @@ _EPILOG = """stages:
   evaluate   run every downstream task for one new checkpoint, beside the suite's rows
   tables     build the tables from result files (md, tex, csv)
   report     figures and tables in one Markdown report
+  doctor     print the stack and check each task on the devices seen (mmcv's CUDA ops on a GPU)
 run `dropbench <stage> --help` for the options of each."""
 
 
@@ -181,6 +182,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from dropbench.benchmarks.doctor import run_doctor
+
+    return run_doctor()
+
+
 def _cmd_synth_imagenet(args: argparse.Namespace) -> int:
     from dropbench.pretrain.synth import write_synth_imagenet
 
@@ -305,6 +312,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="report folder (default: RESULTS/report)")
     p.set_defaults(func=_cmd_report)
 
+    p = sub.add_parser("doctor", help="print the stack and check each task on the devices seen",
+                       description="Print python, torch (CUDA, cuDNN), timm, mmcv (CPU or CUDA ops, GPU code), mmdet, "
+                       "mmseg, the GPUs and NCCL; run each task's needs on the device (mmcv's roi_align and nms on a "
+                       "GPU when one is visible). Exits 1 with the command that fixes what is missing.")
+    p.set_defaults(func=_cmd_doctor)
+
     data = sub.add_parser("data", help="generate the embedded default data sets")
     dsub = data.add_subparsers(dest="data_command", metavar="<generator>", required=True)
     p = dsub.add_parser("synth-imagenet", help="a small generated ImageNet-layout set with learnable classes")
@@ -365,6 +378,13 @@ def main(argv: list[str] | None = None) -> int:
         if argv is None:  # the process's own command: exit now (the stack's interpreter teardown takes seconds)
             _exit_now(e.exit_code)
         return e.exit_code
+    except RuntimeError as e:
+        from dropbench.benchmarks.doctor import StackError
+
+        if not isinstance(e, StackError):
+            raise
+        print(f"dropbench {args.command}: error: {e}", file=sys.stderr)  # the stack cannot run it here: the fix
+        return 1
     except KeyboardInterrupt:
         print(f"dropbench {args.command}: interrupted", file=sys.stderr)
         return 130

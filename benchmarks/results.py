@@ -164,6 +164,19 @@ def read_result(path: str | os.PathLike) -> RunResult:
     return RunResult.from_dict(data, source=str(path))
 
 
+def _finetune_drop_path(r: RunResult) -> float | None:
+    """The fixed drop-path rate a fine-tuning run used (``extra.hparams``, else its resolved config), or None."""
+    if r.task == "pretrain":
+        return None
+    rate = (r.extra.get("hparams") or {}).get("drop_path")
+    if rate is None:
+        backbone = (r.config.get("model") or {}).get("backbone") or {}
+        drop = r.config.get("drop") or {}
+        rate = backbone.get("drop_path_rate") if backbone else (drop.get("rate") if drop.get("kind") == "drop_path"
+                                                                 else None)
+    return float(rate) if rate is not None else None
+
+
 def collect_results(root: str | os.PathLike, strict: bool = False) -> pd.DataFrame:
     """Every ``result.json`` under ``root`` as one DataFrame row each (metrics flattened to ``metric:<name>``).
 
@@ -185,7 +198,8 @@ def collect_results(root: str | os.PathLike, strict: bool = False) -> pd.DataFra
         row: dict[str, Any] = {k: v for k, v in r.to_dict().items() if k not in ("metrics", "config", "versions",
                                                                                    "extra", "pretrain")}
         row["path"] = str(path)
-        row["recipe"] = r.extra.get("recipe")  # pretraining: basic / improved / smoke / a file
+        row["recipe"] = r.extra.get("recipe")  # the run's own recipe: basic / improved / smoke / paper-3x / a file
+        row["drop_path"] = _finetune_drop_path(r)
         row.update({f"metric:{k}": v for k, v in r.metrics.items()})
         row.update({f"pretrain:{k}": v for k, v in r.pretrain.items()})
         rows.append(row)

@@ -138,4 +138,5 @@ def pretrain_run(cfg, out_dir: str | os.PathLike, resume: str | None = None, rec
         metrics=metrics, config=plain(cfg), config_hash=summary["pretrain"]["config_hash"],
         seed=int(cfg.runtime.seed), checkpoint=summary["checkpoint"], pretrain=summary["pretrain"],
         log_path=str(Path(out_dir) / "log.jsonl"),
-        extra={"epochs": summary["epochs"], "world_size": summary["world_size"], "recipe": recipe})
+        extra={"epochs": summary["epochs"], "world_size": summary["world_size"], "recipe": recipe,
+               "precision": summary["precision"], "loop": summary["loop"]})

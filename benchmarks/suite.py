@@ -143,6 +143,28 @@ def _data_roots(preset: Config, out: Path, data_roots: dict[str, str] | None) ->
     return roots
 
 
+# where a preset's fine-tuning drop-path rate (``finetune.<task>.drop_path``) goes in each task's recipe
+_DROP_PATH_KEYS = {"coco": {"model.backbone.drop_path_rate": "{rate}"},
+                   "ade20k": {"model.backbone.drop_path_rate": "{rate}"},
+                   "cls": {"drop.kind": "drop_path", "drop.rate": "{rate}"}}
+
+
+def finetune_options(task: str, spec: dict) -> dict:
+    """A task's overrides from its preset entry: ``cfg_options``, after the ``drop_path`` key when it is set.
+
+    ``drop_path`` (None or absent: the recipe's fixed rate, 0.1, dropbench's choice) sets the fixed stochastic-depth
+    rate of the fine-tuning runs; a set value enters the run key through these overrides, an unset one changes nothing.
+    """
+    options: dict = {}
+    rate = spec.get("drop_path")
+    if rate is not None:
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= float(rate) < 1.0:
+            raise ValueError(f"finetune.{task}.drop_path must be a rate in [0, 1) or None, got {rate!r}")
+        options = {k: float(rate) if v == "{rate}" else v for k, v in _DROP_PATH_KEYS[task].items()}
+    options.update(dict(spec.get("cfg_options", {})))
+    return options
+
+
 def plan(preset: str | Config, out: str | os.PathLike, data_roots: dict[str, str] | None = None,
          seeds: int | None = None, checkpoint: str | None = None, model: str | None = None,
          label: str | None = None) -> SuitePlan:
@@ -201,7 +223,7 @@ def plan(preset: str | Config, out: str | os.PathLike, data_roots: dict[str, str
                     parts = [task] + ([dataset] if several else []) + [model_name, variant, f"seed{seed}"]
                     runs.append(RunSpec(id="/".join(parts), task=task, model=model_name, variant=variant,
                                         dataset=dataset, config=spec["config"], data_root=roots[dataset], seed=seed,
-                                        cfg_options=dict(spec.get("cfg_options", {})), upstream=upstream,
+                                        cfg_options=finetune_options(task, spec), upstream=upstream,
                                         checkpoint=ckpt))
     keyed: dict[str, RunSpec] = {}
     recipes: dict[tuple[str, str, str], str] = {}

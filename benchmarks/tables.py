@@ -19,8 +19,8 @@ from dropbench.finetune.tasks import TASKS, Column, TableSpec
 from dropbench.pretrain.io import atomic_write
 from dropbench.pretrain.models import PAPER_MODELS
 
-__all__ = ["PRETRAIN_TABLE", "REFERENCE", "TABLES", "Column", "TableSpec", "build_table", "build_tables",
-           "load_reference", "render", "write_tables"]
+__all__ = ["PRETRAIN_TABLE", "REFERENCE", "TABLES", "Column", "TableSpec", "build_table",
+           "build_tables", "load_reference", "recipe_caption", "render", "write_tables"]
 
 REFERENCE = Path(os.environ.get("DROPBENCH_REFERENCE", Path(__file__).resolve().parents[1] / "results" / "reference"
                                 / "paper.csv"))
@@ -126,6 +126,7 @@ def build_table(results: pd.DataFrame, spec: TableSpec, reference: pd.DataFrame 
         title = titled.get(u.get("dataset"), titled.get(None))
         cell = (u["model"], u["variant"]), (title, "unreadable")
         table.loc[cell] = (0 if pd.isna(table.loc[cell]) else table.loc[cell]) + 1
+    table.attrs["caption"] = recipe_caption(runs, spec)
     if spec.mean_column:
         means = table[[(c.title, "mean") for c in cols]]
         complete = means.notna().all(axis=1)
@@ -143,6 +144,40 @@ def build_table(results: pd.DataFrame, spec: TableSpec, reference: pd.DataFrame 
                     table.loc[(m, base), (title, "mean")]
             table.loc[(m, base), (title, "delta")] = float("nan")
     return table
+
+
+def _values(runs: pd.DataFrame, column: str) -> list:
+    if column not in runs:
+        return []
+    return sorted({v for v in runs[column] if v is not None and not (isinstance(v, float) and math.isnan(v))},
+                  key=str)
+
+
+def recipe_caption(runs: pd.DataFrame, spec: TableSpec) -> str:
+    """What produced a table's rows, read from its runs: the pretraining recipe, the fine-tuning recipe and its
+    drop-path rate, the seeds (several values are listed with ``/``)."""
+    parts = []
+    if spec.task == "pretrain":
+        recipes = _values(runs, "recipe")
+        if recipes:
+            parts.append("recipe " + " / ".join(map(str, recipes)))
+    else:
+        pre = _values(runs, "pretrain:recipe")
+        if pre:
+            parts.append("pretraining " + " / ".join(map(str, pre)))
+        fine = _values(runs, "recipe")
+        rates = _values(runs, "drop_path")
+        if fine or rates:
+            text = "fine-tuning " + (" / ".join(map(str, fine)) or "recipe not recorded")
+            if rates:
+                text += ", drop path " + " / ".join(f"{r:g}" for r in rates)
+                if 0.1 in rates:
+                    text += " (0.1: dropbench's choice, no source for these models)"
+            parts.append(text)
+    seeds = _values(runs, "seed")
+    if seeds:
+        parts.append(("seed " if len(seeds) == 1 else "seeds ") + ", ".join(str(int(x)) for x in seeds))
+    return "; ".join(parts)
 
 
 def _baseline(table: pd.DataFrame, model: str) -> str | None:
@@ -207,6 +242,9 @@ def render(table: pd.DataFrame, fmt: str = "md", title: str | None = None) -> st
     """A table as Markdown (``md``), LaTeX booktabs (``tex``) or CSV (``csv``: numbers, one column per statistic)."""
     if fmt not in ("md", "tex", "csv"):
         raise ValueError(f"format must be md, tex or csv, got {fmt!r}")
+    caption = table.attrs.get("caption")
+    if title and caption:
+        title = f"{title} — {caption}"
     if fmt == "csv":
         flat = table.copy()
         flat.columns = [t if s == "mean" else f"{t} {s}" for t, s in flat.columns]

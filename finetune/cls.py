@@ -31,7 +31,7 @@ from dropbench.pretrain.schedules import DropSpec
 from dropbench.pretrain.train import run
 from mmengine.config import Config
 
-__all__ = ["build_cls_config", "run_cls"]
+__all__ = ["build_cls_config", "hyperparameters", "run_cls"]
 
 log = logging.getLogger(__name__)
 _RESUME_FREE = ("runtime",)  # as pretrain.train: keys that may change on resumption; left out of the config hash
@@ -58,6 +58,27 @@ def build_cls_config(job: Job) -> Config:
     if cfg.data.dataset != dataset:
         raise ValueError(f"data.dataset is {cfg.data.dataset!r} but --dataset is {dataset!r}")
     return cfg
+
+
+def hyperparameters(cfg: Config, world_size: int, precision: dict | None = None) -> dict:
+    """Every setting a classification run trained with, flat, for ``result.json`` (``extra.hparams``)."""
+    o, s, a, d, dr = cfg.optim, cfg.schedule, cfg.augment, cfg.data, cfg.drop
+    total = int(d.batch_size) * int(d.update_freq) * int(world_size)
+    return {
+        "optimizer": o.opt, "lr": float(o.lr), "lr_batch_size": int(o.lr_batch_size),
+        "lr_effective": float(o.lr) * total / float(o.lr_batch_size), "weight_decay": float(o.weight_decay),
+        "layer_decay": o.layer_decay, "opt_eps": o.opt_eps, "opt_betas": plain(o.opt_betas), "clip_grad": o.clip_grad,
+        "epochs": int(s.epochs), "warmup_epochs": int(s.warmup_epochs), "min_lr": float(s.min_lr),
+        "warmup_lr": float(s.warmup_lr), "batch_size": int(d.batch_size), "update_freq": int(d.update_freq),
+        "world_size": int(world_size), "total_batch": total, "input_size": int(d.input_size),
+        "interpolation": d.interpolation, "crop_pct": d.crop_pct,
+        "drop_path": float(dr.rate) if dr.kind == "drop_path" else 0.0,
+        "dropout": float(dr.rate) if dr.kind == "dropout" else 0.0,
+        "auto_augment": a.auto_augment, "color_jitter": a.color_jitter, "re_prob": a.re_prob,
+        "mixup": a.mixup, "cutmix": a.cutmix, "mixup_prob": a.mixup_prob, "mixup_switch_prob": a.mixup_switch_prob,
+        "smoothing": a.smoothing, "scale": plain(a.get("scale")), "ema": bool(cfg.ema.enabled),
+        "use_ema_weights": bool(cfg.model.use_ema), "seed": int(cfg.runtime.seed), "precision": precision,
+    }
 
 
 def _mean(values: list[float | None] | None) -> float | None:
@@ -114,6 +135,8 @@ def run_cls(job: Job) -> Outcome:
         seed=int(cfg.runtime.seed), checkpoint=job.checkpoint, load_report=report,
         log_path=str(Path(job.out) / "log.jsonl"),
         extra={
+            "recipe": job.config,
+            "hparams": hyperparameters(cfg, summary["world_size"], summary.get("precision")),
             "per_class_top1": per_class,
             "classes": data.classes,
             "num_classes": summary["num_classes"],
@@ -124,6 +147,7 @@ def run_cls(job: Job) -> Outcome:
             "epochs": summary["epochs"],
             "train_loss": summary["train_loss"],
             "world_size": summary["world_size"],
+            "loop": summary["loop"],
             "finetuned_checkpoint": summary["checkpoint"],
         },
     )

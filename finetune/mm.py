@@ -99,10 +99,15 @@ def adapt_to_device(cfg: Config) -> list[str]:
     """Make a GPU recipe runnable where no GPU is visible; returns what was changed (also logged).
 
     mmengine's ``AmpOptimWrapper`` asserts a GPU: it becomes a float32 ``OptimWrapper`` (same optimizer, loss scaling
-    dropped); NCCL becomes gloo for distributed runs. With a GPU the config is left as it is.
+    dropped); NCCL becomes gloo for distributed runs. With a GPU the config is left as it is, and mmcv's ops are run
+    on it first (``benchmarks.doctor.check_mmcv_device``): a CPU-only mmcv raises ``StackError`` with the fixing
+    command before any data is loaded.
     """
     changes: list[str] = []
     if torch.cuda.is_available():
+        from dropbench.benchmarks.doctor import check_mmcv_device
+
+        check_mmcv_device("cuda")
         return changes
     ow = cfg.get("optim_wrapper")
     if ow is not None and ow.get("type") == "AmpOptimWrapper":
@@ -393,6 +398,26 @@ def run_runner(cfg: Config) -> RunnerRun:
                      _load_report(runner))
 
 
+def hyperparameters(cfg: Config, world_size: int = 1) -> dict:
+    """The settings a det / seg run trained with, flat, for ``result.json`` (``extra.hparams``): a row of a table can
+    be traced to its recipe without the config file (the whole resolved config is in ``result.json`` too)."""
+    ow, loader = cfg.optim_wrapper, cfg.train_dataloader
+    train = cfg.train_cfg
+    return {
+        "optimizer": ow.optimizer.get("type"), "lr": ow.optimizer.get("lr"),
+        "weight_decay": ow.optimizer.get("weight_decay"), "betas": list(ow.optimizer.get("betas") or []) or None,
+        "layer_decay_constructor": ow.get("constructor"), "layer_decay": plain(ow.get("paramwise_cfg") or {}),
+        "optim_wrapper": ow.get("type"), "clip_grad": plain(ow.get("clip_grad")),
+        "drop_path": cfg.model.backbone.get("drop_path_rate"),
+        "epochs": train.get("max_epochs"), "iterations": train.get("max_iters"),
+        "batch_size_per_gpu": loader.get("batch_size"), "world_size": world_size,
+        "total_batch": int(loader.get("batch_size")) * world_size,
+        "param_scheduler": plain(cfg.get("param_scheduler")),
+        "train_pipeline": [t.get("type") for t in loader.dataset.get("pipeline", [])],
+        "seed": int(cfg.randomness.seed),
+    }
+
+
 def outcome(cfg: Config, run: RunnerRun, metrics: dict[str, float], job: Job, extra: dict | None = None) -> Outcome:
     """The task outcome of an mmengine run (``metrics``: those the task reports, from ``run.metrics``)."""
     log_file = run.runner.logger.log_file
@@ -402,4 +427,5 @@ def outcome(cfg: Config, run: RunnerRun, metrics: dict[str, float], job: Job, ex
         seed=int(cfg.randomness.seed), checkpoint=checkpoint, load_report=run.load_report,
         checkpoint_sha256=None if run.load_report or not checkpoint else file_sha256(checkpoint),
         log_path=str(log_file) if log_file else None,
-        extra={"resumed_from": run.runner.resumed_from, **(extra or {})})
+        extra={"resumed_from": run.runner.resumed_from,
+               "hparams": hyperparameters(cfg, int(getattr(run.runner, "world_size", 1) or 1)), **(extra or {})})

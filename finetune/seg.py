@@ -122,5 +122,5 @@ def run_ade20k(job: Job, max_check: int | None = None) -> Outcome:
     result = {k: round(run.metrics[k], 2) for k in SEG_METRICS}  # mmseg's own precision (float32 -> float adds noise)
     if cfg.get("test_multi_scale", False):
         result.update(evaluate_multi_scale(cfg, run.runner))
-    extra = {"data": counts, "iterations": int(run.runner.iter)}
+    extra = {"recipe": job.config, "data": counts, "iterations": int(run.runner.iter)}
     return outcome(cfg, run, result, job, extra)

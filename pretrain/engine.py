@@ -4,15 +4,18 @@ No argparse, no globals: everything a step needs sits in a :class:`TrainContext`
 set from their schedules at every optimizer iteration (global index ``it``), exactly as the paper's code does; the
 drop schedule is optional (fine-tuning uses fixed rates). Randomness (dropout masks, Mixup) is reseeded from
 (seed, rank, micro-step) so a resumed run repeats an uninterrupted one.
+
+The loop never waits for the device within a step: the loss sum and a non-finite flag accumulate on the device and
+are read every ``sync_every`` optimizer steps, before any checkpoint and at the end of the epoch (a non-finite loss
+stops the run within ``sync_every`` steps, and no checkpoint is written after it).
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -60,6 +63,39 @@ class TrainContext:
     rank: int = 0
     progress: bool = True
     fixed_rates: dict[str, float] = field(default_factory=dict)  # rates in force when no schedule runs (for logs)
+    sync_every: int = 50  # optimizer steps between host reads of the loss (and the non-finite check)
+    channels_last: bool = False  # feed images in channels-last memory format (the model must be converted too)
+
+
+class _DeviceMeters:
+    """The epoch's running loss sum and first non-finite loss, kept on the device; ``read`` synchronises.
+
+    The sum is the same float64 sequence of additions as summing ``loss.item() * batch`` on the host, so the
+    figures (and a resumed run's) are bit-identical to a per-step read.
+    """
+
+    def __init__(self, meters: dict, device: torch.device, epoch: int) -> None:
+        self.host = dict(meters)
+        self.epoch = epoch
+        self.loss_sum = torch.tensor(float(self.host["loss_sum"]), dtype=torch.float64, device=device)
+        self.bad_it = torch.tensor(-1, dtype=torch.int64, device=device)  # iteration of the first non-finite loss
+        self.bad_loss = torch.tensor(0.0, dtype=torch.float32, device=device)
+
+    def add(self, loss: torch.Tensor, batch: int, it: int) -> None:
+        loss = loss.detach()
+        self.loss_sum += loss.double() * batch
+        first = ~torch.isfinite(loss) & (self.bad_it < 0)
+        self.bad_it = torch.where(first, it, self.bad_it)
+        self.bad_loss = torch.where(first, loss.float(), self.bad_loss)
+
+    def read(self) -> dict:
+        """Host copy of the meters; raises ``FloatingPointError`` if a loss was not finite."""
+        bad_it, bad_loss, loss_sum = torch.stack([self.bad_it.double(), self.bad_loss.double(), self.loss_sum]).tolist()
+        if bad_it >= 0:
+            raise FloatingPointError(f"diverged: loss is {bad_loss} at iteration {int(bad_it) + 1} "
+                                     f"(epoch {self.epoch})")
+        self.host["loss_sum"] = loss_sum
+        return dict(self.host)
 
 
 def _autocast(device: torch.device, dtype: torch.dtype | None):
@@ -75,13 +111,26 @@ def _reseed(seed: int, rank: int, micro_step: int) -> None:
     torch.manual_seed(s)
 
 
+def _timed(loader: Iterable, waited: list[float]) -> Iterator:
+    """Iterate ``loader``, adding the time spent waiting for each batch to ``waited[0]``."""
+    batches = iter(loader)
+    while True:
+        t = time.perf_counter()
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        waited[0] += time.perf_counter() - t
+        yield batch
+
+
 def train_one_epoch(
     ctx: TrainContext,
     loader: Iterable,
     epoch: int,
     start_step: int = 0,
     meters: dict | None = None,
-    on_step: Callable[[int, int, dict], None] | None = None,
+    on_step: Callable[[int, int, Callable[[], dict]], None] | None = None,
 ) -> dict:
     """Train for the rest of one epoch and return its statistics.
 
@@ -91,22 +140,26 @@ def train_one_epoch(
         epoch: epoch index (0-based).
         start_step: optimizer steps of this epoch already done (resuming mid-epoch).
         meters: running sums of this epoch restored from a checkpoint (``loss_sum``, ``samples``, ``micro``).
-        on_step: called after each optimizer step with (global iteration done, step in epoch, meters), e.g. to save.
+        on_step: called after each optimizer step with (global iteration done, step in epoch, read_meters), e.g. to
+            save; ``read_meters()`` synchronises with the device, checks the losses and returns the running sums.
 
     Returns:
         ``train_loss``, ``lr``, ``dropout``, ``drop_path``, ``images_per_sec`` (this process x world size is the
-        caller's business), ``samples``, ``iteration``.
+        caller's business), ``data_wait_s`` (time this process waited for the loader), ``samples``, ``iteration``.
     """
     model, opt = ctx.model, ctx.optimizer
     model.train()
-    meters = dict(meters or {"loss_sum": 0.0, "samples": 0, "micro": 0})
+    dev = _DeviceMeters(meters or {"loss_sum": 0.0, "samples": 0, "micro": 0}, ctx.device, epoch)
+    meters = dev.host  # samples and micro are host counts; loss_sum is read from the device by dev.read()
+    sync_every = max(int(ctx.sync_every), 1)
     steps = ctx.iters_per_epoch - start_step
     it = epoch * ctx.iters_per_epoch + start_step
     micro = 0
     t0, seen = time.perf_counter(), 0
     bar = tqdm(total=steps, desc=f"epoch {epoch}", disable=not ctx.progress, leave=False, dynamic_ncols=True)
     opt.zero_grad(set_to_none=True)
-    for images, targets in loader:
+    waited = [0.0]
+    for images, targets in _timed(loader, waited):
         if it >= (epoch + 1) * ctx.iters_per_epoch:
             break
         first, last = micro % ctx.update_freq == 0, (micro + 1) % ctx.update_freq == 0
@@ -118,21 +171,20 @@ def train_one_epoch(
         _reseed(ctx.seed, ctx.rank, it * ctx.update_freq + micro % ctx.update_freq)
         images = images.to(ctx.device, non_blocking=True)
         targets = targets.to(ctx.device, non_blocking=True)
+        if ctx.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
         if ctx.mixup is not None:
             images, targets = ctx.mixup(images, targets)
         sync = contextlib.nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync()
         with sync:
             with _autocast(ctx.device, ctx.amp_dtype):
                 loss = ctx.criterion(model(images), targets)
-            loss_value = loss.item()
-            if not math.isfinite(loss_value):
-                raise FloatingPointError(f"diverged: loss is {loss_value} at iteration {it + 1} (epoch {epoch})")
+            dev.add(loss, images.shape[0], it)
             loss = loss / ctx.update_freq
             if ctx.scaler is not None:
                 ctx.scaler.scale(loss).backward()
             else:
                 loss.backward()
-        meters["loss_sum"] += loss_value * images.shape[0]
         meters["samples"] += images.shape[0]
         seen += images.shape[0]
         micro += 1
@@ -154,10 +206,14 @@ def train_one_epoch(
         it += 1
         meters["micro"] += ctx.update_freq
         bar.update(1)
-        bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{opt.param_groups[0]['lr']:.2e}")
+        if it % sync_every == 0:
+            read = dev.read()
+            bar.set_postfix(loss=f"{read['loss_sum'] / max(read['samples'], 1):.3f}",
+                            lr=f"{opt.param_groups[0]['lr']:.2e}")
         if on_step is not None:
-            on_step(it, it - epoch * ctx.iters_per_epoch, meters)
+            on_step(it, it - epoch * ctx.iters_per_epoch, dev.read)
     bar.close()
+    meters = dev.read()
     elapsed = time.perf_counter() - t0
     rates = dict(ctx.fixed_rates)
     if ctx.drop is not None:
@@ -168,6 +224,7 @@ def train_one_epoch(
         "dropout": rates.get("dropout", 0.0),
         "drop_path": rates.get("drop_path", 0.0),
         "images_per_sec": seen / elapsed if elapsed > 0 else 0.0,
+        "data_wait_s": waited[0],
         "samples": meters["samples"],
         "iteration": it,
     }

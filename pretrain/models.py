@@ -7,17 +7,24 @@ CC-BY-NC 4.0). The architectures are timm's; this module only registers the pape
 which timm family each model belongs to and whether it accepts dropout (ConvNeXt does not, as in the paper's code).
 
 Drop rates are ordinary keyword arguments (``drop_rate``, ``drop_path_rate``). Unlike timm's own Swin, whose default
-stochastic-depth rate is 0.1, every model here defaults to no dropout and no stochastic depth.
+stochastic-depth rate is 0.1, every model here defaults to no dropout and no stochastic depth. Dropout sits where the
+official models have it (facebookresearch/dropout ``models/``): timm's Swin has no dropout after the patch embedding,
+so ``swin_femto`` adds one (``patch_embed.pos_drop``, rate ``pos_drop_rate``), as the official Swin's ``pos_drop``;
+:func:`create_paper_model` never sets the classifier's dropout (timm's ``head_drop``, Swin's ``head.drop``), which the
+official models do not have.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import timm
+import torch
 import torch.nn as nn
 from dropbench.pretrain.schedules import DropRateApplier
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from timm.layers import PatchEmbed
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from timm.models.mlp_mixer import MlpMixer
 from timm.models.mlp_mixer import checkpoint_filter_fn as _mixer_filter
@@ -26,7 +33,7 @@ from timm.models.swin_transformer import checkpoint_filter_fn as _swin_filter
 from timm.models.vision_transformer import VisionTransformer
 from timm.models.vision_transformer import checkpoint_filter_fn as _vit_filter
 
-__all__ = ["PAPER_MODELS", "PaperModel", "create_paper_model", "paper_model"]
+__all__ = ["PAPER_MODELS", "PaperModel", "PatchEmbedDropout", "create_paper_model", "paper_model"]
 
 
 @dataclass(frozen=True)
@@ -83,7 +90,8 @@ def create_paper_model(
     Args:
         name: a key of :data:`PAPER_MODELS`.
         num_classes: classifier outputs (0 for none).
-        dropout: dropout rate written into every dropout of the model (attention, projection, MLP, head, position).
+        dropout: dropout rate of the official models' dropouts (ViT, Swin: position, attention, projection, MLP;
+            Mixer: token and channel MLPs); never the classifier's.
         drop_path: peak stochastic-depth rate; block i of D gets ``drop_path * i / (D - 1)`` (Mixer too).
         img_size: input resolution for models that fix it at build time (ViT, Swin, Mixer); ignored by ConvNeXt.
         **kwargs: further timm keyword arguments (they win over the defaults).
@@ -92,21 +100,34 @@ def create_paper_model(
     if dropout and not spec.supports_dropout:
         raise ValueError(f"{name} has no dropout (as in the paper's code); use drop_path instead")
     args = dict(num_classes=num_classes, drop_path_rate=drop_path)
-    if dropout:
-        args.update(drop_rate=dropout)
+    if dropout:  # never drop_rate: timm gives it to the classifier's dropout, which the official models lack
+        args.update(proj_drop_rate=dropout)
         if spec.family in ("vit", "swin"):
-            args.update(proj_drop_rate=dropout, attn_drop_rate=dropout)
+            args.update(pos_drop_rate=dropout, attn_drop_rate=dropout)
     if img_size is not None and spec.family != "convnext":
         args["img_size"] = img_size
     args.update(kwargs)
     model = timm.create_model(name, **args)
-    # timm leaves some dropouts at 0 (ViT's pos_drop, Mixer's MLP dropouts) and gives Mixer's blocks one uniform
-    # drop-path rate; the one applier writes the paper's rates everywhere, as scheduled runs have them
+    # timm gives Mixer's blocks one uniform drop-path rate; the one applier writes the paper's rates into exactly
+    # the modules a schedule controls, as scheduled runs have them
     if dropout:
         DropRateApplier(model, "dropout", dropout)(dropout)
     if drop_path:
         DropRateApplier(model, "drop_path", drop_path)(drop_path)
     return model
+
+
+class PatchEmbedDropout(PatchEmbed):
+    """timm's patch embedding followed by the official Swin's ``pos_drop`` (facebookresearch/dropout
+    ``models/swin_transformer.py``: ``x = self.pos_drop(self.patch_embed(x))``); no parameters of its own, so
+    checkpoints and timm's key names are unchanged."""
+
+    def __init__(self, *args, drop_rate: float = 0.0, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.pos_drop = nn.Dropout(p=drop_rate)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pos_drop(super().forward(x))
 
 
 def _cfg(**kwargs) -> dict:
@@ -177,9 +198,12 @@ def vit_base(pretrained: bool = False, **kwargs) -> VisionTransformer:
 
 @_unique
 def swin_femto(pretrained: bool = False, **kwargs) -> SwinTransformer:
-    """Swin-F (the paper's ``swin_femto``): patch 4, window 7, embed 40, depths 2-2-6-2, heads 2-4-8-16."""
+    """Swin-F (the paper's ``swin_femto``): patch 4, window 7, embed 40, depths 2-2-6-2, heads 2-4-8-16; a dropout
+    after the patch embedding (``pos_drop_rate``), as the official Swin."""
+    pos_drop_rate = float(kwargs.pop("pos_drop_rate", None) or 0.0)
     model_args = dict(
-        patch_size=4, window_size=7, embed_dim=40, depths=(2, 2, 6, 2), num_heads=(2, 4, 8, 16), drop_path_rate=0.0
+        patch_size=4, window_size=7, embed_dim=40, depths=(2, 2, 6, 2), num_heads=(2, 4, 8, 16), drop_path_rate=0.0,
+        embed_layer=partial(PatchEmbedDropout, drop_rate=pos_drop_rate),
     )
     return _create(SwinTransformer, "swin_femto", _swin_filter, model_args, **kwargs)
 

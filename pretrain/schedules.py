@@ -8,8 +8,11 @@ The paper ("Dropout Reduces Underfitting", Sec. 4) defines a drop rate per train
 * ``late``: 0 until ``cutoff_epoch``, the rate after (``constant`` only).
 
 :func:`drop_schedule` returns that array; :class:`DropRateApplier` writes one entry of it into the model every
-iteration: into every dropout module for dropout, and ``rate * i / (D - 1)`` into the stochastic-depth modules of
-residual block ``i`` of ``D`` for stochastic depth (timm's linear-over-depth rule, across all stages).
+iteration: into the dropout modules the official models schedule for dropout (every ``nn.Dropout`` except the
+classifier's: facebookresearch/dropout's models have no dropout before the head, so timm's ``head_drop`` and Swin's
+``head.drop`` are never scheduled; :func:`scheduled_dropouts`), and ``rate * i / (D - 1)`` into the
+stochastic-depth modules of residual block ``i`` of ``D`` for stochastic depth (timm's linear-over-depth rule,
+across all stages).
 :class:`DropSpec` holds a run's settings (kind, rate, mode, schedule, cutoff), validated once; training, the checkpoint
 converter, the suite, the results store and the report ask it for model kwargs, rates, metadata and variant name.
 """
@@ -27,6 +30,7 @@ from timm.layers import DropPath
 
 __all__ = [
     "DROP_KINDS", "DROP_MODES", "DROP_SCHEDULES", "DropRateApplier", "DropSpec", "drop_schedule", "residual_blocks",
+    "scheduled_dropouts",
 ]
 
 DROP_KINDS = ("none", "dropout", "drop_path")
@@ -195,6 +199,23 @@ class DropSpec:
         return f"{self.mode} {self.kind} {self.rate} ({self.schedule}{extra})"
 
 
+def _is_head(name: str) -> bool:
+    """A dropout of the classifier: timm's ``head_drop`` (ViT, Mixer) or inside ``head`` (Swin's ``head.drop``)."""
+    return name == "head_drop" or name.startswith("head.")
+
+
+def scheduled_dropouts(model: nn.Module) -> dict[str, nn.Module]:
+    """The dropout modules a dropout schedule controls, by name: every dropout of the model except the classifier's.
+
+    The official models' ``update_dropout`` (facebookresearch/dropout ``models/*.py``) sets every ``nn.Dropout`` they
+    have: ViT ``pos_drop``, attention, projection, MLP; Swin ``pos_drop`` after the patch embedding (the paper models
+    add it to timm's Swin as ``patch_embed.pos_drop``), attention, projection, MLP; Mixer the token and channel MLPs.
+    None has a dropout before the classifier, so timm's head dropouts stay out (and stay at 0).
+    """
+    return {n: m for n, m in model.named_modules()
+            if isinstance(m, nn.modules.dropout._DropoutNd) and not _is_head(n)}
+
+
 def residual_blocks(model: nn.Module) -> list[nn.Module]:
     """The model's residual blocks in depth order (every module that owns a stochastic-depth slot).
 
@@ -229,8 +250,11 @@ class DropRateApplier:
             raise ValueError(f"kind must be 'dropout' or 'drop_path', got {kind!r}")
         self.kind = kind
         self.current: float | None = None
+        self.names: list[str] = []  # the scheduled modules' names, in the order of :meth:`rates`
         if kind == "dropout":
-            self._dropouts = [m for m in model.modules() if isinstance(m, nn.modules.dropout._DropoutNd)]
+            named = scheduled_dropouts(model)
+            self.names = list(named)
+            self._dropouts = list(named.values())
             if not self._dropouts:
                 raise ValueError(f"{type(model).__name__} has no dropout modules to schedule")
             return
@@ -240,12 +264,15 @@ class DropRateApplier:
             raise ValueError(f"{type(model).__name__} has {depth} residual blocks; stochastic depth needs at least 2")
         # (module, depth scale) pairs; block 0 always has rate 0 and may hold nn.Identity.
         self._drop_paths: list[tuple[DropPath, float]] = []
+        module_names = {id(m): n for n, m in model.named_modules()}
+        self.names = []
         for i, block in enumerate(blocks):
             scale = i / (depth - 1)
             for attr in _DROP_PATH_ATTRS:
                 slot = getattr(block, attr, None)
                 if isinstance(slot, DropPath):
                     self._drop_paths.append((slot, scale))
+                    self.names.append(module_names[id(slot)])
                 elif isinstance(slot, nn.Identity) and scale > 0 and peak_rate > 0:
                     raise ValueError(
                         f"block {i} of {type(model).__name__} has no DropPath module ({attr} is nn.Identity): build "

@@ -57,6 +57,32 @@ log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pth"
 # Keys that may differ between a run and its resumption without changing what it computes.
 _RESUME_FREE = ("runtime",)
+AMP_CHOICES = ("fp32", "bf16", "fp16")
+_AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_precision(runtime: Any, device: torch.device) -> dict:
+    """The numeric precision a run trains in, from ``runtime.amp`` / ``runtime.tf32`` and the device.
+
+    ``amp``: None or ``fp32`` (float32, the paper recipes: the official main.py's ``--use_amp`` defaults to False),
+    ``bf16`` or ``fp16`` (autocast; fp16 with a grad scaler). Legacy booleans read True as ``fp16``, False as None.
+    Autocast applies on CUDA only; elsewhere the run is float32 (and says so). ``tf32`` (default True) allows TF32
+    matmuls and convolutions on GPUs that have them, as torch 1.8, the paper's version, did by default.
+    Returns ``{"amp": "fp32" | "bf16" | "fp16", "tf32": bool, "dtype": torch dtype or None}``.
+    """
+    amp = runtime.get("amp", None)
+    amp = {True: "fp16", False: None}.get(amp, amp) if isinstance(amp, bool) else amp
+    amp = amp or "fp32"
+    if amp not in AMP_CHOICES:
+        raise ValueError(f"runtime.amp must be one of {AMP_CHOICES} (or null), got {amp!r}; e.g. --amp bf16")
+    if amp != "fp32" and device.type != "cuda":
+        log.warning("runtime.amp=%s applies on CUDA only: training on %s in float32", amp, device.type)
+        amp = "fp32"
+    tf32 = bool(runtime.get("tf32", True)) and device.type == "cuda"
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
+    return {"amp": amp, "tf32": tf32, "dtype": _AMP_DTYPES.get(amp)}
 
 
 def variants() -> dict[str, dict]:
@@ -89,7 +115,11 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"))
     p.add_argument("--num-workers", "--num_workers", type=int)
+    p.add_argument("--amp", choices=AMP_CHOICES,
+                   help="mixed precision on GPUs (bf16, or fp16 with a grad scaler), or fp32; the paper recipes train "
+                        "in float32 as the official main.py does without --use_amp (runtime.amp; recorded)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (runtime.compile=true)")
     p.add_argument("--cfg-options", nargs="+", action=CfgOptions, default={}, metavar="KEY=VALUE",
                    help="override any config key, e.g. optim.weight_decay=0.1 data.input_size=192")
     return p
@@ -127,10 +157,13 @@ def build_config(args: argparse.Namespace, drop_settings: Mapping[str, Any] | No
         "optim.lr": args.lr,
         "runtime.seed": args.seed,
         "runtime.device": args.device,
+        "runtime.amp": getattr(args, "amp", None),
         **{f"drop.{k}": v for k, v in drop.items()},
     }
     if args.no_progress:
         overrides["runtime.progress"] = False
+    if getattr(args, "compile", False):
+        overrides["runtime.compile"] = True
     overrides = {k: v for k, v in overrides.items() if v is not None}  # flags not given
     overrides.update(args.cfg_options or {})  # explicit values, null included
     overrides.update({f"drop.{k}": v for k, v in (drop_settings or {}).items()})
@@ -163,6 +196,7 @@ def pretrain_metadata(cfg: Config) -> dict:
         "model": cfg.model.name,
         **DropSpec.from_config(cfg.drop).metadata(),
         "epochs": int(cfg.schedule.epochs),
+        "recipe": Path(cfg.filename).stem if cfg.filename else None,  # basic / improved / smoke / a file's name
         "config_hash": config_hash(cfg, exclude=_RESUME_FREE),
     }
 
@@ -174,6 +208,32 @@ def _build_model(cfg: Config, num_classes: int, drop: DropSpec) -> nn.Module:
         **drop.model_kwargs(),
         img_size=cfg.model.img_size or cfg.data.input_size,
     )
+
+
+def loop_options(cfg: Config, device: torch.device) -> dict:
+    """The loop's speed options in force (``runtime.channels_last``, ``fused_optimizer``, ``compile``, ``sync_every``).
+
+    ``auto`` turns channels-last on for the convolutional models (ConvNeXt) on CUDA and the fused AdamW/Adam kernel
+    on CUDA; none of them changes what is computed beyond floating-point rounding, and none is used on CPU unless set
+    to true (which the recorded ``loop`` entry of ``result.json`` then says).
+    """
+    r = cfg.runtime
+    cuda = device.type == "cuda"
+
+    def choose(key: str, auto: bool) -> bool:
+        value = r.get(key, "auto")
+        if value == "auto":
+            return auto
+        if not isinstance(value, bool):
+            raise ValueError(f"runtime.{key} must be true, false or 'auto', got {value!r}")
+        return value
+
+    compile_ = r.get("compile", False)
+    if not isinstance(compile_, (bool, str)):
+        raise ValueError(f"runtime.compile must be false, true or a torch.compile backend name, got {compile_!r}")
+    fused = choose("fused_optimizer", cuda) and str(cfg.optim.opt).lower() in ("adamw", "adam")
+    return {"channels_last": choose("channels_last", cuda and paper_model(cfg.model.name).family == "convnext"),
+            "fused_optimizer": fused, "compile": compile_, "sync_every": int(r.get("sync_every", 50))}
 
 
 def _find_resume(resume: str | None, out_dir: Path) -> Path | None:
@@ -291,7 +351,10 @@ def _run(cfg: Config, out_dir: str | os.PathLike, resume: str | None, datasets: 
     drop_spec = DropSpec.from_config(cfg.drop)
     model = _build_model(cfg, num_classes, drop_spec)
     init = prepare_model(model) if prepare_model is not None else {}
+    loop = loop_options(cfg, dist.device)
     model = model.to(dist.device)
+    if loop["channels_last"]:
+        model = model.to(memory_format=torch.channels_last)
     epochs = int(cfg.schedule.epochs)
     drop = None  # standard mode: the rates fixed at build time are the rates in force, nothing to schedule
     if drop_spec.scheduled:
@@ -302,11 +365,18 @@ def _run(cfg: Config, out_dir: str | os.PathLike, resume: str | None, datasets: 
     if dist.distributed:
         model_ddp = nn.parallel.DistributedDataParallel(
             model, device_ids=[dist.local_rank] if dist.device.type == "cuda" else None)
+    if loop["compile"]:
+        if drop is not None:
+            log.warning("torch.compile with a scheduled drop rate: each new rate may recompile the model")
+        backend = loop["compile"] if isinstance(loop["compile"], str) else "inductor"
+        model_ddp = torch.compile(model_ddp, backend=backend)
 
     # optimizer, LR schedule, loss
     o = cfg.optim
     lr = float(o.lr) * total_batch / float(o.lr_batch_size)
     opt_kwargs = {k: v for k, v in (("eps", o.opt_eps), ("betas", o.opt_betas)) if v is not None}
+    if loop["fused_optimizer"]:
+        opt_kwargs["fused"] = True  # one kernel per step, and no host sync in GradScaler.step
     optimizer = create_optimizer_v2(model, opt=o.opt, lr=lr, weight_decay=float(o.weight_decay),
                                     layer_decay=o.layer_decay, **opt_kwargs)
     warmup = int(cfg.schedule.warmup_epochs) * iters_per_epoch
@@ -325,8 +395,9 @@ def _run(cfg: Config, out_dir: str | os.PathLike, resume: str | None, datasets: 
         criterion = LabelSmoothingCrossEntropy(smoothing=a.smoothing)
     else:
         criterion = nn.CrossEntropyLoss()
-    use_amp = bool(cfg.runtime.amp) and dist.device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda") if use_amp else None
+    precision = resolve_precision(cfg.runtime, dist.device)
+    scaler = torch.amp.GradScaler("cuda") if precision["amp"] == "fp16" else None
+    recorded_precision = {"amp": precision["amp"], "tf32": precision["tf32"]}
 
     # resume
     start_iter, records, meters = 0, [], None
@@ -337,6 +408,9 @@ def _run(cfg: Config, out_dir: str | os.PathLike, resume: str | None, datasets: 
         if ckpt.get("config_hash") != run_hash:
             raise CheckpointError(f"{resume_path} was written by a different config (hash {ckpt.get('config_hash')}, "
                                   f"this run {run_hash}); resume with the same recipe and flags, or a new --out")
+        if ckpt.get("precision", recorded_precision) != recorded_precision:
+            raise CheckpointError(f"{resume_path} was trained with precision {ckpt['precision']}, this run would use "
+                                  f"{recorded_precision}; resume with the same --amp (runtime.amp / runtime.tf32)")
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         if scaler is not None and ckpt.get("scaler"):
@@ -350,10 +424,11 @@ def _run(cfg: Config, out_dir: str | os.PathLike, resume: str | None, datasets: 
 
     ctx = TrainContext(model=model_ddp, criterion=criterion, optimizer=optimizer, device=dist.device,
                        iters_per_epoch=iters_per_epoch, update_freq=update_freq, lr_scheduler=lr_scheduler,
-                       drop=drop, mixup=mixup, scaler=scaler, amp_dtype=torch.float16 if use_amp else None,
+                       drop=drop, mixup=mixup, scaler=scaler, amp_dtype=precision["dtype"],
                        clip_grad=o.clip_grad, ema=ema, seed=seed, rank=dist.rank, progress=progress,
-                       fixed_rates=drop_spec.fixed_rates())
-    meta = init.get("pretrain") or pretrain_metadata(cfg)
+                       fixed_rates=drop_spec.fixed_rates(), sync_every=loop["sync_every"],
+                       channels_last=loop["channels_last"])
+    meta = init.get("pretrain") or {**pretrain_metadata(cfg), "precision": recorded_precision}
     per_class = num_classes if cfg.runtime.get("per_class_accuracy") else None
 
     def save(path: Path, epoch: int, iteration: int, epoch_meters: dict | None) -> None:
@@ -373,22 +448,26 @@ def _run(cfg: Config, out_dir: str | os.PathLike, resume: str | None, datasets: 
             "config_hash": run_hash,
             "pretrain": meta,
             "num_classes": num_classes,
+            "precision": recorded_precision,
         }, path)
 
-    def stop_now() -> str | None:
-        """The stop request, agreed by every rank (each may have got the signal at another step)."""
+    def stop_now(it: int | None = None) -> str | None:
+        """The stop request, agreed by every rank (each may have got the signal at another step); under DDP it is
+        compared every ``sync_every`` steps (and at epoch ends: ``it`` None), not to sync the host every step."""
         name = requested()
         if not dist.distributed:
             return name
+        if it is not None and it % max(int(ctx.sync_every), 1):
+            return None
         votes = all_reduce_sum(torch.tensor([1.0 if name else 0.0], device=dist.device))
         return (name or "a signal to another rank") if votes.item() > 0 else None
 
-    def on_step(it: int, step_in_epoch: int, epoch_meters: dict) -> None:
+    def on_step(it: int, step_in_epoch: int, read_meters: Callable[[], dict]) -> None:
         every = int(cfg.runtime.save_every_iters)
         mid_epoch = step_in_epoch < iters_per_epoch  # at an epoch's end the epoch's own checkpoint comes first
-        preempted = stop_now() if mid_epoch else None
+        preempted = stop_now(it) if mid_epoch else None
         if (every and it % every == 0 and mid_epoch) or preempted:
-            save(out_dir / CHECKPOINT, it // iters_per_epoch, it, epoch_meters)
+            save(out_dir / CHECKPOINT, it // iters_per_epoch, it, read_meters())
         if preempted:
             barrier()
             raise Preempted(f"stopped by {preempted} at iteration {it}; checkpoint saved, resume with --resume auto",
@@ -407,7 +486,8 @@ def _run(cfg: Config, out_dir: str | os.PathLike, resume: str | None, datasets: 
             seen = all_reduce_sum(torch.tensor([float(stats["samples"])], device=dist.device))
             record = {"epoch": epoch, "iteration": stats["iteration"], "train_loss": stats["train_loss"],
                       "lr": stats["lr"], "dropout": stats["dropout"], "drop_path": stats["drop_path"],
-                      "images_per_sec": stats["images_per_sec"] * dist.world_size, "samples": int(seen.item())}
+                      "images_per_sec": stats["images_per_sec"] * dist.world_size, "samples": int(seen.item()),
+                      "data_wait_share": stats["data_wait_s"] / max(time.time() - t_epoch, 1e-9)}
             last = epoch == epochs - 1
             if last or (epoch + 1) % int(cfg.runtime.eval_every) == 0:
                 ev = evaluate(model_ddp, val_loader, dist.device, ctx.amp_dtype, num_classes=per_class)
@@ -443,6 +523,8 @@ def _run(cfg: Config, out_dir: str | os.PathLike, resume: str | None, datasets: 
         "per_class_top1": final.get("val_per_class_top1"),
         "wall_time_s": time.time() - t_start,
         "world_size": dist.world_size,
+        "precision": recorded_precision,
+        "loop": loop,
     }
     cleanup()
     return summary

@@ -8,5 +8,5 @@ augment = dict(auto_augment='rand-m5-mstd0.5-inc1', color_jitter=0.0, re_prob=0.
                scale=(0.35, 1.0))
 optim = dict(lr=1e-3, lr_batch_size=16)
 schedule = dict(epochs=5, warmup_epochs=1, min_lr=1e-5)
-runtime = dict(amp=False, eval_every=1)
+runtime = dict(amp=None, eval_every=1)
 per_dataset = dict(_delete_=True)  # the same settings for every generated set

@@ -47,7 +47,10 @@ param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=20),
     dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[7], gamma=0.1)
 ]
-optim_wrapper = dict(type='OptimWrapper', optimizer=dict(lr=5e-4), clip_grad=dict(max_norm=10.0))
+# BEiT-style per-block layer decay 0.9 for any model (the paper recipes use the ConvNeXt rule for ConvNeXt-F / Swin-F)
+optim_wrapper = dict(type='OptimWrapper', optimizer=dict(lr=5e-4), clip_grad=dict(max_norm=10.0),
+                     constructor='TimmLayerDecayOptimizerConstructor',
+                     paramwise_cfg=dict(_delete_=True, layer_decay_rate=0.9, backbone='backbone.model'))
 default_hooks = dict(logger=dict(interval=4), checkpoint=dict(max_keep_ckpts=2))
 log_processor = dict(window_size=4)
 auto_scale_lr = dict(enable=False, base_batch_size=2)  # lr 5e-4 is for these 2 images per step

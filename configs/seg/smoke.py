@@ -46,7 +46,9 @@ train_dataloader = dict(
     batch_size=4, num_workers=0, persistent_workers=False, dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
-optim_wrapper = dict(optimizer=dict(lr=4e-3))
+# BEiT-style per-block layer decay 0.9 for any model (the paper recipes use the ConvNeXt rule for ConvNeXt-F / Swin-F)
+optim_wrapper = dict(optimizer=dict(lr=4e-3), constructor='TimmLayerDecayOptimizerConstructor',
+                     paramwise_cfg=dict(_delete_=True, layer_decay_rate=0.9, backbone='backbone.model'))
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=10),
     dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=10, end=80),

@@ -71,6 +71,8 @@ def test_signal_handlers_are_given_back_after_a_run(synth_imagenet, tmp_path):
     args = get_args_parser().parse_args([
         "--config", "smoke", "--model", "vit_tiny", "--data", str(synth_imagenet), "--out", str(tmp_path / "r"),
         "--epochs", "1", "--batch-size", "32", "--cfg-options", "data.input_size=32", "data.num_workers=0",
-        "runtime.progress=false"])
-    run(build_config(args), args.out)
+        "runtime.progress=false", "runtime.channels_last=true"])
+    summary = run(build_config(args), args.out)
     assert signal.getsignal(signal.SIGTERM) is before
+    # the loop options in force are reported (result.json's extra.loop): channels-last asked for, on the CPU
+    assert summary["loop"] == {"channels_last": True, "fused_optimizer": False, "compile": False, "sync_every": 50}

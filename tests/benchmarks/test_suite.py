@@ -165,6 +165,25 @@ def test_paper_preset_plans_the_late_sd_baselines_under_the_baseline_name(tmp_pa
     assert len({r.key for r in p.runs}) == len(p.runs)
 
 
+def test_finetune_drop_path_is_a_preset_key_that_changes_run_keys_only_when_set(tmp_path):
+    from dropbench.benchmarks.suite import load_preset
+
+    base = {r.id: r for r in plan("paper", tmp_path / "out").runs}
+    assert all("model.backbone.drop_path_rate" not in r.cfg_options for r in base.values())
+    cfg = load_preset("paper")
+    cfg.finetune.coco.drop_path = 0.2
+    cfg.finetune.cls.drop_path = 0.3
+    swept = {r.id: r for r in plan(cfg, tmp_path / "out").runs}
+    for run_id, r in swept.items():
+        changed = r.task in ("coco", "cls")
+        assert (r.key != base[run_id].key) == changed, run_id
+    assert swept["coco/swin_femto/baseline/seed0"].cfg_options == {"model.backbone.drop_path_rate": 0.2}
+    assert swept["cls/pets/vit_tiny/early-dropout/seed1"].cfg_options == {"drop.kind": "drop_path", "drop.rate": 0.3}
+    cfg.finetune.ade20k.drop_path = 1.5
+    with pytest.raises(ValueError, match="drop_path must be a rate"):
+        plan(cfg, tmp_path / "out")
+
+
 def test_moved_suite_folder_keeps_its_keys(tmp_path):
     keys = [r.key for r in plan(cls_preset(tmp_path), tmp_path / "a").runs]
     assert [r.key for r in plan(cls_preset(tmp_path), tmp_path / "b").runs] == keys

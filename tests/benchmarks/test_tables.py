@@ -10,18 +10,24 @@ from dropbench.benchmarks.results import ResultError, RunResult, collect_results
 from dropbench.benchmarks.tables import TABLES, build_table, build_tables, load_reference, render
 
 
-def _add(root, task, dataset, model, variant, metrics, seed=0, status="ok", recipe=None):
+def _add(root, task, dataset, model, variant, metrics, seed=0, status="ok", recipe=None, pretrain_recipe=None,
+         drop_path=None):
+    extra = {"recipe": recipe} if recipe else {}
+    if drop_path is not None:
+        extra["hparams"] = {"drop_path": drop_path}
     r = RunResult(task=task, dataset=dataset, model=model, metrics=metrics, config={}, config_hash="h",
                   variant=variant, seed=seed, status=status, error=None if status == "ok" else "boom",
-                  extra={"recipe": recipe} if recipe else {})
+                  extra=extra, pretrain={"recipe": pretrain_recipe} if pretrain_recipe else {})
     write_result(r, root / f"{task}-{dataset}-{model}-{variant}-{seed}")
 
 
 @pytest.fixture()
 def results(tmp_path):
-    _add(tmp_path, "coco", "coco", "swin_femto", "baseline", {"coco/bbox_mAP": 0.40, "coco/segm_mAP": 0.36})
-    _add(tmp_path, "coco", "coco", "swin_femto", "early-sd", {"coco/bbox_mAP": 0.41, "coco/segm_mAP": 0.37})
-    _add(tmp_path, "coco", "coco", "swin_femto", "early-sd", {"coco/bbox_mAP": 0.42, "coco/segm_mAP": 0.36}, seed=1)
+    how = dict(recipe="paper-3x", pretrain_recipe="basic", drop_path=0.1)
+    _add(tmp_path, "coco", "coco", "swin_femto", "baseline", {"coco/bbox_mAP": 0.40, "coco/segm_mAP": 0.36}, **how)
+    _add(tmp_path, "coco", "coco", "swin_femto", "early-sd", {"coco/bbox_mAP": 0.41, "coco/segm_mAP": 0.37}, **how)
+    _add(tmp_path, "coco", "coco", "swin_femto", "early-sd", {"coco/bbox_mAP": 0.42, "coco/segm_mAP": 0.36}, seed=1,
+         **how)
     _add(tmp_path, "coco", "coco", "swin_femto", "early-dropout", {}, status="failed")
     _add(tmp_path, "ade20k", "ade20k", "convnext_femto", "baseline", {"mIoU": 40.0, "mAcc": 50.0, "aAcc": 70.0})
     _add(tmp_path, "ade20k", "ade20k", "convnext_femto", "early-sd", {"mIoU": 41.25, "mAcc": 51.0, "aAcc": 71.0})
@@ -36,7 +42,8 @@ def results(tmp_path):
 def test_table4_markdown(results):
     text = render(build_table(results, TABLES["table4"], load_reference()), "md", "T4")
     assert text == (
-        "**T4**\n\n"
+        "**T4 — pretraining basic; fine-tuning paper-3x, drop path 0.1 (0.1: dropbench's choice, no source for these "
+        "models); seeds 0, 1**\n\n"
         "| backbone   | pretraining   | AP box                  | AP mask                 |\n"
         "|:-----------|:--------------|:------------------------|:------------------------|\n"
         "| Swin-F     | no dropout    | 40.0                    | 36.0                    |\n"
@@ -50,7 +57,8 @@ def test_table4_csv_and_tex(results):
         "swin_femto,baseline,40,,1,,36,,1,\n"
         "swin_femto,early-sd,41.5,0.7071,2,1.5,36.5,0.7071,2,0.5\n")
     tex = render(t, "tex", "Table 4")
-    assert r"\toprule" in tex and r"\bottomrule" in tex and r"\caption{Table 4}" in tex
+    assert r"\toprule" in tex and r"\bottomrule" in tex
+    assert r"\caption{Table 4 — pretraining basic; fine-tuning paper-3x, drop path 0.1" in tex
     assert r"Swin-F & early s.d. & 41.5 $\pm$ 0.7 (n=2) (+1.5) & 36.5 $\pm$ 0.7 (n=2) (+0.5) \\" in tex
 
 
@@ -81,7 +89,12 @@ def test_table6_mean_only_for_complete_rows(results):
     t = build_table(results, TABLES["table6"])
     assert t.loc[("vit_tiny", "baseline"), ("mean", "mean")] == 85.0
     assert pd.isna(t.loc[("vit_tiny", "early-dropout"), ("mean", "mean")])
-    assert t.loc[("vit_tiny", "early-dropout"), ("cifar100", "delta")] == 1.0
+    assert t.loc[("vit_tiny", "early-dropout"), ("C-100", "delta")] == 1.0
+    text = render(t, "md", "T6")
+    assert text.splitlines()[0] == "**T6 — seed 0**"
+    # the paper's column titles, then the mean
+    assert [c.strip() for c in text.splitlines()[2].split("|")[3:-1]] == [
+        "C-100", "Flowers", "Pets", "STL-10", "Food-101", "mean"]
 
 
 def test_empty_tables_render(tmp_path):
@@ -134,3 +147,27 @@ def test_an_unreadable_result_is_named_and_its_cell_marked(tmp_path, capsys):
     report = write_report(tmp_path).read_text()
     assert f"unreadable result (its cell is marked, the run is not done): {broken}" in report
     assert "unreadable (1 result file)" in report
+
+
+def test_paper_csv_has_a_row_for_every_run_of_the_paper_preset():
+    """Every (table, data set, model, variant, metric) the paper preset produces has a row, empty where the paper's
+    figure was not transcribed."""
+    from dropbench.benchmarks.suite import load_preset
+
+    preset = load_preset("paper")
+    ref = pd.read_csv(__import__("dropbench.benchmarks.tables", fromlist=["REFERENCE"]).REFERENCE,
+                      keep_default_na=False)
+    have = set(zip(ref["table"], ref["dataset"], ref["model"], ref["variant"], ref["metric"], strict=True))
+    metrics = {"coco": ("table4", ["coco/bbox_mAP", "coco/segm_mAP"]), "ade20k": ("table5", ["mIoU"]),
+               "cls": ("table6", ["top1"])}
+    wanted = set()
+    for entry in preset.pretrain.runs:
+        for variant in entry["variants"]:
+            wanted.add(("imagenet", "imagenet", entry["model"], variant, "top1"))
+            for task, spec in preset.finetune.items():
+                if entry["model"] not in spec["models"]:
+                    continue
+                table, names = metrics[task]
+                for dataset in spec.get("datasets", [task]):
+                    wanted |= {(table, dataset, entry["model"], variant, m) for m in names}
+    assert len(wanted) == 87 and not wanted - have, sorted(wanted - have)  # 12 ImageNet, 15 COCO + ADE20K, 60 cls

@@ -90,6 +90,10 @@ def test_cli_writes_result_json_and_resumes(checkpoint, tmp_path):
     assert r.checkpoint_sha256 == file_sha256(checkpoint) and r.checkpoint == str(checkpoint)
     assert r.config["data"]["input_size"] == 32 and r.config["model"]["checkpoint"] == str(checkpoint)
     assert len(r.extra["per_class_top1"]) == K and r.extra["splits"] == {"train": "trainval", "test": "test"}
+    hp = r.extra["hparams"]
+    assert r.extra["recipe"] == "smoke" and (hp["epochs"], hp["drop_path"], hp["input_size"], hp["seed"]) == (
+        1, 0.1, 32, 3)
+    assert hp["precision"] == {"amp": "fp32", "tf32": False} and hp["layer_decay"] == 0.75
     assert {"torch", "torchvision", "timm"} <= set(r.versions) and r.wall_time_s > 0
     assert r.log_path == str(run_dir / "log.jsonl")
     # a finished run resumes to the same result; starting it again without --resume is refused
@@ -213,3 +217,17 @@ def test_sigint_checkpoints_a_classification_run_at_the_next_step(data, checkpoi
     assert e.value.exit_code == 130
     assert load_checkpoint_file(tmp_path / "run" / "checkpoint.pth")["iteration"] == 3
     assert not (tmp_path / "run" / "result.json").exists()
+
+
+def test_transfer_recipe_records_every_hyperparameter(tmp_path):
+    """lr 5e-4, layer decay 0.75 and the per-data-set epochs have no source: result.json carries them all."""
+    from dropbench.finetune.cls import build_cls_config, hyperparameters
+
+    cfg = build_cls_config(_cfg_job("flowers102", "vit_tiny", tmp_path, tmp_path / "c.pth", config="transfer"))
+    hp = hyperparameters(cfg, world_size=8, precision={"amp": "fp16", "tf32": True})
+    assert (hp["lr"], hp["layer_decay"], hp["epochs"], hp["batch_size"], hp["total_batch"]) == (
+        5e-4, 0.75, 300, 32, 256)
+    assert hp["lr_effective"] == pytest.approx(5e-4 * 256 / 512)
+    assert (hp["drop_path"], hp["mixup"], hp["cutmix"], hp["smoothing"], hp["input_size"]) == (0.1, 0.8, 1.0, 0.1, 224)
+    assert cfg.runtime.amp == "fp16" and hp["precision"]["amp"] == "fp16"
+    assert {"warmup_epochs", "weight_decay", "auto_augment", "re_prob", "crop_pct", "seed"} <= set(hp)

@@ -197,19 +197,24 @@ def test_paper_recipes(name, recipe):
     assert cfg.model.backbone.model_name == name and cfg.model.backbone.drop_path_rate == 0.1
     assert list(cfg.model.neck.in_channels) == list(pyramid_channels(name))
     assert cfg.optim_wrapper.type == "AmpOptimWrapper"
-    assert cfg.optim_wrapper.constructor == "TimmLayerDecayOptimizerConstructor"
+    if name.startswith("vit"):
+        assert cfg.optim_wrapper.constructor == "TimmLayerDecayOptimizerConstructor"
+    else:  # the ConvNeXt 3x reference's rule (tests/finetune/test_layer_decay.py checks every parameter)
+        assert cfg.optim_wrapper.constructor == "ConvNeXtLayerDecayOptimizerConstructor"
+        assert dict(cfg.optim_wrapper.paramwise_cfg) == dict(decay_type="layer_wise", decay_rate=0.95, num_layers=6,
+                                                             backbone="backbone.model")
     assert (cfg.optim_wrapper.optimizer.type, cfg.optim_wrapper.optimizer.lr,
             cfg.optim_wrapper.optimizer.weight_decay) == ("AdamW", 1e-4, 0.05)
     epochs, steps = (36, [27, 33]) if recipe == "paper-3x" else (12, [8, 11])
     assert cfg.train_cfg.max_epochs == epochs and cfg.param_scheduler[-1].milestones == steps
     assert cfg.randomness.seed == 0 and cfg.custom_imports.imports == ["dropbench.finetune.det"]
     pipeline = [t.type for t in cfg.train_dataloader.dataset.pipeline]
-    if recipe == "paper-3x":
-        choice = cfg.train_dataloader.dataset.pipeline[3]
-        assert choice.type == "RandomChoice" and choice.transforms[1][1].type == "RandomCrop"
-        assert choice.transforms[0][0].scales[0] == (480, 1333) and choice.transforms[0][0].scales[-1] == (800, 1333)
-    else:
-        assert "Resize" in pipeline
+    # both multi-scale 480-800 with DETR-style crops (ConvNeXt 3x, Swin 1x)
+    assert pipeline == ["LoadImageFromFile", "LoadAnnotations", "RandomFlip", "RandomChoice", "PackDetInputs"]
+    choice = cfg.train_dataloader.dataset.pipeline[3]
+    assert choice.type == "RandomChoice" and choice.transforms[1][1].type == "RandomCrop"
+    assert choice.transforms[0][0].scales[0] == (480, 1333) and choice.transforms[0][0].scales[-1] == (800, 1333)
+    assert cfg.param_scheduler[0].end == 500  # warm-up iterations of the reference schedule_1x
     if not torch.cuda.is_available():  # no AMP without a GPU
         assert adapt_to_device(cfg)[0].startswith("AmpOptimWrapper -> OptimWrapper")
         assert cfg.optim_wrapper.type == "OptimWrapper"

@@ -139,7 +139,13 @@ def test_paper_recipes_resolve_and_fit_the_model(model):
     assert cfg.model.auxiliary_head.in_channels == channels[2]
     assert cfg.train_cfg.max_iters == 160000 and cfg.train_dataloader.batch_size * 8 == 16
     assert cfg.model.test_cfg.mode == "slide" and cfg.test_multi_scale
-    assert cfg.optim_wrapper.optimizer.lr == 1e-4 and cfg.optim_wrapper.paramwise_cfg.layer_decay_rate == 0.9
+    assert cfg.optim_wrapper.optimizer.lr == 1e-4
+    if model.startswith("vit"):
+        assert cfg.optim_wrapper.paramwise_cfg.layer_decay_rate == 0.9
+    else:  # the ConvNeXt 160k reference's rule
+        assert cfg.optim_wrapper.constructor == "ConvNeXtLayerDecayOptimizerConstructor"
+        assert (cfg.optim_wrapper.paramwise_cfg.decay_type, cfg.optim_wrapper.paramwise_cfg.decay_rate,
+                cfg.optim_wrapper.paramwise_cfg.num_layers) == ("stage_wise", 0.9, 6)
     assert cfg.param_scheduler[0].end == 1500 and cfg.train_dataloader.dataset.data_root == "/data/ade"
 
 
@@ -173,6 +179,9 @@ def test_finetune_ade20k_cli_trains_and_evaluates(ade, checkpoint, tmp_path, mod
     assert "0 missing, 0 unexpected" in result.extra["load_report"]["summary"] and result.extra["iterations"] == 4
     assert result.extra["load_report"]["missing"] == [] and result.extra["load_report"]["loaded"] > 0
     assert result.config["model"]["backbone"]["model_name"] == model
+    hp = result.extra["hparams"]  # every setting, so a row traces to its recipe without the config file
+    assert result.extra["recipe"] == "smoke" and (hp["drop_path"], hp["lr"], hp["iterations"]) == (0.1, 4e-3, 4)
+    assert hp["layer_decay_constructor"] == "TimmLayerDecayOptimizerConstructor" and hp["total_batch"] == 2
     if extra:
         assert {"mIoU_ms", "mAcc_ms", "aAcc_ms"} <= set(result.metrics)
     assert (out / "config.py").is_file() and (out / "iter_4.pth").is_file()

@@ -6,6 +6,8 @@ from dropbench.pretrain import PAPER_MODELS, create_paper_model
 from dropbench.pretrain.schedules import DropRateApplier, drop_schedule, residual_blocks
 from timm.layers import DropPath
 
+HEAD_DROPOUTS = ("head_drop", "head.drop")  # timm's classifier dropouts (ViT, Mixer; Swin)
+
 
 def test_standard_is_constant():
     s = drop_schedule(0.1, epochs=3, iters_per_epoch=4, mode="standard")
@@ -90,8 +92,10 @@ def test_standard_rates_at_build_match_the_scheduled_ones(name):
     dropout at the rate, Mixer's and ViT's position dropouts included; block i at rate*i/(D-1), Mixer included)."""
     dropout = 0.1 if PAPER_MODELS[name].supports_dropout else 0.0
     built = create_paper_model(name, num_classes=5, dropout=dropout, drop_path=0.4, img_size=64)
-    if dropout:
-        assert {m.p for m in built.modules() if isinstance(m, nn.modules.dropout._DropoutNd)} == {0.1}
+    if dropout:  # every dropout but the classifier's, which the official models do not have
+        rates = {n: m.p for n, m in built.named_modules() if isinstance(m, nn.modules.dropout._DropoutNd)}
+        assert {p for n, p in rates.items() if n not in HEAD_DROPOUTS} == {0.1}
+        assert [rates[n] for n in HEAD_DROPOUTS if n in rates] == [0.0]
     blocks = residual_blocks(built)
     for i, block in enumerate(blocks):
         for slot in (getattr(block, a) for a in ("drop_path", "drop_path1", "drop_path2") if hasattr(block, a)):
@@ -100,15 +104,49 @@ def test_standard_rates_at_build_match_the_scheduled_ones(name):
 
 
 @pytest.mark.parametrize("name", [n for n, m in PAPER_MODELS.items() if m.supports_dropout])
-def test_dropout_reaches_every_dropout_module(name):
+def test_dropout_reaches_every_dropout_module_but_the_heads(name):
     model = create_paper_model(name, num_classes=5, dropout=0.1, img_size=64)
     apply = DropRateApplier(model, "dropout", 0.1)
     apply(0.07)
-    dropouts = [m for m in model.modules() if isinstance(m, nn.Dropout)]
+    dropouts = {n: m for n, m in model.named_modules() if isinstance(m, nn.Dropout)}
     assert len(dropouts) > 10
-    assert all(m.p == 0.07 for m in dropouts)
+    assert all(m.p == (0.0 if n in HEAD_DROPOUTS else 0.07) for n, m in dropouts.items())
     apply(0.0)
-    assert all(m.p == 0.0 for m in dropouts)
+    assert all(m.p == 0.0 for m in dropouts.values())
+
+
+def _official_dropouts(name: str) -> list[str]:
+    """The modules facebookresearch/dropout's ``update_dropout`` sets, under timm's names, written out per family
+    (models/vision_transformer.py, swin_transformer.py, mlp_mixer.py of that repository)."""
+    if name in ("vit_tiny", "vit_base"):  # pos_drop; per block attention, projection, the MLP's dropout (twice)
+        return ["pos_drop"] + [f"blocks.{b}.{m}" for b in range(12)
+                               for m in ("attn.attn_drop", "attn.proj_drop", "mlp.drop1", "mlp.drop2")]
+    if name == "swin_femto":  # pos_drop after the patch embedding; per block attention, projection, MLP
+        depths = (2, 2, 6, 2)
+        return ["patch_embed.pos_drop"] + [f"layers.{s}.blocks.{b}.{m}" for s in range(4) for b in range(depths[s])
+                                           for m in ("attn.attn_drop", "attn.proj_drop", "mlp.drop1", "mlp.drop2")]
+    blocks = {"mixer_s32": 8, "mixer_b16": 12}[name]  # token and channel MLPs
+    return [f"blocks.{b}.{mlp}.{d}" for b in range(blocks) for mlp in ("mlp_tokens", "mlp_channels")
+            for d in ("drop1", "drop2")]
+
+
+@pytest.mark.parametrize("name", list(PAPER_MODELS))
+def test_the_schedule_controls_exactly_the_official_modules(name):
+    """Build each paper model at rate 0.1 and list every module whose rate the schedule controls, by name."""
+    if not PAPER_MODELS[name].supports_dropout:  # ConvNeXt-F: stochastic depth only; every block but the first
+        model = create_paper_model(name, num_classes=5, drop_path=0.1)
+        depths = (2, 2, 6, 2)
+        expected = [f"stages.{s}.blocks.{b}.drop_path" for s in range(4) for b in range(depths[s])][1:]
+        assert DropRateApplier(model, "drop_path", 0.1).names == expected
+        with pytest.raises(ValueError, match="no dropout"):
+            create_paper_model(name, dropout=0.1)
+        return
+    model = create_paper_model(name, num_classes=5, dropout=0.1, img_size=64 if "mixer" not in name else 224)
+    apply = DropRateApplier(model, "dropout", 0.1)
+    assert apply.names == _official_dropouts(name)
+    apply(0.3)
+    live = sorted(n for n, m in model.named_modules() if isinstance(m, nn.Dropout) and m.p > 0)
+    assert live == sorted(_official_dropouts(name))  # nothing else drops: the heads' dropouts stay at 0
 
 
 def test_fused_attention_dropout_follows_the_module_rate():

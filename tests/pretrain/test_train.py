@@ -49,7 +49,9 @@ def test_pretrain_runs_and_schedules_rates(synth_imagenet, tmp_path):
     assert ckpt["epoch"] == 2 and ckpt["iteration"] == 36
     assert ckpt["pretrain"] | {"config_hash": None} == {
         "model": "vit_tiny", "drop_kind": "dropout", "drop_rate": 0.2, "drop_mode": "early", "drop_schedule": "linear",
-        "cutoff_epoch": 2, "epochs": 3, "config_hash": None}
+        "cutoff_epoch": 2, "epochs": 3, "recipe": "smoke", "config_hash": None,
+        "precision": {"amp": "fp32", "tf32": False}}
+    assert ckpt["precision"] == summary["precision"] == {"amp": "fp32", "tf32": False}  # float32 on the CPU
     assert (tmp_path / "run" / "config.py").read_text().startswith("# resolved by dropbench; config hash")
     assert sorted(p.name for p in (tmp_path / "run").glob("checkpoint-*.pth")) == [
         "checkpoint-0.pth", "checkpoint-1.pth", "checkpoint-2.pth"]
@@ -95,7 +97,7 @@ def test_killed_and_resumed_run_matches_an_uninterrupted_one(synth_imagenet, tmp
     assert a["iteration"] == b["iteration"] == 24
     for k in a["model"]:
         torch.testing.assert_close(a["model"][k], b["model"][k], rtol=0, atol=0, msg=k)
-    timing = ("images_per_sec", "epoch_time")
+    timing = ("images_per_sec", "epoch_time", "data_wait_share")
     for ra, rb in zip(_log(full), _log(killed), strict=True):
         assert {k: v for k, v in ra.items() if k not in timing} == pytest.approx(
             {k: v for k, v in rb.items() if k not in timing}, rel=1e-9)
@@ -135,6 +137,33 @@ def test_bad_flags_are_refused(synth_imagenet, tmp_path, extra, message):
     args = _args(synth_imagenet, tmp_path / "x", *extra)
     with pytest.raises(ValueError, match=message):
         build_config(args)
+
+
+def test_paper_recipes_pretrain_in_float32_unless_amp_is_given(synth_imagenet, tmp_path):
+    from dropbench.pretrain.train import resolve_precision
+
+    cuda = torch.device("cuda")  # only sets backend flags: no GPU needed
+    flags = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    try:
+        for recipe in ("basic", "improved"):
+            args = get_args_parser().parse_args(["--config", recipe, "--model", "vit_tiny", "--data",
+                                                 str(synth_imagenet), "--out", str(tmp_path / "x")])
+            cfg = build_config(args)
+            assert cfg.runtime.amp is None and cfg.runtime.tf32 is True
+            assert resolve_precision(cfg.runtime, cuda) == {"amp": "fp32", "tf32": True, "dtype": None}
+            assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+        for flag, dtype in (("bf16", torch.bfloat16), ("fp16", torch.float16)):
+            args = get_args_parser().parse_args(["--config", "basic", "--model", "vit_tiny", "--amp", flag, "--data",
+                                                 str(synth_imagenet), "--out", str(tmp_path / "x")])
+            cfg = build_config(args)
+            assert cfg.runtime.amp == flag and resolve_precision(cfg.runtime, cuda)["dtype"] is dtype
+            # no autocast off CUDA: the run says it trains in float32
+            assert resolve_precision(cfg.runtime, torch.device("cpu")) == {"amp": "fp32", "tf32": False, "dtype": None}
+        assert resolve_precision({"amp": True}, cuda)["amp"] == "fp16"  # configs written before the choice existed
+        with pytest.raises(ValueError, match="runtime.amp must be one of"):
+            resolve_precision({"amp": "fp8"}, cuda)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags
 
 
 def test_missing_data_root_is_refused(tmp_path):

@@ -1,5 +1,6 @@
 # Per-data-set settings, merged over the recipe by `dropbench finetune cls --dataset NAME` (and then dropped from the
-# resolved config). dropbench's defaults, not the paper's figures (its text does not list them): the large sets
+# resolved config). Every value here is dropbench's choice, no source (the paper does not list them, and its authors'
+# code has no transfer recipe): lr 5e-4 everywhere; the large sets
 # (CIFAR-100 50,000 and Food-101 75,750 training images) get 100 epochs; the small ones (Flowers-102 2,040 train+val,
 # Pets 3,680 trainval, STL-10 5,000) a smaller batch and more epochs so that each sees a few thousand updates on
 # 8 GPUs. Override any value with --cfg-options, e.g. schedule.epochs=50 optim.lr=1e-3.

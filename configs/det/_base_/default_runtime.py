@@ -1,5 +1,7 @@
 # mmdet runtime for dropbench: registers TimmPyramidBackbone (finetune.det), fixes the seed (mmdet draws a random one
-# otherwise), keeps the last 3 epoch checkpoints. finetune.mm sets work_dir, launcher, resume and the seed from the CLI.
+# otherwise), keeps the last 3 epoch checkpoints (seed and checkpoint keeping: dropbench's choice, no source; the
+# reference checkpoints every epoch too: ConvNeXt object_detection/configs/_base_/default_runtime.py). finetune.mm sets
+# work_dir, launcher, resume and the seed from the CLI.
 default_scope = 'mmdet'
 custom_imports = dict(imports=['dropbench.finetune.det'], allow_failed_imports=False)
 randomness = dict(seed=0)

@@ -1,5 +1,6 @@
-# mmseg runtime for dropbench: registers TimmPyramidBackbone (finetune.seg), fixes the seed (mmseg draws a random
-# one otherwise), logs by iteration. finetune.mm sets work_dir, launcher, resume and the seed from the CLI.
+# mmseg runtime for dropbench: registers TimmPyramidBackbone (finetune.seg), fixes the seed (mmseg draws a random one
+# otherwise; dropbench's choice, no source), logs by iteration. finetune.mm sets work_dir, launcher, resume and the seed
+# from the CLI.
 default_scope = 'mmseg'
 custom_imports = dict(imports=['dropbench.finetune.seg'], allow_failed_imports=False)
 randomness = dict(seed=0)

@@ -1,5 +1,8 @@
-# COCO instance segmentation with the DETR / Sparse R-CNN augmentation of the Swin and ConvNeXt 3x recipes
-# (mmdet's configs/swin/mask-rcnn_swin-t-p4-w7_fpn_ms-crop-3x_coco.py): flip, then either a multi-scale resize
+# COCO instance segmentation with the DETR / Sparse R-CNN augmentation of the paper recipes: the train_pipeline of
+# facebookresearch/ConvNeXt object_detection/configs/convnext/mask_rcnn_convnext_tiny_patch4_window7_mstrain_480-800_
+# adamw_3x_coco_in1k.py and of SwinTransformer/Swin-Transformer-Object-Detection configs/swin/mask_rcnn_swin_tiny_
+# patch4_window7_mstrain_480-800_adamw_1x_coco.py (AutoAugment there, RandomChoice in mmdet 3, as mmdet's own
+# configs/swin/mask-rcnn_swin-t-p4-w7_fpn_ms-crop-3x_coco.py writes it): flip, then either a multi-scale resize
 # (shorter side 480-800, longer <= 1333) or a resize to 400-600, a random 384-600 crop and the multi-scale resize.
 _base_ = './coco_instance.py'
 

@@ -1,6 +1,8 @@
-# Mask R-CNN + FPN (mmdet's configs/_base_/models/mask-rcnn_r50_fpn.py) with a paper model built by timm as the
-# backbone (finetune.backbone.TimmPyramidBackbone: four NCHW maps at strides 4-32). Leaves set the model name, its
-# fixed drop-path rate and the FPN in_channels; finetune.det sets the checkpoint and the class count (from the data).
+# Mask R-CNN + FPN (mmdet's configs/_base_/models/mask-rcnn_r50_fpn.py; the heads, assigners and samplers as
+# facebookresearch/ConvNeXt object_detection/configs/_base_/models/mask_rcnn_convnext_fpn.py) with a paper model built
+# by timm as the backbone (finetune.backbone.TimmPyramidBackbone: four NCHW maps at strides 4-32). Leaves set the model
+# name, its fixed drop-path rate and the FPN in_channels; finetune.det sets the checkpoint and the class count (from the
+# data).
 model = dict(
     type='MaskRCNN',
     data_preprocessor=dict(

@@ -1,5 +1,7 @@
 # ADE20K (ADEChallengeData2016): 150 classes, label 0 ignored (ADE20KDataset's reduce_zero_label=True, which
-# LoadAnnotations takes from the dataset), 512x512 training crops.
+# LoadAnnotations takes from the dataset), 512x512 training crops. Source: facebookresearch/ConvNeXt
+# semantic_segmentation/configs/_base_/datasets/ade20k.py (mmseg's): resize (2048, 512) x 0.5-2.0, crop 512 with
+# cat_max_ratio 0.75, flip, photometric distortion; test at (2048, 512); the _ms configs' test scales 0.5-1.75 + flip.
 # data_root is set from --data by finetune.seg.run_ade20k (after finetune.datasets.ade20k.check_ade20k).
 dataset_type = 'ADE20KDataset'
 data_root = None

@@ -1,7 +1,8 @@
-# UperNet + auxiliary FCN head on a paper model built by timm (finetune.backbone.TimmPyramidBackbone), as in the
-# ConvNeXt / Swin / BEiT ADE20K recipes. Leaves set backbone.model_name, drop_path_rate and the heads' in_channels
-# (finetune.backbone.pyramid_channels); a model-independent recipe (smoke) leaves them None and
-# finetune.seg.run_ade20k fills them from --model.
+# UperNet + auxiliary FCN head on a paper model built by timm (finetune.backbone.TimmPyramidBackbone), as in
+# facebookresearch/ConvNeXt semantic_segmentation/configs/_base_/models/upernet_convnext.py (channels 512 / 256, pool
+# scales 1-6, dropout 0.1, SyncBN, auxiliary loss weight 0.4; sliding test 512 / 341 from its leaf configs). Leaves set
+# backbone.model_name, drop_path_rate and the heads' in_channels (finetune.backbone.pyramid_channels); a
+# model-independent recipe (smoke) leaves them None and finetune.seg.run_ade20k fills them from --model.
 norm_cfg = dict(type='SyncBN', requires_grad=True)  # mmengine reverts SyncBN to BN when not distributed
 data_preprocessor = dict(
     type='SegDataPreProcessor',
