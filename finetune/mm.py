@@ -195,6 +195,26 @@ class _ProgressBar(Hook):
             self.bar.close()
 
 
+class _KeepUntilSaved(CheckpointHook):
+    """mmengine's ``CheckpointHook``, except that the checkpoints beyond ``max_keep_ckpts`` are removed after the new
+    one is saved: mmengine removes them first, so a run killed during the save (``max_keep_ckpts=1``) kept none."""
+
+    def _save_checkpoint_with_step(self, runner: Runner, step: int, meta: dict) -> None:
+        keep, self.max_keep_ckpts = self.max_keep_ckpts, -1
+        try:
+            super()._save_checkpoint_with_step(runner, step, meta)
+        finally:
+            self.max_keep_ckpts = keep
+        if keep <= 0 or (self.keep_ckpt_ids and self.keep_ckpt_ids[-1] == step):
+            return
+        self.keep_ckpt_ids.append(step)
+        while len(self.keep_ckpt_ids) > keep:
+            old = Path(self.out_dir) / self.filename_tmpl.format(self.keep_ckpt_ids.popleft())
+            if int(os.environ.get("RANK", "0")) == 0:
+                old.unlink(missing_ok=True)
+        runner.message_hub.update_info("keep_ckpt_ids", list(self.keep_ckpt_ids))
+
+
 class DivergenceHook(Hook):
     """Stops training on a non-finite loss: ``FloatingPointError('diverged: loss is nan at iteration N')``.
 
@@ -378,8 +398,12 @@ def run_runner(cfg: Config) -> RunnerRun:
         Path(cfg.work_dir).mkdir(parents=True, exist_ok=True)
         if cfg.get("resume") and not cfg.get("load_from"):
             cfg.load_from = resume_checkpoint(cfg.work_dir)  # mmengine resumes from load_from when it is set
+            cfg.resume = cfg.load_from is not None  # none loads: afresh (mmengine would follow a stale marker)
         dump_config(cfg, cfg.work_dir)
         runner = StrictRunner.from_cfg(cfg)
+        for hook in runner.hooks:
+            if type(hook) is CheckpointHook:
+                hook.__class__ = _KeepUntilSaved
         _console_level(runner)
         _check_total_batch(cfg, runner.world_size)
         last_val = _LastValMetrics()
