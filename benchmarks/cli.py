@@ -111,9 +111,14 @@ def _print_tables(results_dir: Path, fmt: str = "md", baseline: str | None = Non
     tables = build_tables(results, load_reference(), baseline=baseline)
     for name, table in tables.items():
         print(render(table, fmt, TABLES[name].title))
-    for problem in results.attrs.get("problems", []):
-        print(f"warning: skipped unreadable result: {problem}", file=sys.stderr)
+    _warn_unreadable(results)
     return tables
+
+
+def _warn_unreadable(results) -> None:
+    for problem in results.attrs.get("problems", []):
+        print(f"warning: unreadable result (its cell is marked; `suite run` redoes the run): {problem}",
+              file=sys.stderr)
 
 
 def _finish_suite(plan, report, baseline: str | None = None) -> int:
@@ -140,7 +145,8 @@ def _cmd_suite(args: argparse.Namespace) -> int:
         print(describe(suite_plan, reports))
         return 2 if any(r.status in ("error", "missing") for r in reports) else 0
     print(describe(suite_plan).splitlines()[0])
-    report = run_suite(suite_plan, preset, executor=args.executor, jobs=args.jobs, progress=not args.no_progress)
+    report = run_suite(suite_plan, preset, executor=args.executor, jobs=args.jobs, progress=not args.no_progress,
+                       wait=args.wait)
     return _finish_suite(suite_plan, report)
 
 
@@ -151,7 +157,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     suite_plan = plan(preset, args.out, _parse_roots(args.data_root), seeds=args.seeds, checkpoint=args.checkpoint,
                       model=args.model, label=args.label)
     print(describe(suite_plan).splitlines()[0])
-    report = run_suite(suite_plan, preset, executor=args.executor, jobs=args.jobs, progress=not args.no_progress)
+    report = run_suite(suite_plan, preset, executor=args.executor, jobs=args.jobs, progress=not args.no_progress,
+                       wait=args.wait)
     return _finish_suite(suite_plan, report, baseline=args.baseline)
 
 
@@ -162,7 +169,9 @@ def _cmd_tables(args: argparse.Namespace) -> int:
     root = Path(args.results)
     if not root.is_dir():
         raise FileNotFoundError(f"results folder {root} does not exist")
-    tables = build_tables(collect_results(root), load_reference(), intervals=not args.no_intervals, n_boot=args.boot,
+    results = collect_results(root)
+    _warn_unreadable(results)
+    tables = build_tables(results, load_reference(), intervals=not args.no_intervals, n_boot=args.boot,
                           baseline=args.baseline)
     text = "\n".join(render(t, args.format, TABLES[name].title) for name, t in tables.items())
     if args.out:
@@ -347,6 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--executor", default="local", choices=("local", "slurm"))
             p.add_argument("--jobs", type=int, default=1, help="local worker processes")
             p.add_argument("--no-progress", action="store_true")
+            p.add_argument("--wait", action="store_true", help="if another process holds --out, wait for it "
+                                                                "(default: exit 2 naming it)")
         p.set_defaults(func=_cmd_suite)
 
     p = sub.add_parser("evaluate", help="run every downstream task of a preset for one checkpoint",
@@ -364,6 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--baseline", help="row the differences (and intervals) are taken to, e.g. early-dropout "
                    "(default: the backbone's baseline row)")
+    p.add_argument("--wait", action="store_true", help="if another process holds --out, wait for it (default: exit 2)")
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("tables", help="build Tables 4-6 and the pretraining table from result files")
@@ -435,6 +447,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _exit_now(code: int) -> None:
+    """Exit at once after a stop request: exit handlers run and output is flushed, the slow teardown is skipped."""
+    import atexit
+
+    atexit._run_exitfuncs()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``dropbench``; user errors print one clear line and exit 2."""
     parser = build_parser()
@@ -447,11 +470,22 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     func: Callable[[argparse.Namespace], int] = args.func
+    from dropbench.pretrain.stop import Preempted, stop_signals
+
     try:
-        return func(args)
+        with stop_signals():  # SIGTERM / SIGINT: stop within seconds, checkpoint first (dropbench.pretrain.stop)
+            return func(args)
     except (ValueError, FileNotFoundError, FileExistsError) as e:
         print(f"dropbench {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except FloatingPointError as e:  # a diverged run (recorded as failed in its result.json)
+        print(f"dropbench {args.command}: failed: {e}", file=sys.stderr)
+        return 1
+    except Preempted as e:
+        print(f"dropbench {args.command}: {e}; run the same command again to resume", file=sys.stderr)
+        if argv is None:  # the process's own command: exit now (the stack's interpreter teardown takes seconds)
+            _exit_now(e.exit_code)
+        return e.exit_code
     except RuntimeError as e:
         from dropbench.benchmarks.doctor import StackError
 

@@ -137,6 +137,9 @@ def write_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike | No
     parts = [f"# dropbench report: {results_dir}", "",
              f"{len(results)} runs" + (f" ({(results['status'] == 'failed').sum()} failed)" if len(results) else ""),
              ""]
+    for problem in results.attrs.get("problems", []):  # named in the report and on the console; cells marked
+        log.warning("unreadable result (its cell is marked, the run is not done): %s", problem)
+        parts += [f"**warning**: unreadable result (its cell is marked, the run is not done): {problem}", ""]
     sched = plot_schedules(results, out / "schedules.png")
     if sched:
         parts += ["## Drop-rate schedules", "", f"![schedules]({sched.name})", ""]

@@ -157,8 +157,8 @@ def package_versions() -> dict[str, str]:
 def write_result(result: RunResult, run_dir: str | os.PathLike, name: str = RESULT_FILE) -> Path:
     """Write ``run_dir/result.json`` atomically (temp file + rename): readers see the old file or the new one."""
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return atomic_write(run_dir / name, json.dumps(result.to_dict(), indent=2, sort_keys=False, default=str) + "\n")
+    return atomic_write(run_dir / name, json.dumps(result.to_dict(), indent=2, sort_keys=False, default=str) + "\n",
+                        fsync=True, label="result")
 
 
 def read_result(path: str | os.PathLike) -> RunResult:
@@ -194,9 +194,12 @@ def collect_results(root: str | os.PathLike, strict: bool = False) -> pd.DataFra
     ``data_generated`` lists the data sets a run read that were generated (comma-separated, sorted), and
     ``data_recorded`` says whether its result recorded data provenance at all (results before schema 2 did not).
 
-    Unreadable files are skipped with a warning column unless ``strict``; the index can be rebuilt at any time.
+    Unreadable files (``strict``: raise) are left out of the rows, their errors (which name them) listed in
+    ``df.attrs["problems"]``, and ``df.attrs["unreadable"]`` says which run each would have been
+    (path, error, and task / model / variant / dataset from the suite's ``suite_run.json`` beside it, where there is
+    one), so the tables can mark their cells instead of dropping them silently.
     """
-    rows, problems = [], []
+    rows, problems, unreadable = [], [], []
     for path in sorted(Path(root).rglob(RESULT_FILE)):
         try:
             r = read_result(path)
@@ -204,6 +207,7 @@ def collect_results(root: str | os.PathLike, strict: bool = False) -> pd.DataFra
             if strict:
                 raise
             problems.append(str(e))
+            unreadable.append({"path": str(path), "error": str(e), **_planned_run(path.parent)})
             continue
         row: dict[str, Any] = {k: v for k, v in r.to_dict().items() if k not in ("metrics", "config", "versions",
                                                                                    "extra", "pretrain", "data")}
@@ -218,4 +222,14 @@ def collect_results(root: str | os.PathLike, strict: bool = False) -> pd.DataFra
         rows.append(row)
     df = pd.DataFrame(rows)
     df.attrs["problems"] = problems
+    df.attrs["unreadable"] = unreadable
     return df
+
+
+def _planned_run(run_dir: Path) -> dict:
+    """What the suite planned to run in ``run_dir`` (its ``suite_run.json``): task, model, variant, dataset."""
+    try:
+        spec = json.loads((run_dir / "suite_run.json").read_text())
+        return {k: spec[k] for k in ("task", "model", "variant", "dataset")}
+    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        return {}

@@ -7,7 +7,9 @@ registry :data:`finetune.tasks.TASKS`) and pretraining (:func:`pretrain_run`). :
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
 import os
 import time
 import traceback
@@ -24,7 +26,7 @@ from dropbench.benchmarks.results import (
 )
 from dropbench.finetune.tasks import Job, Outcome, get_task
 
-__all__ = ["pretrain_run", "run_and_record", "run_task"]
+__all__ = ["NoMetricsError", "pretrain_run", "run_and_record", "run_task"]
 
 log = logging.getLogger(__name__)
 
@@ -37,18 +39,30 @@ def run_and_record(task: str, dataset: str, model: str, run_dir: str | os.PathLi
                    variant: str | None = None, data: dict | None = None) -> RunResult:
     """Call ``fn`` (a stage returning its :class:`Outcome`), write ``run_dir/result.json`` and return the result.
 
-    A stage that raises is recorded as ``status: failed`` with its error and traceback in ``extra``, then the
-    exception propagates; a run asked to stop (Ctrl-C, or SIGTERM: ``pretrain.train.Preempted``, checkpoint saved) or
-    a refusal to overwrite a run (``FileExistsError``) records nothing, and a finished run's ``result.json`` is never
-    replaced by a failure. Only rank 0 writes under torchrun / SLURM. ``data``: the provenance of the data sets the
-    run reads (``RunResult.data``).
+    A stage that raises, or returns no metrics or a non-finite one (:class:`NoMetricsError`), is recorded as
+    ``status: failed`` with its error and traceback in ``extra``, then the exception propagates; a run asked to
+    stop (Ctrl-C, or SIGTERM: ``pretrain.stop.Preempted``, checkpoint saved) or a refusal to overwrite a run
+    (``FileExistsError``) records nothing, and a finished run's ``result.json`` is never replaced by a failure.
+    Only rank 0 writes under torchrun / SLURM; it holds the run folder while the stage runs (:mod:`pretrain.lock`),
+    so a second process on the same folder is refused (``FolderInUse``, naming the holder). ``data``: the provenance
+    of the data sets the run reads (``RunResult.data``).
     """
-    run_dir = Path(run_dir)
+    from dropbench.pretrain.lock import hold
+
+    with hold(run_dir) if _is_main() else contextlib.nullcontext():
+        return _run_and_record(task, dataset, model, Path(run_dir), fn, variant, data)
+
+
+def _run_and_record(task: str, dataset: str, model: str, run_dir: Path, fn: Callable[[], Outcome],
+                    variant: str | None, data: dict | None) -> RunResult:
     t0 = time.time()
     try:
         outcome = fn()
+        if not isinstance(outcome, Outcome):
+            raise TypeError(f"a stage must return an Outcome, got {type(outcome).__name__}")
+        _check_metrics(outcome.metrics)
     except BaseException as e:
-        from dropbench.pretrain.train import Preempted  # (imported here: the stage has loaded torch already)
+        from dropbench.pretrain.stop import Preempted
 
         stopped = isinstance(e, (KeyboardInterrupt, Preempted))  # asked to stop: resumable, not failed
         if _is_main() and not stopped and not isinstance(e, FileExistsError):
@@ -57,10 +71,11 @@ def run_and_record(task: str, dataset: str, model: str, run_dir: str | os.PathLi
                                status="failed", error=f"{type(e).__name__}: {e}", run_dir=str(run_dir),
                                log_path=_find_log(run_dir),
                                extra={"traceback": traceback.format_exc(limit=20)}, data=dict(data or {}))
-            _write_failure(failed, run_dir)
+            try:
+                _write_failure(failed, run_dir)
+            except OSError as write_error:  # (a full disk): the stage's own error is the one to report
+                log.error("%s", write_error)
         raise
-    if not isinstance(outcome, Outcome):
-        raise TypeError(f"a stage must return an Outcome, got {type(outcome).__name__}")
     result = RunResult(
         task=task, dataset=dataset, model=model, metrics=dict(outcome.metrics), config=outcome.config,
         config_hash=outcome.config_hash, variant=variant or variant_name(outcome.pretrain),
@@ -71,6 +86,18 @@ def run_and_record(task: str, dataset: str, model: str, run_dir: str | os.PathLi
         path = write_result(result, run_dir)
         log.info("wrote %s", path)
     return result
+
+
+class NoMetricsError(RuntimeError):
+    """A stage ended without usable metrics (its evaluation produced none, or a non-finite one): never ``ok``."""
+
+
+def _check_metrics(metrics: dict | None) -> None:
+    if not metrics:
+        raise NoMetricsError("the evaluation produced no metrics (see the run's log); the run is not recorded as ok")
+    bad = {k: v for k, v in metrics.items() if not math.isfinite(float(v))}
+    if bad:
+        raise NoMetricsError(f"the evaluation produced non-finite metrics {bad} (a diverged run?)")
 
 
 def _write_failure(failed: RunResult, run_dir: Path) -> None:

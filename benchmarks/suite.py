@@ -22,6 +22,7 @@ import logging
 import multiprocessing as mp
 import os
 import shutil
+import signal
 import time
 import traceback
 from dataclasses import asdict, dataclass, field, replace
@@ -32,6 +33,7 @@ from dropbench.benchmarks.results import RESULT_FILE, ResultError, collect_resul
 from dropbench.finetune.tasks import TASKS, Job, Outcome, Task, get_task
 from dropbench.pretrain.config import resolve_config
 from dropbench.pretrain.io import atomic_write
+from dropbench.pretrain.stop import Preempted, check, stop_signals
 from mmengine.config import Config
 from tqdm import tqdm
 
@@ -353,7 +355,7 @@ def execute_run(run: RunSpec | dict, out: str | os.PathLike, checkpoint: str | N
     run = RunSpec(**run) if isinstance(run, dict) else run
     folder = Path(out) / "runs" / run.id
     os.environ.setdefault("DROPBENCH_ENGINE_CONSOLE", "WARNING")  # engine details go to each run's own log file
-    with _run_log(folder):
+    with stop_signals(), _run_log(folder):
         return _execute(run, folder, checkpoint, launcher)
 
 
@@ -491,10 +493,12 @@ def _init_worker(threads: int) -> None:
 
     torch.set_num_threads(threads)
     logging.basicConfig(level=logging.WARNING)
+    for sig in (signal.SIGTERM, signal.SIGINT):  # between runs a worker leaves stopping to the suite process
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def run_suite(plan_: SuitePlan, preset: Config | None = None, executor: str = "local", jobs: int = 1,
-              progress: bool = True, slurm_cluster: str | None = None) -> SuiteReport:
+              progress: bool = True, slurm_cluster: str | None = None, wait: bool = False) -> SuiteReport:
     """Run what the plan still needs, in dependency order; never raises for a failing run.
 
     Args:
@@ -504,11 +508,26 @@ def run_suite(plan_: SuitePlan, preset: Config | None = None, executor: str = "l
         jobs: local worker processes (1: in this process).
         progress: show the runs bar.
         slurm_cluster: submitit cluster override (``local`` / ``debug`` for testing the SLURM path here).
+        wait: if another process holds the suite folder, wait for it instead of raising ``FolderInUse``.
+
+    The suite folder is held for the whole call (:mod:`pretrain.lock`); SIGTERM / SIGINT stop the suite between runs
+    at once and a running stage at its next step, checkpoint first (:mod:`pretrain.stop`), raising ``Preempted``.
     """
     if executor not in ("local", "slurm"):
         raise ValueError(f"executor must be local or slurm, got {executor!r}")
     if jobs < 1:
         raise ValueError(f"--jobs must be >= 1, got {jobs}")
+    from dropbench.benchmarks.datacheck import raise_for_errors
+    from dropbench.pretrain.lock import hold
+
+    if not plan_.out.exists():  # bad roots are refused before the suite lock makes the folder: a refusal writes nothing
+        raise_for_errors(check_data(plan_))
+    with stop_signals(), hold(plan_.out, wait=wait):
+        return _run_suite(plan_, preset, executor, jobs, progress, slurm_cluster)
+
+
+def _run_suite(plan_: SuitePlan, preset: Config | None, executor: str, jobs: int, progress: bool,
+               slurm_cluster: str | None) -> SuiteReport:
     preset = preset if preset is not None else load_preset(plan_.source or plan_.preset)
     report = SuiteReport()
     todo = []
@@ -537,6 +556,8 @@ def run_suite(plan_: SuitePlan, preset: Config | None = None, executor: str = "l
         return up.id in report.skipped or up.id in report.done
 
     def finish(run: RunSpec, error: BaseException | None) -> None:
+        if isinstance(error, (Preempted, KeyboardInterrupt)):  # a worker was asked to stop: so is the suite
+            raise Preempted(f"{run.id}: {error}", getattr(error, "signal_name", None))
         if error is None:
             report.done.append(run.id)
         else:
@@ -559,6 +580,7 @@ def run_suite(plan_: SuitePlan, preset: Config | None = None, executor: str = "l
     running: dict[cf.Future, RunSpec] = {}
     try:
         while pending or running:
+            check("before the next run")
             block_dependents()
             startable = [r for r in pending if ready(r)]
             while startable and (pool is None and not running or pool is not None and len(running) < jobs):
@@ -585,6 +607,12 @@ def run_suite(plan_: SuitePlan, preset: Config | None = None, executor: str = "l
                 block_dependents()
                 if pending:  # cannot happen with a valid plan; guard against a loop
                     raise RuntimeError(f"runs cannot start: {[r.id for r in pending]}")
+    except Preempted:
+        if pool is not None:  # the workers' stages checkpoint and stop (a repeat of a group signal is ignored)
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                with contextlib.suppress(OSError):
+                    os.kill(proc.pid, signal.SIGTERM)
+        raise
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
@@ -621,6 +649,14 @@ def describe(plan_: SuitePlan, data: list | None = None) -> str:
 
     head = f"data sets ({plan_.preset} preset):\n{render_reports(data)}\n" if data else ""
     rows = [(r.id, status_of(plan_, r), r.key) for r in plan_.runs]
+    warnings = []
+    for r in plan_.runs:
+        path = plan_.run_dir(r) / RESULT_FILE
+        if path.exists():
+            try:
+                read_result(path)
+            except ResultError as e:
+                warnings.append(f"  warning: {e}; the run is not done: `suite run` redoes it")
     width = max(len(r[0]) for r in rows) if rows else 10
     counts: dict[str, int] = {}
     for _, s, _ in rows:
@@ -628,7 +664,7 @@ def describe(plan_: SuitePlan, data: list | None = None) -> str:
     lines = [f"preset {plan_.preset}: {len(rows)} runs in {plan_.out} ("
              + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + ")"]
     lines += [f"  {rid:{width}}  {status:8} {key}" for rid, status, key in rows]
-    return head + "\n".join(lines)
+    return head + "\n".join(lines + warnings)
 
 
 def index(out: str | os.PathLike) -> Path:

@@ -89,25 +89,32 @@ def build_table(results: pd.DataFrame, spec: TableSpec, reference: pd.DataFrame 
 
     Returns:
         A DataFrame indexed by (model, variant) with a column MultiIndex (column title, statistic); an empty frame
-        when no run belongs to the table.
+        when no run belongs to the table. ``unreadable`` counts the runs of a cell whose ``result.json`` could not be
+        read (``results.attrs["unreadable"]``): the cell is marked, never silently left out.
     """
-    stats = ("mean", "std", "n", "delta", "ci_low", "ci_high", "p", "paper")
+    stats = ("mean", "std", "n", "delta", "ci_low", "ci_high", "p", "paper", "unreadable")
     cols = [c for c in spec.columns if not c.optional or (f"metric:{c.metric}" in results
                                                            and results[f"metric:{c.metric}"].notna().any())]
     titles = [c.title for c in cols] + (["mean"] if spec.mean_column else [])
     empty = pd.DataFrame(columns=pd.MultiIndex.from_product([titles, stats]),
                          index=pd.MultiIndex.from_arrays([[], []], names=["model", "variant"]))
-    if results.empty or "task" not in results:
+    titled = {c.dataset: c.title for c in cols}
+    lost = [u for u in results.attrs.get("unreadable", []) if u.get("task") == spec.task
+            and (u.get("dataset") in titled or None in titled)]
+    if (results.empty or "task" not in results) and not lost:
         return empty
-    runs = results[(results["task"] == spec.task) & (results["status"] == "ok")]
-    if runs.empty:
+    runs = results[(results["task"] == spec.task) & (results["status"] == "ok")] if "task" in results else results
+    if runs.empty and not lost:
         return empty
-    keys = sorted({(m, v) for m, v in zip(runs["model"], runs["variant"], strict=True)},
+    measured = set() if runs.empty else set(zip(runs["model"], runs["variant"], strict=True))
+    keys = sorted(measured | {(u["model"], u["variant"]) for u in lost},
                   key=lambda mv: (_model_key(mv[0]), _variant_key(mv[1])))
     table = pd.DataFrame(index=pd.MultiIndex.from_tuples(keys, names=["model", "variant"]),
                          columns=pd.MultiIndex.from_product([titles, stats]), dtype=float)
     for col in cols:
         metric = f"metric:{col.metric}"
+        if runs.empty:
+            break
         sel = runs if col.dataset is None else runs[runs["dataset"] == col.dataset]
         if metric not in sel:
             continue
@@ -128,6 +135,10 @@ def build_table(results: pd.DataFrame, spec: TableSpec, reference: pd.DataFrame 
                     hit = hit[hit["recipe"] == recipe]
                 if len(hit):
                     table.loc[(m, v), (col.title, "paper")] = float(hit["value"].iloc[0])
+    for u in lost:
+        title = titled.get(u.get("dataset"), titled.get(None))
+        cell = (u["model"], u["variant"]), (title, "unreadable")
+        table.loc[cell] = (0 if pd.isna(table.loc[cell]) else table.loc[cell]) + 1
     table.attrs["data"] = _provenance(runs, cols, keys, spec.mean_column)
     table.attrs["recipe"] = recipe_caption(runs, spec)
     if spec.mean_column:
@@ -307,6 +318,9 @@ def _has(table: pd.DataFrame, title: str, stat: str) -> bool:
 def _cell(table: pd.DataFrame, idx: tuple, title: str, tex: bool) -> str:
     """``mean ± std (n=k)``; in LaTeX followed by the difference and its interval (``+0.4 {\\scriptsize[...]}``)."""
     mean = table.loc[idx, (title, "mean")]
+    lost = table.loc[idx, (title, "unreadable")] if (title, "unreadable") in table.columns else float("nan")
+    if not pd.isna(lost) and lost > 0:  # a result.json that could not be read: say so, never show a partial mean
+        return f"unreadable ({int(lost)} result file{'s' if lost > 1 else ''})"
     if pd.isna(mean):
         return "--" if tex else "–"
     text = _fmt(mean)

@@ -8,17 +8,20 @@
   (checkpoint, run folder, launcher, seed, overrides) -> the resolved mmengine Config.
 * :func:`adapt_to_device`: what a recipe written for GPUs needs on a machine without one (AMP off, gloo not NCCL).
 * :func:`run_runner`: build the Runner, train (resuming from the work dir's last checkpoint when asked), evaluate
-  the final weights, return the metrics and the backbone's load report; :func:`outcome` packs them into the task's
-  :class:`finetune.tasks.Outcome`. The Runner loads
-  resume / ``load_from`` checkpoints strictly (mmengine only warns on a mismatch), and the pretrained backbone is
-  loaded once per run by the backbone's own ``init_weights`` (which raises on a misfit).
+  the final weights, return the metrics and the backbone's load report; a non-finite loss stops the run
+  (:class:`DivergenceHook`: ``diverged: loss is nan at iteration N``) and SIGTERM / SIGINT stop it within an
+  iteration (:class:`StopOnSignalHook`); :func:`outcome` packs them into the task's :class:`finetune.tasks.Outcome`.
+  The Runner loads resume / ``load_from`` checkpoints strictly (mmengine only warns on a mismatch), and the
+  pretrained backbone is loaded once per run by the backbone's own ``init_weights`` (which raises on a misfit).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
+import math
 import numbers
 import os
 from dataclasses import dataclass
@@ -29,17 +32,19 @@ import torch
 from dropbench.finetune.backbone import TimmPyramidBackbone
 from dropbench.finetune.convert import LoadReport, file_sha256
 from dropbench.finetune.tasks import Job, Outcome
-from dropbench.pretrain.checkpoint import load_checkpoint_file
+from dropbench.pretrain.checkpoint import CheckpointError, load_checkpoint_file, write_error
 from dropbench.pretrain.config import config_hash, dump_config, plain, resolve_config
 from dropbench.pretrain.distributed import setup_launcher
+from dropbench.pretrain.faults import fault_point
+from dropbench.pretrain.stop import Preempted, deferred, requested, shield_worker, stop_signals, worker_context
 from mmengine.config import Config
-from mmengine.hooks import Hook
+from mmengine.hooks import CheckpointHook, Hook
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner, find_latest_checkpoint
 from mmengine.runner.checkpoint import CheckpointLoader
 
-__all__ = ["RunnerRun", "StrictRunner", "adapt_to_device", "install_safe_checkpoint_loading", "outcome",
-           "prepare_runner_config", "run_runner"]
+__all__ = ["DivergenceHook", "RunnerRun", "StopOnSignalHook", "StrictRunner", "adapt_to_device",
+           "install_safe_checkpoint_loading", "outcome", "prepare_runner_config", "resume_checkpoint", "run_runner"]
 
 log = logging.getLogger(__name__)
 _RUNTIME_KEYS = ("work_dir", "launcher", "resume", "load_from", "env_cfg", "log_level", "visualizer")
@@ -133,6 +138,32 @@ class StrictRunner(Runner):
         self.logger.info("resuming from %s", filename)
         super().resume(filename, *args, **kwargs)
 
+    @staticmethod
+    def build_dataloader(dataloader: Any, seed: int | None = None, diff_rank_seed: bool = False) -> Any:
+        """mmengine's loader, whose workers leave stopping on SIGTERM / SIGINT to the run (``pretrain.stop``)."""
+        loader = Runner.build_dataloader(dataloader, seed=seed, diff_rank_seed=diff_rank_seed)
+        if isinstance(loader, torch.utils.data.DataLoader) and loader.num_workers > 0:
+            loader.worker_init_fn = functools.partial(shield_worker, then=loader.worker_init_fn)
+            if loader.multiprocessing_context is None:
+                loader.multiprocessing_context = worker_context()
+        return loader
+
+    def save_checkpoint(self, out_dir: str, filename: str, *args: Any, **kwargs: Any) -> None:
+        """mmengine's save, made atomic (a temporary file renamed over the target: a kill mid-write leaves the older
+        checkpoints and never a truncated one); a failed write (disk full) names the file."""
+        path, tmp = Path(out_dir) / filename, f".{filename}.tmp"
+        try:
+            fault_point("mm-checkpoint:tmp-created")
+            super().save_checkpoint(out_dir, tmp, *args, **kwargs)
+            fault_point("mm-checkpoint:written")
+            os.replace(Path(out_dir) / tmp, path)
+            fault_point("mm-checkpoint:renamed")
+        except BaseException as e:
+            (Path(out_dir) / tmp).unlink(missing_ok=True)
+            if isinstance(e, OSError):
+                raise write_error(path, e) from e
+            raise
+
     def load_checkpoint(self, filename: str, map_location: Any = "cpu", strict: bool = True,
                         revise_keys: list | None = None) -> Any:
         return super().load_checkpoint(filename, map_location=map_location, strict=True,
@@ -162,6 +193,95 @@ class _ProgressBar(Hook):
     def after_train(self, runner: Runner) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+class _KeepUntilSaved(CheckpointHook):
+    """mmengine's ``CheckpointHook``, except that the checkpoints beyond ``max_keep_ckpts`` are removed after the new
+    one is saved: mmengine removes them first, so a run killed during the save (``max_keep_ckpts=1``) kept none."""
+
+    def _save_checkpoint_with_step(self, runner: Runner, step: int, meta: dict) -> None:
+        keep, self.max_keep_ckpts = self.max_keep_ckpts, -1
+        try:
+            super()._save_checkpoint_with_step(runner, step, meta)
+        finally:
+            self.max_keep_ckpts = keep
+        if keep <= 0 or (self.keep_ckpt_ids and self.keep_ckpt_ids[-1] == step):
+            return
+        self.keep_ckpt_ids.append(step)
+        while len(self.keep_ckpt_ids) > keep:
+            old = Path(self.out_dir) / self.filename_tmpl.format(self.keep_ckpt_ids.popleft())
+            if int(os.environ.get("RANK", "0")) == 0:
+                old.unlink(missing_ok=True)
+        runner.message_hub.update_info("keep_ckpt_ids", list(self.keep_ckpt_ids))
+
+
+class DivergenceHook(Hook):
+    """Stops training on a non-finite loss: ``FloatingPointError('diverged: loss is nan at iteration N')``.
+
+    The check of mmdet's ``CheckInvalidLossHook`` (``torch.isfinite(outputs['loss'])`` every ``interval`` iterations),
+    for detection and segmentation alike: mmdet's own hook fails with a bare ``assert`` (no message, stripped by
+    ``python -O``) and mmseg 1.2.2 ships none. ``N`` counts iterations from 1, as mmengine's log lines do.
+    """
+
+    priority = "VERY_HIGH"  # before the checkpoint hook: a diverged iteration is never saved
+
+    def __init__(self, interval: int = 1) -> None:
+        self.interval = interval
+
+    def after_train_iter(self, runner: Runner, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+        if not outputs or "loss" not in outputs or not self.every_n_train_iters(runner, self.interval):
+            return
+        loss = float(outputs["loss"].detach())
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"diverged: loss is {loss} at iteration {runner.iter + 1}")
+
+
+class StopOnSignalHook(Hook):
+    """Stops training within an iteration of SIGTERM / SIGINT / SIGUSR1 (:mod:`pretrain.stop`), then resumes exactly.
+
+    An iteration-based run saves a checkpoint of the iteration just finished (mmengine's ``IterBasedTrainLoop``
+    resumes it, skipping the data already seen). An epoch-based run stops without one and resumes from its last
+    epoch checkpoint: mmengine's ``EpochBasedTrainLoop`` restarts an epoch from its beginning, so a mid-epoch
+    checkpoint would train extra iterations.
+    """
+
+    priority = "LOWEST"  # after the checkpoint hook has saved what it saves at this iteration
+
+    def before_train(self, runner: Runner) -> None:
+        self._stop(runner, "before training")
+
+    def after_train_iter(self, runner: Runner, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+        name = self._requested()
+        if not name:
+            return
+        saved = "no checkpoint (epoch-based: resumes from the last epoch's)"
+        hook = next((h for h in runner.hooks if isinstance(h, CheckpointHook)), None)
+        if hook is not None and not hook.by_epoch:
+            done = runner.iter + 1
+            if not (hook.every_n_train_iters(runner, hook.interval) or done == runner.max_iters):
+                hook._save_checkpoint(runner)  # iter_<done>.pth and the work dir's last_checkpoint marker
+            saved = f"checkpoint of iteration {done} saved"
+        raise Preempted(f"stopped by {name} at iteration {runner.iter + 1}; {saved}; resume with --resume auto",
+                        requested())
+
+    def after_val_iter(self, runner: Runner, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+        self._stop(runner, "during evaluation")
+
+    def _stop(self, runner: Runner, where: str) -> None:
+        name = self._requested()
+        if name:
+            raise Preempted(f"stopped by {name} {where} (iteration {runner.iter})", requested())
+
+    @staticmethod
+    def _requested() -> str | None:
+        """The stop request, agreed by every rank (each may have got the signal at another iteration)."""
+        name = requested()
+        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            return name
+        device = "cuda" if torch.distributed.get_backend() == "nccl" else "cpu"
+        votes = torch.tensor([1.0 if name else 0.0], device=device)
+        torch.distributed.all_reduce(votes)
+        return (name or "a signal to another rank") if votes.item() > 0 else None
 
 
 class _LastValMetrics(Hook):
@@ -204,6 +324,45 @@ def _last_checkpoint(work_dir: str | os.PathLike) -> str | None:
         return find_latest_checkpoint(str(work_dir))
 
 
+def resume_checkpoint(work_dir: str | os.PathLike) -> str | None:
+    """The newest checkpoint of ``work_dir`` that loads: the ``last_checkpoint`` marker's, else ``epoch_N.pth`` /
+    ``iter_N.pth``, newest first (None when there is none).
+
+    A damaged one (truncated: the machine died while writing it; unreadable) is skipped with a warning naming it and
+    why, and kept, renamed ``<name>.unreadable`` (never deleted).
+
+    When checkpoints exist but none loads, the run starts afresh (a warning says so).
+    """
+    def number(p: Path) -> int:
+        tail = p.stem.split("_", 1)[-1]
+        return int(tail) if tail.isdigit() else -1
+
+    work_dir = Path(work_dir)
+    marker = _last_checkpoint(work_dir)
+    saved = sorted([*work_dir.glob("epoch_*.pth"), *work_dir.glob("iter_*.pth")], key=number, reverse=True)
+    candidates = ([Path(marker)] if marker else []) + [p for p in saved if not marker or p != Path(marker)]
+    skipped = []
+    for path in candidates:
+        if not path.is_file():
+            log.warning("last_checkpoint names %s, which does not exist; trying older checkpoints", path)
+            continue
+        try:
+            load_checkpoint_file(path)
+        except CheckpointError as e:
+            aside = path.with_name(path.name + ".unreadable")
+            os.replace(path, aside)
+            log.warning("skipped checkpoint %s: %s; kept as %s", path, e, aside)
+            skipped.append(str(path))
+            continue
+        if skipped:
+            log.warning("resuming from %s, the newest checkpoint that loads", path)
+        return str(path)
+    if skipped:
+        log.warning("no checkpoint in %s loads (damaged, kept as *.unreadable: %s): the run starts afresh", work_dir,
+                    skipped)
+    return None
+
+
 @dataclass(frozen=True)
 class RunnerRun:
     """What :func:`run_runner` returns.
@@ -234,20 +393,30 @@ def run_runner(cfg: Config) -> RunnerRun:
     The train loop's own validation after the last epoch is reused; the validation loop runs again only when the
     final weights were not validated (e.g. a resumed run that had already finished training).
     """
-    install_safe_checkpoint_loading()
-    Path(cfg.work_dir).mkdir(parents=True, exist_ok=True)
-    dump_config(cfg, cfg.work_dir)
-    runner = StrictRunner.from_cfg(cfg)
-    _console_level(runner)
-    _check_total_batch(cfg, runner.world_size)
-    last_val = _LastValMetrics()
-    runner.register_hook(last_val)
-    runner.register_hook(_ProgressBar())
-    runner.train()
-    if last_val.metrics is not None and last_val.at == (runner.epoch, runner.iter):
-        metrics = last_val.metrics
-    else:
-        metrics = runner.val_loop.run()
+    with stop_signals():
+        install_safe_checkpoint_loading()
+        Path(cfg.work_dir).mkdir(parents=True, exist_ok=True)
+        if cfg.get("resume") and not cfg.get("load_from"):
+            cfg.load_from = resume_checkpoint(cfg.work_dir)  # mmengine resumes from load_from when it is set
+            cfg.resume = cfg.load_from is not None  # none loads: afresh (mmengine would follow a stale marker)
+        dump_config(cfg, cfg.work_dir)
+        runner = StrictRunner.from_cfg(cfg)
+        for hook in runner.hooks:
+            if type(hook) is CheckpointHook:
+                hook.__class__ = _KeepUntilSaved
+        _console_level(runner)
+        _check_total_batch(cfg, runner.world_size)
+        last_val = _LastValMetrics()
+        runner.register_hook(last_val)
+        runner.register_hook(_ProgressBar())
+        runner.register_hook(DivergenceHook(int(cfg.get("divergence_check_interval", 1))))
+        runner.register_hook(StopOnSignalHook())
+        with deferred():
+            runner.train()
+        if last_val.metrics is not None and last_val.at == (runner.epoch, runner.iter):
+            metrics = last_val.metrics
+        else:
+            metrics = runner.val_loop.run()
     # numbers.Real: mmseg's IoUMetric returns numpy.float32, which is no subclass of float
     return RunnerRun({k: float(v) for k, v in metrics.items() if isinstance(v, numbers.Real)}, runner,
                      _load_report(runner))

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from dropbench.pretrain.io import atomic_write
+from dropbench.pretrain.io import atomic_write, write_error
 
-__all__ = ["CheckpointError", "atomic_save", "load_checkpoint_file", "safe_globals"]
+__all__ = ["CheckpointError", "atomic_save", "load_checkpoint_file", "safe_globals", "write_error"]
 
 
 class CheckpointError(ValueError):
@@ -76,5 +76,10 @@ def load_checkpoint_file(path: str | os.PathLike, map_location: str | torch.devi
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` to a temporary file beside ``path``, then rename: readers never see a half-written file."""
-    return atomic_write(path, lambda f: torch.save(obj, f), binary=True, fsync=True)
+    """``torch.save`` to a temporary file beside ``path``, then rename: readers never see a half-written file.
+
+    Raises:
+        OSError: the write failed (disk full, file-size limit, permissions); the message names ``path``, and the
+            previous file at ``path`` is left as it was.
+    """
+    return atomic_write(path, lambda f: torch.save(obj, f), binary=True, fsync=True, label="checkpoint")

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from dropbench.pretrain.stop import shield_worker, worker_context
 from timm.data import create_transform, resolve_data_config
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.datasets import ImageFolder
@@ -193,8 +194,9 @@ def build_imagenet(root: str | Path, train_tf: Callable, eval_tf: Callable, seed
     return SeededDataset(train, train_tf, seed), SeededDataset(val, eval_tf, seed)
 
 
-def _worker_init(_: int) -> None:
+def _worker_init(worker_id: int) -> None:
     torch.set_num_threads(1)
+    shield_worker(worker_id)  # stopping on SIGTERM / SIGINT is the training process's decision
 
 
 def train_loader(dataset: Dataset, sampler: ResumableSampler, num_workers: int, pin_memory: bool) -> DataLoader:
@@ -207,6 +209,7 @@ def train_loader(dataset: Dataset, sampler: ResumableSampler, num_workers: int, 
         pin_memory=pin_memory,
         drop_last=True,
         worker_init_fn=_worker_init if num_workers else None,
+        multiprocessing_context=worker_context() if num_workers else None,
         persistent_workers=False,
     )
 
@@ -220,4 +223,5 @@ def eval_loader(dataset: Dataset, batch_size: int, rank: int, world_size: int, n
         sampler=sampler,
         num_workers=num_workers,
         worker_init_fn=_worker_init if num_workers else None,
+        multiprocessing_context=worker_context() if num_workers else None,
     )

@@ -92,7 +92,8 @@ class _DeviceMeters:
         """Host copy of the meters; raises ``FloatingPointError`` if a loss was not finite."""
         bad_it, bad_loss, loss_sum = torch.stack([self.bad_it.double(), self.bad_loss.double(), self.loss_sum]).tolist()
         if bad_it >= 0:
-            raise FloatingPointError(f"loss is {bad_loss} at epoch {self.epoch}, iteration {int(bad_it)}; stopping")
+            raise FloatingPointError(f"diverged: loss is {bad_loss} at iteration {int(bad_it) + 1} "
+                                     f"(epoch {self.epoch})")
         self.host["loss_sum"] = loss_sum
         return dict(self.host)
 

@@ -17,7 +17,6 @@ import argparse
 import json
 import logging
 import os
-import signal
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -42,6 +41,7 @@ from dropbench.pretrain.engine import DropControl, TrainContext, evaluate, train
 from dropbench.pretrain.io import atomic_link, atomic_write
 from dropbench.pretrain.models import create_paper_model, paper_model
 from dropbench.pretrain.schedules import DROP_MODES, DROP_SCHEDULES, DropRateApplier, DropSpec
+from dropbench.pretrain.stop import Preempted, deferred, requested, stop_signals
 from mmengine.config import Config
 from timm.data import Mixup
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
@@ -50,7 +50,7 @@ from timm.scheduler import CosineLRScheduler
 from timm.utils import ModelEmaV3
 
 __all__ = [
-    "build_config", "get_args_parser", "imagenet_datasets", "pretrain_metadata", "run", "variants",
+    "Preempted", "build_config", "get_args_parser", "imagenet_datasets", "pretrain_metadata", "run", "variants",
 ]
 
 log = logging.getLogger(__name__)
@@ -240,38 +240,48 @@ def _find_resume(resume: str | None, out_dir: Path) -> Path | None:
     if not resume:
         return None
     if resume == "auto":
-        path = out_dir / CHECKPOINT
-        return path if path.is_file() else None
+        candidates = _checkpoints(out_dir)
+        return candidates[0] if candidates else None
     path = Path(resume)
     if not path.is_file():
         raise CheckpointError(f"--resume {resume}: no such checkpoint file")
     return path
 
 
-class _StopFlag:
-    """Set by SIGTERM/SIGUSR1 (SLURM pre-emption): the loop saves a checkpoint at the next step and exits."""
+def _checkpoints(out_dir: Path) -> list[Path]:
+    """The run's checkpoints, newest first: ``checkpoint.pth`` (latest), then ``checkpoint-<epoch>.pth``."""
+    def epoch(p: Path) -> int:
+        tail = p.stem.split("-", 1)[1]
+        return int(tail) if tail.isdigit() else -1
 
-    def __init__(self) -> None:
-        self.raised = False
-        self._previous: dict[int, Any] = {}
-        for sig in (signal.SIGTERM, signal.SIGUSR1):
-            try:
-                self._previous[sig] = signal.signal(sig, self._set)
-            except ValueError:  # not the main thread
-                pass
-
-    def _set(self, *_: Any) -> None:
-        self.raised = True
-
-    def restore(self) -> None:
-        """Give the signals back to their earlier handlers (a suite process goes on to other runs)."""
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous.clear()
+    latest = out_dir / CHECKPOINT
+    return ([latest] if latest.is_file() else []) + sorted(out_dir.glob("checkpoint-*.pth"), key=epoch, reverse=True)
 
 
-class Preempted(SystemExit):
-    """Raised after the checkpoint is saved when the job was asked to stop; resume with --resume auto."""
+def _load_resume(path: Path, out_dir: Path, auto: bool, is_main: bool = True) -> tuple[Path | None, dict | None]:
+    """Load the resume checkpoint; with ``auto``, fall back to the newest one that loads when newer ones are damaged,
+    and start afresh (None, None) when none does.
+
+    A damaged checkpoint (truncated: the machine died while writing it; unreadable) is logged with the reason and
+    kept, renamed ``<name>.unreadable`` so that the next save does not overwrite it; nothing is deleted. The one
+    resumed from becomes ``checkpoint.pth`` again (the run's latest, which fine-tuning runs read).
+    """
+    if not auto:
+        return path, load_checkpoint_file(path)
+    for candidate in _checkpoints(out_dir):
+        try:
+            ckpt = load_checkpoint_file(candidate)
+        except CheckpointError as e:
+            if is_main:
+                aside = candidate.with_name(candidate.name + ".unreadable")
+                os.replace(candidate, aside)
+                log.warning("skipped checkpoint %s: %s; kept as %s", candidate, e, aside)
+            continue
+        if is_main and candidate != out_dir / CHECKPOINT:
+            atomic_link(candidate, out_dir / CHECKPOINT)
+        return candidate, ckpt
+    log.warning("no checkpoint in %s loads: the run starts afresh", out_dir)
+    return None, None
 
 
 def imagenet_datasets(cfg: Config, train_tf: Callable, eval_tf: Callable, seed: int) -> tuple[Any, Any, int]:
@@ -301,6 +311,12 @@ def run(
             returned dict is kept in the summary as ``init``, and its ``pretrain`` entry, if any, replaces the
             metadata recorded in checkpoints.
     """
+    with stop_signals():  # SIGTERM / SIGINT / SIGUSR1: a checkpoint at the next step, then Preempted
+        return _run(cfg, out_dir, resume, datasets, prepare_model)
+
+
+def _run(cfg: Config, out_dir: str | os.PathLike, resume: str | None, datasets: Callable, prepare_model: Callable | None
+         ) -> dict:
     t_start = time.time()
     out_dir = Path(out_dir)
     check_config(cfg)
@@ -387,7 +403,8 @@ def run(
     start_iter, records, meters = 0, [], None
     run_hash = config_hash(cfg, exclude=_RESUME_FREE)
     if resume_path is not None:
-        ckpt = load_checkpoint_file(resume_path)
+        resume_path, ckpt = _load_resume(resume_path, out_dir, resume == "auto", dist.is_main)
+    if resume_path is not None:
         if ckpt.get("config_hash") != run_hash:
             raise CheckpointError(f"{resume_path} was written by a different config (hash {ckpt.get('config_hash')}, "
                                   f"this run {run_hash}); resume with the same recipe and flags, or a new --out")
@@ -434,21 +451,33 @@ def run(
             "precision": recorded_precision,
         }, path)
 
+    def stop_now(it: int | None = None) -> str | None:
+        """The stop request, agreed by every rank (each may have got the signal at another step); under DDP it is
+        compared every ``sync_every`` steps (and at epoch ends: ``it`` None), not to sync the host every step."""
+        name = requested()
+        if not dist.distributed:
+            return name
+        if it is not None and it % max(int(ctx.sync_every), 1):
+            return None
+        votes = all_reduce_sum(torch.tensor([1.0 if name else 0.0], device=dist.device))
+        return (name or "a signal to another rank") if votes.item() > 0 else None
+
     def on_step(it: int, step_in_epoch: int, read_meters: Callable[[], dict]) -> None:
         every = int(cfg.runtime.save_every_iters)
-        preempted = stop.raised
-        if (every and it % every == 0 and step_in_epoch < iters_per_epoch) or preempted:
+        mid_epoch = step_in_epoch < iters_per_epoch  # at an epoch's end the epoch's own checkpoint comes first
+        preempted = stop_now(it) if mid_epoch else None
+        if (every and it % every == 0 and mid_epoch) or preempted:
             save(out_dir / CHECKPOINT, it // iters_per_epoch, it, read_meters())
         if preempted:
             barrier()
-            raise Preempted(f"stopped by signal at iteration {it}; checkpoint saved, resume with --resume auto")
+            raise Preempted(f"stopped by {preempted} at iteration {it}; checkpoint saved, resume with --resume auto",
+                            requested())
 
     log.info("training %s (%s) for %d epochs x %d iterations, total batch %d, lr %.2e",
              cfg.model.name, drop_spec.describe(), epochs, iters_per_epoch, total_batch, lr)
     first_epoch, first_step = divmod(start_iter, iters_per_epoch)
-    stop = _StopFlag()
     samples = None
-    try:
+    with deferred():
         for epoch in range(first_epoch, epochs):
             start_step = first_step if epoch == first_epoch else 0
             sampler.set_epoch(epoch, start_step * update_freq)
@@ -480,8 +509,10 @@ def run(
                 _write_log(out_dir, records)
                 log.info("epoch %d: %s", epoch, _fmt(record))
             barrier()
-    finally:
-        stop.restore()
+            preempted = stop_now()
+            if preempted and epoch < epochs - 1:
+                raise Preempted(f"stopped by {preempted} after epoch {epoch}; checkpoint saved, resume with --resume "
+                                f"auto", requested())
     final = records[-1] if records else {}
     summary = {
         "checkpoint": str(out_dir / CHECKPOINT),

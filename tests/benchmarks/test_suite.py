@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from dropbench.benchmarks.results import read_result
 from dropbench.benchmarks.suite import describe, plan, run_suite, status_of
+from dropbench.pretrain.checkpoint import load_checkpoint_file
+from dropbench.pretrain.lock import FolderInUse
 
 REPO = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "dropbench.benchmarks.cli"]  # the `dropbench` command, run from this checkout
@@ -380,3 +382,54 @@ def test_smoke_preset_end_to_end(tmp_path):
     assert "Generated data (dropbench's stand-ins, not the real data sets, not comparable with the paper): " \
            "ade20k, imagenet." in (out / "tables" / "table5.md").read_text()
     assert "cifar100, flowers102, food101, imagenet, pets, stl10." in (out / "tables" / "table6.tex").read_text()
+
+
+@pytest.mark.slow
+def test_one_sigterm_stops_a_pretraining_suite_and_a_second_suite_is_refused(tmp_path):
+    """The issue's case: `timeout` signals the whole process group, data-loader workers included. The first SIGTERM
+    used to kill the workers, fail the run and let the suite go on; now it checkpoints and stops within seconds."""
+    path = preset(tmp_path, epochs=50)
+    path.write_text(path.read_text().replace("'data.num_workers': 0", "'data.num_workers': 2"))
+    out = tmp_path / "out"
+    cmd = [*CLI, "suite", "run", "--preset", str(path), "--out", str(out), "--no-progress"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    run = out / "runs" / "pretrain" / "vit_tiny" / "baseline"
+    try:
+        deadline = time.time() + 300
+        while not (run / "checkpoint-0.pth").exists() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        assert proc.poll() is None and (run / "checkpoint-0.pth").exists()
+        # a second suite on the folder is refused, naming the first (the CLI exits 2 on a FileExistsError)
+        with pytest.raises(FolderInUse, match=f"{out} is in use by pid {proc.pid} on .*suite run.*--wait"):
+            run_suite(plan(path, out), progress=False)
+        t0 = time.time()
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+        elapsed = time.time() - t0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    stderr = proc.stderr.read()
+    assert proc.returncode == 143, stderr[-2000:]
+    assert elapsed < 15, f"stopped {elapsed:.1f} s after SIGTERM"
+    assert "stopped by SIGTERM" in stderr and "checkpoint saved" in stderr
+    assert not (run / "result.json").exists()  # stopped, not failed: resumable
+    assert not (out / "runs" / "pretrain" / "vit_tiny" / "early-sd").exists()  # the suite did not go on
+    assert load_checkpoint_file(run / "checkpoint.pth")["iteration"] > 0
+
+
+def test_plan_names_an_unreadable_result_and_the_run_is_not_done(tmp_path):
+    from dropbench.benchmarks.results import RunResult, write_result
+    from dropbench.benchmarks.suite import _prepare_folder
+
+    p = plan(preset(tmp_path), tmp_path / "out")
+    run = p.runs[0]
+    folder = _prepare_folder(p, run)
+    write_result(RunResult(task="pretrain", dataset="imagenet", model="vit_tiny", metrics={"top1": 50.0}, config={},
+                           config_hash="h"), folder)
+    assert status_of(p, run) == "done"
+    (folder / "result.json").write_text("{\"task\": \"pre")  # truncated
+    assert status_of(p, run) == "partial"  # not done: `suite run` redoes (resumes) it
+    assert f"warning: {folder / 'result.json'} is not valid JSON" in describe(p)

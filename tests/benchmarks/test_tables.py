@@ -183,6 +183,31 @@ def test_results_of_schema_1_stay_readable_and_tables_say_provenance_is_unknown(
                   data={"coco": {"kind": "synthetic"}})
 
 
+def test_an_unreadable_result_is_named_and_its_cell_marked(tmp_path, capsys):
+    """A truncated result.json used to vanish from the tables, with the deltas that depended on it, naming nothing."""
+    from dropbench.benchmarks.cli import main
+
+    for variant, top1 in (("baseline", 70.0), ("early-sd", 72.0)):
+        run = tmp_path / "runs" / "cls" / "pets" / "vit_tiny" / variant / "seed0"
+        write_result(RunResult(task="cls", dataset="pets", model="vit_tiny", variant=variant, metrics={"top1": top1},
+                               config={}, config_hash="h"), run)
+        (run / "suite_run.json").write_text(json.dumps({"task": "cls", "model": "vit_tiny", "variant": variant,
+                                                        "dataset": "pets"}))
+    broken = tmp_path / "runs" / "cls" / "pets" / "vit_tiny" / "baseline" / "seed0" / "result.json"
+    broken.write_text(broken.read_text()[:40])
+    table = build_tables(collect_results(tmp_path), None)["table6"]
+    text = render(table, "md")
+    assert "unreadable (1 result file)" in text and "72.0" in text and "+2.0" not in text  # no delta to a lost cell
+    assert main(["tables", "--results", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert f"warning: unreadable result (its cell is marked; `suite run` redoes the run): {broken} is not valid" in err
+    from dropbench.benchmarks.report import write_report
+
+    report = write_report(tmp_path).read_text()
+    assert f"unreadable result (its cell is marked, the run is not done): {broken}" in report
+    assert "unreadable (1 result file)" in report
+
+
 def test_paper_csv_has_a_row_for_every_run_of_the_paper_preset():
     """Every (table, data set, model, variant, metric) the paper preset produces has a row, empty where the paper's
     figure was not transcribed."""

@@ -200,6 +200,33 @@ def test_launchers(monkeypatch):
     setup_launcher("pytorch")  # now every torchrun variable is there
 
 
+@pytest.mark.slow
+def test_sigint_checkpoints_a_classification_run_at_the_next_step(data, checkpoint, tmp_path, monkeypatch):
+    """Ctrl-C (SIGINT) mid-epoch: the step finishes, a checkpoint of it is saved, the run stops and records nothing."""
+    import os
+    import signal
+
+    from dropbench.pretrain import engine
+    from dropbench.pretrain.checkpoint import load_checkpoint_file
+    from dropbench.pretrain.stop import Preempted
+
+    calls = []
+    reseed = engine._reseed
+
+    def reseed_and_interrupt(*args) -> None:  # called once per micro-step: Ctrl-C during the third step
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+        reseed(*args)
+
+    monkeypatch.setattr(engine, "_reseed", reseed_and_interrupt)
+    with pytest.raises(Preempted, match="stopped by SIGINT at iteration 3; checkpoint saved") as e:
+        run_cls(_job("pets", checkpoint, data["pets"], tmp_path / "run", config="smoke", cfg_options=TINY))
+    assert e.value.exit_code == 130
+    assert load_checkpoint_file(tmp_path / "run" / "checkpoint.pth")["iteration"] == 3
+    assert not (tmp_path / "run" / "result.json").exists()
+
+
 def test_transfer_recipe_records_every_hyperparameter(tmp_path):
     """lr 5e-4, layer decay 0.75 and the per-data-set epochs have no source: result.json carries them all."""
     from dropbench.finetune.cls import build_cls_config, hyperparameters

@@ -29,6 +29,8 @@ from dropbench.finetune.samples import load_states  # noqa: E402
 from dropbench.finetune.tasks import Job  # noqa: E402
 from dropbench.pretrain.config import resolve_config  # noqa: E402
 from dropbench.pretrain.models import create_paper_model  # noqa: E402
+from mmengine.hooks import Hook  # noqa: E402
+from mmengine.registry import HOOKS  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "dropbench.benchmarks.cli"]  # the `dropbench` command, run from this checkout
@@ -388,3 +390,62 @@ def test_a_total_batch_other_than_the_recipes_is_warned_about(caplog):
         assert not caplog.records
         _check_total_batch(cfg, 1)
     assert "set for 16 images per step; this run has 2" in caplog.text and "auto_scale_lr.enable=true" in caplog.text
+
+
+@pytest.mark.slow
+def test_a_diverging_run_fails_naming_the_iteration(coco, swin_ckpt, tmp_path, capsys):
+    """The issue's case (lr 1e6): NaN losses used to train to the end and record `ok` with empty metrics."""
+    out = tmp_path / "run"
+    argv = ["finetune", "coco", "--checkpoint", str(swin_ckpt), "--model", "swin_femto", "--data", str(coco),
+            "--out", str(out), "--config", "smoke", "--cfg-options", *TINY_RUN, "optim_wrapper.optimizer.lr=1e6"]
+    assert cli.main(argv) == 1
+    result = json.loads((out / "result.json").read_text())
+    assert result["status"] == "failed" and result["metrics"] == {}
+    assert re.fullmatch(r"FloatingPointError: diverged: loss is nan at iteration \d", result["error"]), result["error"]
+    n = int(result["error"][-1])
+    assert not (out / f"iter_{n}.pth").exists() and not (out / "epoch_2.pth").exists()  # stopped there
+    assert "diverged: loss is nan at iteration" in capsys.readouterr().err
+
+
+@HOOKS.register_module(name="_DropbenchTestSigterm", force=True)
+class _SigtermAt(Hook):
+    """Sends this process SIGTERM (as `timeout` or SLURM would) during iteration ``at`` (counted from 1)."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        if runner.iter + 1 == self.at:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_detection_run_at_the_iteration(coco, swin_ckpt, tmp_path):
+    """Epoch-based: it stops within the iteration (resuming from the last epoch checkpoint) and records nothing."""
+    from dropbench.pretrain.stop import Preempted
+
+    out = tmp_path / "run"
+    with pytest.raises(Preempted, match="stopped by SIGTERM at iteration 2; no checkpoint"):
+        run_coco(Job(model="swin_femto", checkpoint=swin_ckpt, data=coco, out=out, resume="auto",
+                     cfg_options={"train_cfg.max_epochs": 1,
+                                  "custom_hooks": [dict(type="_DropbenchTestSigterm", at=2)]}))
+    assert not list(out.glob("*.pth")) and not (out / "result.json").exists()
+
+
+def test_resume_skips_a_truncated_newest_checkpoint(tmp_path, caplog):
+    from dropbench.finetune.mm import resume_checkpoint
+
+    for n in (1, 2):
+        torch.save({"meta": {"epoch": n}}, tmp_path / f"epoch_{n}.pth")
+    (tmp_path / "last_checkpoint").write_text(str(tmp_path / "epoch_2.pth"))
+    data = (tmp_path / "epoch_2.pth").read_bytes()
+    (tmp_path / "epoch_2.pth").write_bytes(data[: len(data) // 2])  # the machine died while mmengine wrote it
+    with caplog.at_level("WARNING"):
+        assert resume_checkpoint(tmp_path) == str(tmp_path / "epoch_1.pth")
+    assert f"skipped checkpoint {tmp_path / 'epoch_2.pth'}: checkpoint {tmp_path / 'epoch_2.pth'} is truncated" \
+        in caplog.text
+    assert (tmp_path / "epoch_2.pth.unreadable").read_bytes() == data[: len(data) // 2]  # kept, not deleted
+    (tmp_path / "epoch_1.pth").write_bytes(b"")
+    assert resume_checkpoint(tmp_path) is None  # none loads: the run starts afresh, said in the log
+    assert f"no checkpoint in {tmp_path} loads" in caplog.text and (tmp_path / "epoch_1.pth.unreadable").exists()
+    assert resume_checkpoint(tmp_path / "fresh") is None

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -235,3 +237,34 @@ def test_stopped_run_resumes_where_it_stopped(ade, checkpoint, tmp_path):
     assert SEEN == [2, 3], "the resumed run must continue at iteration 3 of 4, not restart"
     assert outcome.extra["iterations"] == 4 and set(SEG_METRICS) <= set(outcome.metrics)
     assert outcome.load_report is not None and outcome.checkpoint_sha256 == file_sha256(ckpt)
+
+
+@HOOKS.register_module(name="_DropbenchTestSigtermSeg", force=True)
+class _SigtermAt(Hook):
+    """Sends this process SIGTERM (as `timeout` or SLURM would) during iteration ``at`` (counted from 1)."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        if runner.iter + 1 == self.at:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+@pytest.mark.slow
+def test_sigterm_checkpoints_a_segmentation_run_and_it_resumes_there(ade, checkpoint, tmp_path):
+    """Iteration-based: the iteration just finished is saved (off the checkpoint interval), resume goes on from it."""
+    from dropbench.pretrain.stop import Preempted
+
+    ckpt = checkpoint("swin_femto")
+    out = tmp_path / "run"
+    tiny = {**TINY, "train_cfg.max_iters": 2}
+    with pytest.raises(Preempted, match="stopped by SIGTERM at iteration 1; checkpoint of iteration 1 saved"):
+        run_ade20k(Job(model="swin_femto", checkpoint=ckpt, data=ade, out=out, resume="auto",
+                       cfg_options={**tiny, "custom_hooks": [dict(type="_DropbenchTestSigtermSeg", at=1)]}))
+    assert (out / "iter_1.pth").is_file() and (out / "last_checkpoint").read_text().strip().endswith("iter_1.pth")
+    SEEN.clear()
+    outcome = run_ade20k(Job(model="swin_femto", checkpoint=ckpt, data=ade, out=out, resume="auto",
+                             cfg_options={**tiny, "custom_hooks": [dict(type="_DropbenchTestCountIters")]}))
+    assert outcome.extra["resumed_from"].endswith("iter_1.pth") and SEEN == [1]
+    assert outcome.extra["iterations"] == 2 and set(SEG_METRICS) <= set(outcome.metrics)

@@ -93,8 +93,9 @@ def test_deferred_loss_sum_is_bit_identical_to_per_step_host_reads():
 
 def test_non_finite_loss_stops_the_run_within_sync_every_steps():
     seen: list[int] = []
-    with pytest.raises(FloatingPointError, match=r"loss is nan at epoch 2, iteration 25; stopping"):
-        # epoch 2 of 10-step epochs: iterations 20..29; the 6th forward (iteration 25) is NaN, read at iteration 28
+    with pytest.raises(FloatingPointError, match=r"^diverged: loss is nan at iteration 26 \(epoch 2\)$"):
+        # epoch 2 of 10-step epochs: iterations 20..29 (21st..30th); the 6th forward (iteration 25, the 26th) is NaN,
+        # read at iteration 28
         train_one_epoch(_ctx(_NaNAt(bad_call=5), 10, 4), _batches(10), epoch=2,
                         on_step=lambda it, s, read: seen.append(it))
     assert seen[-1] == 27  # the check ran after step 28, before its on_step (no checkpoint after the NaN)
@@ -104,7 +105,7 @@ def test_a_checkpoint_after_a_non_finite_loss_is_refused():
     def save_every_step(it, step, read_meters):
         read_meters()  # what train.py's save does first
 
-    with pytest.raises(FloatingPointError, match="iteration 1;"):
+    with pytest.raises(FloatingPointError, match=r"diverged: loss is nan at iteration 2 \(epoch 0\)"):
         train_one_epoch(_ctx(_NaNAt(bad_call=1), 10, 50), _batches(10), epoch=0, on_step=save_every_step)
 
 
