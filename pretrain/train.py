@@ -369,7 +369,8 @@ def run(
 
     def on_step(it: int, step_in_epoch: int, epoch_meters: dict) -> None:
         every = int(cfg.runtime.save_every_iters)
-        preempted = stop.raised
+        # runtime.stop_at_iter (not in the recipes; rehearsals set it): stop there once, as SIGTERM would
+        preempted = stop.raised or it == int(cfg.runtime.get("stop_at_iter") or -1)
         if (every and it % every == 0 and step_in_epoch < iters_per_epoch) or preempted:
             save(out_dir / CHECKPOINT, it // iters_per_epoch, it, epoch_meters)
         if preempted:
