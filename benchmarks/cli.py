@@ -19,7 +19,7 @@ _EPILOG = """stages:
   data       generate the embedded default data sets (ImageNet, COCO, ADE20K, classification layouts)
   pretrain   ImageNet pretraining with early / late / standard dropout or stochastic depth
   convert    normalise any checkpoint (dropbench, the paper's, timm) to a paper model's timm state dict
-  finetune   fine-tune a checkpoint on COCO (Mask R-CNN), ADE20K (UperNet) or a classification set
+  finetune   fine-tune a checkpoint on a downstream task ({tasks})
   suite      plan / run a preset: every pretraining variant and fine-tune, then Tables 4-6
   evaluate   run every downstream task for one new checkpoint, beside the suite's rows
   tables     build the tables from result files (md, tex, csv)
@@ -28,9 +28,10 @@ run `dropbench <stage> --help` for the options of each."""
 
 
 def _submit(args: argparse.Namespace) -> int:
+    from dropbench.benchmarks.cli import main as entry  # by its package name, also under `python -m`: pickled by name
     from dropbench.pretrain.launch import submit_slurm
 
-    job = submit_slurm("dropbench.benchmarks.cli:main", [args.command, *args.stage_argv], args)
+    job = submit_slurm(entry, [args.command, *args.stage_argv], args)
     print(f"submitted SLURM job {job.job_id}; its logs go to {args.out}/slurm")
     return 0
 
@@ -67,47 +68,21 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 def _cmd_finetune(args: argparse.Namespace) -> int:
     if args.slurm:
         return _submit(args)
-    import importlib
+    from dropbench.benchmarks.runs import run_task
+    from dropbench.finetune.tasks import Job
 
-    from dropbench.benchmarks.runs import FINETUNE_TASKS, run_and_record
-
-    module, func = FINETUNE_TASKS[args.task]
-    fn = getattr(importlib.import_module(module), func)
-    kwargs = dict(checkpoint=args.checkpoint, model=args.model, data_root=args.data, out_dir=args.out,
-                  config=args.config, launcher=args.launcher, seed=args.seed, use_ema=args.ema, resume=args.resume,
-                  cfg_options=_cfg_options(args.cfg_options))
-    dataset = args.task
-    if args.task == "cls":
-        kwargs["dataset"] = dataset = args.dataset
-    result = run_and_record(args.task, dataset, args.model, args.out, lambda: fn(**kwargs))
-    _print_result(result)
+    job = Job(model=args.model, checkpoint=args.checkpoint, data=args.data, out=args.out,
+              dataset=args.dataset, config=args.config, cfg_options=dict(args.cfg_options or {}),
+              seed=args.seed, resume=args.resume, launcher=args.launcher, use_ema=args.ema)
+    _print_result(run_task(args.task, job))
     return 0
 
 
-def _cfg_options(items: list[str]) -> dict:
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise ValueError(f"--cfg-options takes KEY=VALUE pairs, got {item!r}")
-        key, value = item.split("=", 1)
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
-
-
 def _cmd_synth(args: argparse.Namespace) -> int:
-    import importlib
+    from dropbench.finetune.tasks import get_task
 
-    module, func = {"synth-coco": ("dropbench.finetune.datasets.coco", "write_synth_coco"),
-                    "synth-ade20k": ("dropbench.finetune.datasets.ade20k", "write_synth_ade20k"),
-                    "synth-cls": ("dropbench.finetune.datasets.cls", "write_synth_cls")}[args.data_command]
-    kwargs = {"seed": args.seed}
-    if args.data_command == "synth-cls":
-        kwargs["dataset"] = args.dataset
-    out = getattr(importlib.import_module(module), func)(args.out, **kwargs)
-    print(f"wrote a generated {args.data_command[6:]} set to {out}")
+    out = get_task(args.synth_task).write_synth(args.out, dataset=args.dataset, seed=args.seed)
+    print(f"wrote a generated {args.synth_task} set to {out}")
     return 0
 
 
@@ -115,7 +90,7 @@ def _parse_roots(items: list[str]) -> dict[str, str]:
     roots = {}
     for item in items:
         if "=" not in item:
-            raise ValueError(f"--data-root takes NAME=PATH pairs (e.g. coco=/data/coco), got {item!r}")
+            raise ValueError(f"--data-root takes NAME=PATH pairs (e.g. imagenet=/data/imagenet), got {item!r}")
         name, path = item.split("=", 1)
         roots[name] = path
     return roots
@@ -205,9 +180,6 @@ def _cmd_synth_imagenet(args: argparse.Namespace) -> int:
     return 0
 
 
-_CFG_DIR = {"coco": "det", "ade20k": "seg", "cls": "cls"}
-
-
 def _add_slurm(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("SLURM (through submitit)")
     g.add_argument("--slurm", action="store_true", help="submit to SLURM instead of running here")
@@ -220,13 +192,15 @@ def _add_slurm(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole command-line interface."""
+    from dropbench.finetune.tasks import TASKS
+    from dropbench.pretrain.config import CfgOptions
     from dropbench.pretrain.train import get_args_parser as pretrain_parser
 
     parser = argparse.ArgumentParser(
         "dropbench",
         description="Downstream transfer benchmark for early / late dropout pretraining "
         "(Liu et al., Dropout Reduces Underfitting, ICML 2023).",
-        epilog=_EPILOG,
+        epilog=_EPILOG.format(tasks=", ".join(TASKS)),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -250,32 +224,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     ft = sub.add_parser("finetune", help="fine-tune a checkpoint on a downstream task (fixed drop rates)",
                         description="Fine-tune a checkpoint (dropbench's, the paper's or timm's; see `dropbench "
-                        "convert`) on COCO (mmdet Mask R-CNN), ADE20K (mmseg UperNet) or a classification set, and "
-                        "write RUN_DIR/result.json. Drop rates are fixed by the recipe: no dropout scheduling.")
+                        "convert`) on a downstream task, and write RUN_DIR/result.json. Drop rates are fixed by the "
+                        "recipe: no dropout scheduling.")
     ftsub = ft.add_subparsers(dest="task", metavar="<task>", required=True)
-    for task, help_text, data_help in (
-        ("coco", "COCO detection + instance segmentation (Table 4)",
-         "COCO root: train2017/, val2017/, annotations/instances_{train,val}2017.json"),
-        ("ade20k", "ADE20K semantic segmentation (Table 5)",
-         "ADEChallengeData2016 root: images/{training,validation}/, annotations/{training,validation}/"),
-        ("cls", "classification on CIFAR-100, Flowers-102, Pets, STL-10, Food-101 or an image folder (Table 6)",
-         "the data set's root as its distribution ships it"),
-    ):
-        p = ftsub.add_parser(task, help=help_text, description=help_text)
-        if task == "cls":
-            p.add_argument("--dataset", required=True,
-                           choices=("cifar100", "flowers102", "pets", "stl10", "food101", "imagefolder"))
+    for task in TASKS.values():
+        p = ftsub.add_parser(task.name, help=task.help, description=task.help)
+        if len(task.datasets) > 1:
+            p.add_argument("--dataset", required=True, choices=task.datasets)
+        p.set_defaults(dataset=None)  # a task of one data set: that one
         p.add_argument("--checkpoint", required=True, help="pretrained checkpoint (any layout `convert` reads)")
         p.add_argument("--model", required=True, help="paper model the checkpoint holds (e.g. swin_femto)")
-        p.add_argument("--data", required=True, help=data_help)
-        p.add_argument("--config", default="smoke", help=f"recipe name or config file (configs/{_CFG_DIR[task]}/)")
+        p.add_argument("--data", required=True, help=task.data_help)
+        p.add_argument("--config", default="smoke", help=f"recipe name or config file (configs/{task.stage}/)")
         p.add_argument("--out", required=True, help="run directory (checkpoints, logs, result.json)")
         p.add_argument("--launcher", default="none", choices=("none", "pytorch", "slurm"),
                        help="none: one process; pytorch: under torchrun; slurm: inside an srun task")
         p.add_argument("--seed", type=int, help="random seed (default: the recipe's)")
         p.add_argument("--ema", action="store_true", help="fine-tune from the checkpoint's EMA weights")
         p.add_argument("--resume", help="'auto': continue the run in --out from its latest checkpoint")
-        p.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE", help="override config keys")
+        p.add_argument("--cfg-options", nargs="+", action=CfgOptions, default={}, metavar="KEY=VALUE",
+                       help="override config keys")
         _add_slurm(p)
         p.set_defaults(func=_cmd_finetune)
 
@@ -335,16 +303,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=64, help="image side in pixels")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_synth_imagenet)
-    for name, help_text in (("synth-coco", "a small generated COCO-layout set (boxes, polygon masks)"),
-                            ("synth-ade20k", "a small generated ADE20K-layout set (150-class label maps)"),
-                            ("synth-cls", "a tiny generated set in one classification data set's own format")):
-        p = dsub.add_parser(name, help=help_text)
-        if name == "synth-cls":
-            p.add_argument("--dataset", required=True, choices=("cifar100", "flowers102", "pets", "stl10", "food101",
-                                                                "imagefolder"))
+    for task in TASKS.values():
+        p = dsub.add_parser(f"synth-{task.name}", help=task.synth_help)
+        if len(task.datasets) > 1:
+            p.add_argument("--dataset", required=True, choices=task.datasets)
+        p.set_defaults(dataset=None)
         p.add_argument("--out", required=True, help="output root")
         p.add_argument("--seed", type=int, default=0)
-        p.set_defaults(func=_cmd_synth)
+        p.set_defaults(func=_cmd_synth, synth_task=task.name)
     return parser
 
 

@@ -8,7 +8,6 @@ variant over training, as the paper's Figure 2 draws them, from each run's recor
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -20,8 +19,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from dropbench.benchmarks.results import collect_results  # noqa: E402
 from dropbench.benchmarks.tables import TABLES, build_tables, load_reference, render  # noqa: E402
+from dropbench.pretrain.io import atomic_write  # noqa: E402
 from dropbench.pretrain.models import PAPER_MODELS  # noqa: E402
-from dropbench.pretrain.schedules import drop_schedule  # noqa: E402
+from dropbench.pretrain.schedules import DropSpec  # noqa: E402
 
 __all__ = ["plot_pretraining_curves", "plot_schedules", "write_report"]
 
@@ -39,19 +39,15 @@ def plot_schedules(results: pd.DataFrame, path: str | os.PathLike, points: int =
     runs = _pretrain_runs(results)
     if runs.empty:
         return None
-    seen: dict[tuple, str] = {}
+    seen: dict[tuple[DropSpec, int], str] = {}
     for _, r in runs.iterrows():
-        meta = (r.get("pretrain:drop_kind"), float(r.get("pretrain:drop_rate") or 0), r.get("pretrain:drop_mode"),
-                r.get("pretrain:drop_schedule"), int(r.get("pretrain:cutoff_epoch") or 0), int(r["pretrain:epochs"]))
-        seen.setdefault(meta, r["variant"])
+        meta = {k.removeprefix("pretrain:"): v for k, v in r.items() if k.startswith("pretrain:") and pd.notna(v)}
+        seen.setdefault((DropSpec.from_metadata(meta), int(meta["epochs"])), r["variant"])
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    for (kind, rate, mode, schedule, cutoff, epochs), variant in sorted(seen.items(), key=lambda kv: kv[1]):
+    for (drop, epochs), variant in sorted(seen.items(), key=lambda kv: kv[1]):
         per_epoch = max(1, points // epochs)
-        rates = drop_schedule(rate, epochs, per_epoch, cutoff, mode or "standard", schedule or "constant") if \
-            kind not in (None, "none") else [0.0] * (epochs * per_epoch)
         x = [i / per_epoch for i in range(epochs * per_epoch)]
-        label = f"{variant} ({kind}, {mode}" + (f", cutoff {cutoff}" if mode != "standard" else "") + ")"
-        ax.plot(x, rates, label=label, drawstyle="steps-post")
+        ax.plot(x, drop.rates(epochs, per_epoch), label=f"{variant} ({drop.describe()})", drawstyle="steps-post")
     ax.set_xlabel("epoch")
     ax.set_ylabel("drop rate")
     ax.set_title("Drop-rate schedules of the pretraining runs")
@@ -70,13 +66,12 @@ def plot_pretraining_curves(results: pd.DataFrame, out_dir: str | os.PathLike) -
         fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
         for _, r in grp.sort_values("variant").iterrows():
             log_path = Path(r["log_path"]) if isinstance(r.get("log_path"), str) else None
-            if log_path is None or not log_path.exists():
+            if log_path is None or not log_path.exists() or not log_path.stat().st_size:
                 continue
-            recs = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
-            epochs = [x["epoch"] + 1 for x in recs]
-            a.plot(epochs, [x["train_loss"] for x in recs], marker="o", label=r["variant"])
-            b.plot([x["epoch"] + 1 for x in recs if "val_top1" in x], [x["val_top1"] for x in recs if "val_top1" in x],
-                   marker="o", label=r["variant"])
+            recs = pd.read_json(log_path, lines=True, convert_dates=False)
+            a.plot(recs["epoch"] + 1, recs["train_loss"], marker="o", label=r["variant"])
+            val = recs.dropna(subset=["val_top1"]) if "val_top1" in recs else recs.iloc[:0]
+            b.plot(val["epoch"] + 1, val.get("val_top1", []), marker="o", label=r["variant"])
         label = PAPER_MODELS[model].label if model in PAPER_MODELS else model
         a.set(xlabel="epoch", ylabel="train loss", title=f"{label}: train loss")
         b.set(xlabel="epoch", ylabel="val top-1 (%)", title=f"{label}: val accuracy")
@@ -111,8 +106,4 @@ def write_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike | No
     parts += ["## Tables", ""]
     for name, table in tables.items():
         parts += [render(table, "md", TABLES[name].title), ""]
-    path = out / "report.md"
-    tmp = out / ".report.md.tmp"
-    tmp.write_text("\n".join(parts))
-    os.replace(tmp, path)
-    return path
+    return atomic_write(out / "report.md", "\n".join(parts))

@@ -2,8 +2,8 @@
 
 A run's directory holds its outputs and ``result.json``: what ran (task, data set, model, pretraining variant,
 checkpoint path and sha256, the resolved config and its hash, seed), what came out (``metrics``: a flat dict under the
-engine's own names, ``coco/bbox_mAP`` and ``coco/segm_mAP`` for mmdet, ``mIoU`` / ``mAcc`` / ``aAcc`` for mmseg,
-``top1`` / ``top5`` for classification and pretraining) and how (package versions, wall time, status and error).
+engine's own names, e.g. mmdet's box and mask mAP, mmseg's ``mIoU`` / ``mAcc`` / ``aAcc``, ``top1`` / ``top5`` for
+classification and pretraining) and how (package versions, wall time, status and error).
 :func:`collect_results` turns a folder of runs into a pandas DataFrame, the input of :mod:`benchmarks.tables`.
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from importlib import metadata
@@ -20,11 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from dropbench.finetune.tasks import TASKS as DOWNSTREAM_TASKS
+from dropbench.pretrain.io import atomic_write
+from dropbench.pretrain.schedules import DropSpec
 
 __all__ = [
     "RESULT_FILE",
     "SCHEMA_VERSION",
-    "TASKS",
+    "task_names",
     "ResultError",
     "RunResult",
     "collect_results",
@@ -36,9 +38,13 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 RESULT_FILE = "result.json"
-TASKS = ("pretrain", "coco", "ade20k", "cls")
 STATUSES = ("ok", "failed")
 _PACKAGES = ("torch", "torchvision", "timm", "mmengine", "mmcv", "mmdet", "mmsegmentation", "numpy", "dropbench")
+
+
+def task_names() -> tuple[str, ...]:
+    """The tasks a result may record: ``pretrain``, then the downstream tasks of :data:`finetune.tasks.TASKS`."""
+    return ("pretrain", *DOWNSTREAM_TASKS)
 
 
 class ResultError(ValueError):
@@ -49,11 +55,10 @@ def variant_name(pretrain: dict | None) -> str:
     """The pretraining variant a checkpoint's metadata describes (``baseline``, ``early-dropout``, ``late-sd``, ...)."""
     if not pretrain:
         return "unknown"
-    kind = pretrain.get("drop_kind", "none")
-    if kind in (None, "none") or not pretrain.get("drop_rate"):
-        return "baseline"
-    what = "dropout" if kind == "dropout" else "sd"
-    return f"{pretrain.get('drop_mode', 'standard')}-{what}"
+    try:
+        return DropSpec.from_metadata(pretrain).variant
+    except ValueError:  # settings no run can have (another tool's metadata)
+        return "unknown"
 
 
 @dataclass(frozen=True)
@@ -61,9 +66,8 @@ class RunResult:
     """One run's ``result.json``.
 
     Attributes:
-        task: ``pretrain``, ``coco``, ``ade20k`` or ``cls``.
-        dataset: ``imagenet``, ``coco``, ``ade20k``, ``cifar100``, ``flowers102``, ``pets``, ``stl10``, ``food101``,
-            ``imagefolder``, ...
+        task: ``pretrain`` or a downstream task of :data:`finetune.tasks.TASKS`.
+        dataset: ``imagenet`` (pretraining) or one of the task's data sets.
         model: paper model name (``swin_femto``).
         variant: pretraining variant (``baseline``, ``early-dropout``, ...), or a user label for evaluated checkpoints.
         metrics: flat dict of floats under the engine's own names and scales.
@@ -97,8 +101,8 @@ class RunResult:
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
-        if self.task not in TASKS:
-            raise ResultError(f"task must be one of {TASKS}, got {self.task!r}")
+        if self.task not in task_names():
+            raise ResultError(f"task must be one of {task_names()}, got {self.task!r}")
         if self.status not in STATUSES:
             raise ResultError(f"status must be one of {STATUSES}, got {self.status!r}")
         if self.status == "ok":
@@ -143,17 +147,7 @@ def write_result(result: RunResult, run_dir: str | os.PathLike, name: str = RESU
     """Write ``run_dir/result.json`` atomically (temp file + rename): readers see the old file or the new one."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / name
-    fd, tmp = tempfile.mkstemp(prefix=".result.", suffix=".tmp", dir=run_dir)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(result.to_dict(), f, indent=2, sort_keys=False, default=str)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(run_dir / name, json.dumps(result.to_dict(), indent=2, sort_keys=False, default=str) + "\n")
 
 
 def read_result(path: str | os.PathLike) -> RunResult:

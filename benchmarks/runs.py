@@ -1,9 +1,8 @@
 """Run one stage and record it: time it, write its ``result.json`` (also when it fails), return the result.
 
-Stage functions (``pretrain.train.run`` through :func:`pretrain_run`, ``finetune.det.run_coco``,
-``finetune.seg.run_ade20k``, ``finetune.cls.run_cls``) return a plain dict with the keys ``metrics``, ``config``,
-``config_hash``, ``seed``, ``checkpoint``, ``checkpoint_sha256``, ``pretrain``, ``log_path`` and optionally
-``extra``; :func:`run_and_record` turns it into a :class:`~benchmarks.results.RunResult`.
+A stage returns a :class:`finetune.tasks.Outcome`: every downstream task's entry (:func:`run_task`, through the
+registry :data:`finetune.tasks.TASKS`) and pretraining (:func:`pretrain_run`). :func:`run_and_record` turns it into a
+:class:`~benchmarks.results.RunResult`, the one place where an outcome becomes ``result.json``.
 """
 
 from __future__ import annotations
@@ -23,27 +22,20 @@ from dropbench.benchmarks.results import (
     variant_name,
     write_result,
 )
+from dropbench.finetune.tasks import Job, Outcome, get_task
 
-__all__ = ["FINETUNE_TASKS", "pretrain_run", "run_and_record"]
+__all__ = ["pretrain_run", "run_and_record", "run_task"]
 
 log = logging.getLogger(__name__)
-# task -> (module, function); each function returns a stage outcome (see the module docstring)
-FINETUNE_TASKS = {
-    "coco": ("dropbench.finetune.det", "run_coco"),
-    "ade20k": ("dropbench.finetune.seg", "run_ade20k"),
-    "cls": ("dropbench.finetune.cls", "run_cls"),
-}
-_OUTCOME_KEYS = ("metrics", "config", "config_hash", "seed", "checkpoint", "checkpoint_sha256", "pretrain", "log_path",
-                 "extra")
 
 
 def _is_main() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
 
-def run_and_record(task: str, dataset: str, model: str, run_dir: str | os.PathLike, fn: Callable[[], dict],
+def run_and_record(task: str, dataset: str, model: str, run_dir: str | os.PathLike, fn: Callable[[], Outcome],
                    variant: str | None = None) -> RunResult:
-    """Call ``fn`` (a stage returning an outcome dict), write ``run_dir/result.json`` and return the result.
+    """Call ``fn`` (a stage returning its :class:`Outcome`), write ``run_dir/result.json`` and return the result.
 
     A stage that raises is recorded as ``status: failed`` with its error and traceback in ``extra``, then the
     exception propagates; a run asked to stop (Ctrl-C, or SIGTERM: ``pretrain.train.Preempted``, checkpoint saved) or
@@ -66,16 +58,14 @@ def run_and_record(task: str, dataset: str, model: str, run_dir: str | os.PathLi
                                extra={"traceback": traceback.format_exc(limit=20)})
             _write_failure(failed, run_dir)
         raise
-    unknown = set(outcome) - set(_OUTCOME_KEYS)
-    if unknown:
-        raise ValueError(f"stage outcome has unknown keys {sorted(unknown)}")
-    pretrain = outcome.get("pretrain") or {}
+    if not isinstance(outcome, Outcome):
+        raise TypeError(f"a stage must return an Outcome, got {type(outcome).__name__}")
     result = RunResult(
-        task=task, dataset=dataset, model=model, metrics={k: float(v) for k, v in outcome["metrics"].items()},
-        config=outcome["config"], config_hash=outcome["config_hash"], variant=variant or variant_name(pretrain),
-        checkpoint=outcome.get("checkpoint"), checkpoint_sha256=outcome.get("checkpoint_sha256"), pretrain=pretrain,
-        seed=outcome.get("seed"), versions=package_versions(), wall_time_s=time.time() - t0,
-        log_path=outcome.get("log_path"), run_dir=str(run_dir), extra=outcome.get("extra") or {})
+        task=task, dataset=dataset, model=model, metrics=dict(outcome.metrics), config=outcome.config,
+        config_hash=outcome.config_hash, variant=variant or variant_name(outcome.pretrain),
+        checkpoint=outcome.checkpoint, checkpoint_sha256=outcome.checkpoint_sha256, pretrain=dict(outcome.pretrain),
+        seed=outcome.seed, versions=package_versions(), wall_time_s=time.time() - t0, log_path=outcome.log_path,
+        run_dir=str(run_dir), extra=outcome.record_extra())
     if _is_main():
         path = write_result(result, run_dir)
         log.info("wrote %s", path)
@@ -103,21 +93,22 @@ def _find_log(run_dir: Path) -> str | None:
     return str(logs[-1]) if logs else None
 
 
-def pretrain_run(cfg, out_dir: str | os.PathLike, resume: str | None = None, recipe: str | None = None) -> dict:
-    """Pretraining as a stage: ``pretrain.train.run`` with its summary as an outcome dict (``recipe``: its name)."""
+def run_task(task: str, job: Job, variant: str | None = None) -> RunResult:
+    """Run a registered downstream task on ``job`` and record it in ``job.out/result.json``."""
+    entry = get_task(task)
+    return run_and_record(task, entry.job_dataset(job.dataset), job.model, job.out, lambda: entry.run(job),
+                          variant=variant)
+
+
+def pretrain_run(cfg, out_dir: str | os.PathLike, resume: str | None = None, recipe: str | None = None) -> Outcome:
+    """Pretraining as a stage: ``pretrain.train.run`` with its summary as an :class:`Outcome` (``recipe``: its name)."""
     from dropbench.pretrain.config import plain
     from dropbench.pretrain.train import run
 
     summary = run(cfg, out_dir, resume)
     metrics = {k: summary[k] for k in ("top1", "top5", "train_loss") if summary.get(k) is not None}
-    return {
-        "metrics": metrics,
-        "config": plain(cfg),
-        "config_hash": summary["pretrain"]["config_hash"],
-        "seed": int(cfg.runtime.seed),
-        "checkpoint": summary["checkpoint"],
-        "checkpoint_sha256": None,
-        "pretrain": summary["pretrain"],
-        "log_path": str(Path(out_dir) / "log.jsonl"),
-        "extra": {"epochs": summary["epochs"], "world_size": summary["world_size"], "recipe": recipe},
-    }
+    return Outcome(
+        metrics=metrics, config=plain(cfg), config_hash=summary["pretrain"]["config_hash"],
+        seed=int(cfg.runtime.seed), checkpoint=summary["checkpoint"], pretrain=summary["pretrain"],
+        log_path=str(Path(out_dir) / "log.jsonl"),
+        extra={"epochs": summary["epochs"], "world_size": summary["world_size"], "recipe": recipe})

@@ -29,7 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from dropbench.benchmarks.results import RESULT_FILE, ResultError, collect_results, read_result
+from dropbench.finetune.tasks import TASKS, Job, Outcome, Task, get_task
 from dropbench.pretrain.config import resolve_config
+from dropbench.pretrain.io import atomic_write
 from mmengine.config import Config
 from tqdm import tqdm
 
@@ -38,8 +40,26 @@ __all__ = ["RunSpec", "SuitePlan", "execute_run", "load_preset", "plan", "run_su
 log = logging.getLogger(__name__)
 SPEC_FILE = "suite_run.json"
 RUN_LOG = "run.log"  # what a run logs through Python logging, and its traceback if it fails
-STAGE_DIRS = {"pretrain": "pretrain", "coco": "det", "ade20k": "seg", "cls": "cls"}
-DATASETS_NEEDING_ROOTS = ("imagenet", "coco", "ade20k", "cifar100", "flowers102", "pets", "stl10", "food101")
+PRETRAIN = "pretrain"  # the upstream stage: its task name, config folder (configs/pretrain/) and run id prefix
+PRETRAIN_DATASET = "imagenet"
+
+
+def _stage_dir(task: str) -> str:
+    """The config folder of a run's recipes: ``pretrain`` or the downstream task's (:attr:`Task.stage`)."""
+    return PRETRAIN if task == PRETRAIN else get_task(task).stage
+
+
+def _root_names() -> tuple[str, ...]:
+    """The data sets a suite takes roots for: ImageNet, then every data set the registered tasks' tables report."""
+    return tuple(dict.fromkeys((PRETRAIN_DATASET, *(d for t in TASKS.values() for d in t.table_datasets))))
+
+
+def _task_of_dataset(dataset: str) -> Task:
+    """The downstream task that reads (and generates) ``dataset``."""
+    for task in TASKS.values():
+        if dataset in task.datasets:
+            return task
+    raise ValueError(f"no registered task reads the data set {dataset!r}")
 
 
 @dataclass(frozen=True)
@@ -47,8 +67,9 @@ class RunSpec:
     """One run of the suite.
 
     Attributes:
-        id: unique path-like name (``coco/swin_femto/early-sd/seed0``); the run folder is ``<out>/runs/<id>``.
-        task: ``pretrain``, ``coco``, ``ade20k`` or ``cls``.
+        id: unique path-like name (``<task>[/<data set>]/<model>/<variant>/seed<k>``); the run folder is
+            ``<out>/runs/<id>``.
+        task: ``pretrain`` or a downstream task of :data:`finetune.tasks.TASKS`.
         model, variant, dataset, seed: what the run is (variant: the pretraining variant or an evaluate label).
         config: recipe name or file of the task's stage; ``cfg_options``: dotted-key overrides.
         data_root: the data set's root.
@@ -111,8 +132,8 @@ def _hash(*parts: Any) -> str:
 def _data_roots(preset: Config, out: Path, data_roots: dict[str, str] | None) -> dict[str, str]:
     roots = {k: v for k, v in dict(preset.get("data", {})).items()}
     for k, v in (data_roots or {}).items():
-        if k not in DATASETS_NEEDING_ROOTS:
-            raise ValueError(f"--data-root {k}=...: unknown data set; choose from {', '.join(DATASETS_NEEDING_ROOTS)}")
+        if k not in _root_names():
+            raise ValueError(f"--data-root {k}=...: unknown data set; choose from {', '.join(_root_names())}")
         roots[k] = str(Path(v).expanduser().resolve())
     for k, v in roots.items():
         if v is None:
@@ -146,10 +167,10 @@ def plan(preset: str | Config, out: str | os.PathLike, data_roots: dict[str, str
             for variant in entry["variants"]:
                 if variant not in variants:
                     raise ValueError(f"preset {cfg.get('preset')}: variant {variant!r} of {entry['model']} is not in "
-                                     f"dropbench.pretrain.variants ({', '.join(variants)})")
-                run_id = f"pretrain/{entry['model']}/{variant}"
-                runs.append(RunSpec(id=run_id, task="pretrain", model=entry["model"], variant=variant,
-                                    dataset="imagenet", config=pt.config, data_root=roots["imagenet"],
+                                     f"configs/pretrain/_base_/variants.py ({', '.join(variants)})")
+                run_id = f"{PRETRAIN}/{entry['model']}/{variant}"
+                runs.append(RunSpec(id=run_id, task=PRETRAIN, model=entry["model"], variant=variant,
+                                    dataset=PRETRAIN_DATASET, config=pt.config, data_root=roots[PRETRAIN_DATASET],
                                     seed=int(dict(pt.get("cfg_options", {})).get("runtime.seed", 0)),
                                     cfg_options=dict(pt.get("cfg_options", {})),
                                     drop={**variants[variant], **dict(entry.get("drop", {})).get(variant, {})}))
@@ -159,20 +180,23 @@ def plan(preset: str | Config, out: str | os.PathLike, data_roots: dict[str, str
             raise ValueError("evaluating a checkpoint needs its --model")
         sources.append((model, label or Path(checkpoint).stem, None, str(Path(checkpoint).resolve())))
     for task, spec in dict(cfg.finetune).items():
-        if task not in STAGE_DIRS or task == "pretrain":
-            raise ValueError(f"preset {cfg.get('preset')}: unknown downstream task {task!r}")
+        if task not in TASKS:
+            raise ValueError(f"preset {cfg.get('preset')}: unknown downstream task {task!r}; registered: "
+                             f"{', '.join(TASKS)}")
+        entry_ = TASKS[task]
         for model_name, variant, upstream, ckpt in sources:
             if model_name not in spec["models"]:
                 if checkpoint is None:
                     continue
                 from dropbench.pretrain.models import paper_model
 
-                if task != "cls" and not paper_model(model_name).dense:
+                if entry_.dense and not paper_model(model_name).dense:
                     continue  # Mixer: classification only
-            datasets = spec.get("datasets", [task]) if task == "cls" else [task]
+            several = len(entry_.datasets) > 1  # run ids name the data set
+            datasets = [entry_.job_dataset(d) for d in spec.get("datasets", entry_.table_datasets)]
             for dataset in datasets:
                 for seed in seed_list:
-                    parts = [task] + ([dataset] if task == "cls" else []) + [model_name, variant, f"seed{seed}"]
+                    parts = [task] + ([dataset] if several else []) + [model_name, variant, f"seed{seed}"]
                     runs.append(RunSpec(id="/".join(parts), task=task, model=model_name, variant=variant,
                                         dataset=dataset, config=spec["config"], data_root=roots[dataset], seed=seed,
                                         cfg_options=dict(spec.get("cfg_options", {})), upstream=upstream,
@@ -180,7 +204,7 @@ def plan(preset: str | Config, out: str | os.PathLike, data_roots: dict[str, str
     keyed: dict[str, RunSpec] = {}
     recipes: dict[tuple[str, str, str], str] = {}
     for r in runs:
-        stage = STAGE_DIRS[r.task]
+        stage = _stage_dir(r.task)
         if (stage, r.config, r.model) not in recipes:
             recipes[(stage, r.config, r.model)] = _recipe_text(stage, r.config, r.model)
         if r.upstream:
@@ -229,7 +253,7 @@ def _upstream_checkpoint(plan_: SuitePlan, run: RunSpec) -> str | None:
     if run.upstream is None:
         return None
     result = read_result(plan_.run_dir(plan_.by_id()[run.upstream]) / RESULT_FILE)
-    return str(Path(result.run_dir) / "checkpoint.pth") if result.task == "pretrain" else None
+    return str(Path(result.run_dir) / "checkpoint.pth") if result.task == PRETRAIN else None
 
 
 def _prepare_folder(plan_: SuitePlan, run: RunSpec) -> Path:
@@ -241,9 +265,7 @@ def _prepare_folder(plan_: SuitePlan, run: RunSpec) -> Path:
         shutil.move(str(folder), str(dest))
         log.warning("%s: folder held a run of another config; moved it to %s", run.id, dest)
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{SPEC_FILE}.tmp"
-    tmp.write_text(json.dumps(asdict(run), indent=2))
-    os.replace(tmp, folder / SPEC_FILE)
+    atomic_write(folder / SPEC_FILE, json.dumps(asdict(run), indent=2))
     return folder
 
 
@@ -282,33 +304,24 @@ def execute_run(run: RunSpec | dict, out: str | os.PathLike, checkpoint: str | N
 
 
 def _execute(run: RunSpec, folder: Path, checkpoint: str | None, launcher: str) -> str:
-    from dropbench.benchmarks.runs import pretrain_run, run_and_record
+    from dropbench.benchmarks.runs import pretrain_run, run_and_record, run_task
 
-    if run.task == "pretrain":
+    if run.task == PRETRAIN:
         from dropbench.pretrain.train import build_config, get_args_parser
 
-        argv = ["--config", run.config, "--model", run.model, "--data", run.data_root, "--out", str(folder),
-                "--cfg-options"] + [f"{k}={json.dumps(v)}" for k, v in run.cfg_options.items()] + [
-                f"drop.{k}={json.dumps(v)}" for k, v in (run.drop or {}).items()]
+        args = get_args_parser().parse_args(["--config", run.config, "--model", run.model, "--data", run.data_root,
+                                             "--out", str(folder)])
+        args.cfg_options = dict(run.cfg_options)
 
-        def stage() -> dict:
-            cfg = build_config(get_args_parser().parse_args(argv))
+        def stage() -> Outcome:
+            cfg = build_config(args, drop_settings=run.drop)
             return pretrain_run(cfg, folder, resume="auto", recipe=run.config)
 
         run_and_record("pretrain", "imagenet", run.model, folder, stage, variant=run.variant)
         return "done"
-    import importlib
-
-    from dropbench.benchmarks.runs import FINETUNE_TASKS
-
-    module, func = FINETUNE_TASKS[run.task]
-    fn = getattr(importlib.import_module(module), func)
-    kwargs = dict(checkpoint=checkpoint, model=run.model, data_root=run.data_root, out_dir=str(folder),
-                  config=run.config, launcher=launcher, seed=run.seed, use_ema=False, resume="auto",
-                  cfg_options=dict(run.cfg_options))
-    if run.task == "cls":
-        kwargs["dataset"] = run.dataset
-    run_and_record(run.task, run.dataset, run.model, folder, lambda: fn(**kwargs), variant=run.variant)
+    job = Job(model=run.model, checkpoint=checkpoint, data=run.data_root, out=str(folder), dataset=run.dataset,
+              config=run.config, cfg_options=dict(run.cfg_options), seed=run.seed, resume="auto", launcher=launcher)
+    run_task(run.task, job, variant=run.variant)
     return "done"
 
 
@@ -332,26 +345,16 @@ def ensure_generated_data(plan_: SuitePlan, preset: Config) -> None:
     needed = {(r.dataset, r.data_root) for r in plan_.runs if Path(r.data_root).parent == generated.resolve()}
     synth_cfg = dict(preset.get("synth", {}))
     for dataset, root in sorted(needed):
-        if (Path(root) / MARKER).exists() or any(Path(root).glob(f"*/{MARKER}")):  # cls sets: <root>/<folder>/
+        if (Path(root) / MARKER).exists() or any(Path(root).glob(f"*/{MARKER}")):  # or <root>/<folder>/
             continue
         log.info("generating %s data in %s", dataset, root)
         opts = dict(synth_cfg.get(dataset, {}))
-        if dataset == "imagenet":
+        if dataset == PRETRAIN_DATASET:
             from dropbench.pretrain.synth import write_synth_imagenet
 
             write_synth_imagenet(root, progress=False, **opts)
-        elif dataset == "coco":
-            from dropbench.finetune.datasets.coco import write_synth_coco
-
-            write_synth_coco(root, **opts)
-        elif dataset == "ade20k":
-            from dropbench.finetune.datasets.ade20k import write_synth_ade20k
-
-            write_synth_ade20k(root, **opts)
         else:
-            from dropbench.finetune.datasets.cls import write_synth_cls
-
-            write_synth_cls(root, dataset=dataset, **opts)
+            _task_of_dataset(dataset).write_synth(root, dataset=dataset, **opts)
 
 
 @dataclass
@@ -507,8 +510,7 @@ def _run_slurm(plan_: SuitePlan, todo: list[RunSpec], report: SuiteReport, clust
                                   cluster=cluster)
         if run.upstream in todo_ids and executor.cluster == "slurm":
             executor.update_parameters(slurm_additional_parameters={"dependency": f"afterok:{jobs[run.upstream]}"})
-        job = executor.submit(SlurmTask("dropbench.benchmarks.suite:execute_spec_file",
-                                        [str(folder / SPEC_FILE), str(plan_.out)]))
+        job = executor.submit(SlurmTask(execute_spec_file, [str(folder / SPEC_FILE), str(plan_.out)]))
         jobs[run.id] = job.job_id
         report.submitted[run.id] = job.job_id
         log.info("submitted %s as job %s", run.id, job.job_id)
@@ -532,9 +534,5 @@ def index(out: str | os.PathLike) -> Path:
     """Rebuild ``<out>/index.csv`` (one row per run result) from the result files."""
     out = Path(out)
     df = collect_results(out / "runs")
-    path = out / "index.csv"
-    tmp = out / ".index.csv.tmp"
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(out / "index.csv", lambda f: df.to_csv(f, index=False))
 

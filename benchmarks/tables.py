@@ -3,21 +3,24 @@
 Pure functions of DataFrames: :func:`benchmarks.results.collect_results` gives one row per run; :func:`build_table`
 aggregates the runs of one table by (backbone, pretraining variant) over seeds (mean, sample std, count), adds the
 difference to the backbone's baseline row and the paper's figure where ``results/reference/paper.csv`` has one;
-:func:`render` prints it. Scales: mmdet's AP (0–1) is shown x100 as the paper does; mIoU and accuracies are percent.
+:func:`render` prints it. Each downstream task brings its table (:attr:`finetune.tasks.Task.table`); the pretraining
+table is defined here. Scales: mmdet's AP (0–1) is shown x100 as the paper does; mIoU and accuracies are percent.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pandas as pd
+from dropbench.finetune.tasks import TASKS, Column, TableSpec
+from dropbench.pretrain.io import atomic_write
 from dropbench.pretrain.models import PAPER_MODELS
 
-__all__ = ["REFERENCE", "TABLES", "Column", "TableSpec", "build_table", "build_tables", "load_reference", "render",
-           "write_tables"]
+__all__ = ["PRETRAIN_TABLE", "REFERENCE", "TABLES", "Column", "TableSpec", "build_table", "build_tables",
+           "load_reference", "render", "write_tables"]
 
 REFERENCE = Path(os.environ.get("DROPBENCH_REFERENCE", Path(__file__).resolve().parents[1] / "results" / "reference"
                                 / "paper.csv"))
@@ -25,48 +28,27 @@ VARIANT_ORDER = ("baseline", "standard-dropout", "standard-sd", "early-dropout",
 VARIANT_LABELS = {"baseline": "no dropout", "standard-dropout": "standard dropout", "standard-sd": "standard s.d.",
                   "early-dropout": "early dropout", "early-sd": "early s.d.", "late-dropout": "late dropout",
                   "late-sd": "late s.d."}
-CLS_DATASETS = ("cifar100", "flowers102", "pets", "stl10", "food101")
+PRETRAIN_TABLE = TableSpec("pretrain", "ImageNet pretraining (top-1, %; paper: the run's recipe, basic if it has none)",
+                           "pretrain", (Column("top-1", "top1", "imagenet"),), "imagenet", reference_recipe="basic")
 
 
-@dataclass(frozen=True)
-class Column:
-    """One measured column: ``metric`` of runs of ``dataset`` shown as ``title``, multiplied by ``scale``."""
+class _Tables(Mapping[str, TableSpec]):
+    """The pretraining table, then each registered downstream task's table in the registry's order (read at use)."""
 
-    title: str
-    metric: str
-    dataset: str | None = None
-    scale: float = 1.0
-    optional: bool = False  # shown only when some run has the metric
+    def _specs(self) -> dict[str, TableSpec]:
+        return {PRETRAIN_TABLE.name: PRETRAIN_TABLE, **{task.table.name: task.table for task in TASKS.values()}}
 
+    def __getitem__(self, name: str) -> TableSpec:
+        return self._specs()[name]
 
-@dataclass(frozen=True)
-class TableSpec:
-    """A table: which task's runs, which columns, and the reference table's name in paper.csv."""
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._specs())
 
-    name: str
-    title: str
-    task: str
-    columns: tuple[Column, ...]
-    reference: str
-    mean_column: bool = False
-    # ImageNet figures exist per recipe: rows whose runs all used a recipe with figures get that recipe's, the others
-    # (smoke, a config file) this one's
-    reference_recipe: str | None = None
+    def __len__(self) -> int:
+        return len(self._specs())
 
 
-TABLES: dict[str, TableSpec] = {
-    "pretrain": TableSpec("pretrain", "ImageNet pretraining (top-1, %; paper: the run's recipe, basic if it has "
-                                      "none)", "pretrain",
-                          (Column("top-1", "top1", "imagenet"),), "imagenet", reference_recipe="basic"),
-    "table4": TableSpec("table4", "Table 4: COCO detection and instance segmentation (Mask R-CNN)", "coco",
-                        (Column("AP box", "coco/bbox_mAP", "coco", 100.0),
-                         Column("AP mask", "coco/segm_mAP", "coco", 100.0)), "table4"),
-    "table5": TableSpec("table5", "Table 5: ADE20K semantic segmentation (UperNet, mIoU)", "ade20k",
-                        (Column("mIoU", "mIoU", "ade20k"), Column("mIoU (ms)", "mIoU_ms", "ade20k", optional=True)),
-                        "table5"),
-    "table6": TableSpec("table6", "Table 6: downstream classification (top-1, %)", "cls",
-                        tuple(Column(d, "top1", d) for d in CLS_DATASETS), "table6", mean_column=True),
-}
+TABLES: Mapping[str, TableSpec] = _Tables()
 
 
 def load_reference(path: str | os.PathLike = REFERENCE) -> pd.DataFrame:
@@ -117,11 +99,10 @@ def build_table(results: pd.DataFrame, spec: TableSpec, reference: pd.DataFrame 
         if metric not in sel:
             continue
         sel = sel[sel[metric].notna()]
-        for (m, v), grp in sel.groupby(["model", "variant"]):
-            values = grp[metric].astype(float) * col.scale
-            table.loc[(m, v), (col.title, "mean")] = values.mean()
-            table.loc[(m, v), (col.title, "std")] = values.std(ddof=1) if len(values) > 1 else float("nan")
-            table.loc[(m, v), (col.title, "n")] = len(values)
+        agg = (sel[metric].astype(float) * col.scale).groupby([sel["model"], sel["variant"]]).agg(
+            ["mean", "std", "count"])  # std: the sample std (ddof 1), NaN for one run
+        for stat, name in (("mean", "mean"), ("std", "std"), ("count", "n")):
+            table.loc[agg.index, (col.title, name)] = agg[stat].astype(float)
         if reference is not None and not reference.empty:
             ref = reference[(reference["table"] == spec.reference) & (reference["metric"] == col.metric)]
             if col.dataset is not None:
@@ -186,17 +167,20 @@ def _cell(table: pd.DataFrame, idx: tuple, title: str, tex: bool) -> str:
     return text
 
 
-def _display(table: pd.DataFrame) -> pd.DataFrame:
+def _display(table: pd.DataFrame, tex: bool = False) -> pd.DataFrame:
+    """The table as the strings shown: Markdown text, or LaTeX (escaped labels, ``--`` for a missing value)."""
     titles = list(dict.fromkeys(t for t, _ in table.columns))
+    text = _tex_escape if tex else str
+    dash = "--" if tex else "–"
     rows = []
     for idx in table.index:
         m, v = idx
-        row = {"backbone": PAPER_MODELS[m].label if m in PAPER_MODELS else m,
-               "pretraining": VARIANT_LABELS.get(v, v)}
+        row = {"backbone": text(PAPER_MODELS[m].label if m in PAPER_MODELS else m),
+               "pretraining": text(VARIANT_LABELS.get(v, v))}
         for t in titles:
-            row[t] = _cell(table, idx, t, tex=False)
+            row[text(t)] = _cell(table, idx, t, tex=tex).replace("–", dash)
             if table[(t, "paper")].notna().any():
-                row[f"{t} (paper)"] = _fmt(table.loc[idx, (t, "paper")]) or "–"
+                row[text(f"{t} (paper)")] = _fmt(table.loc[idx, (t, "paper")]) or dash
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -221,22 +205,10 @@ def render(table: pd.DataFrame, fmt: str = "md", title: str | None = None) -> st
         return head + _display(table).to_markdown(index=False, disable_numparse=True) + "\n"
     if table.empty:
         return f"% {_tex_escape(title or '')}: no results\n"
-    shown = _display(table)
-    cols = list(shown.columns)
-    lines = [r"\begin{table}[t]", r"\centering"]
-    if title:
-        lines.append(r"\caption{" + _tex_escape(title) + "}")
-    lines += [r"\begin{tabular}{ll" + "r" * (len(cols) - 2) + "}", r"\toprule",
-              " & ".join(_tex_escape(c) for c in cols) + r" \\", r"\midrule"]
-    for idx, r in zip(table.index, shown.itertuples(index=False), strict=True):
-        cells = [_tex_escape(r[0]), _tex_escape(r[1])]
-        for c in cols[2:]:
-            title_ = c[: -len(" (paper)")] if c.endswith(" (paper)") else None
-            cells.append(_fmt(table.loc[idx, (title_, "paper")]) or "--" if title_ else
-                         _cell(table, idx, c, tex=True).replace("–", "--"))
-        lines.append(" & ".join(cells) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
-    return "\n".join(lines) + "\n"
+    shown = _display(table, tex=True)
+    return shown.style.hide(axis="index").to_latex(
+        column_format="ll" + "r" * (shown.shape[1] - 2), position="t", position_float="centering", hrules=True,
+        caption=_tex_escape(title) if title else None)
 
 
 def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | os.PathLike,
@@ -247,9 +219,5 @@ def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | os.PathLike,
     paths = []
     for name, table in tables.items():
         for fmt in formats:
-            path = out_dir / f"{name}.{fmt}"
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_text(render(table, fmt, TABLES[name].title))
-            os.replace(tmp, path)
-            paths.append(path)
+            paths.append(atomic_write(out_dir / f"{name}.{fmt}", render(table, fmt, TABLES[name].title)))
     return paths

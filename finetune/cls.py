@@ -4,17 +4,17 @@ an image folder with fixed drop rates, through pretraining's own training loop.
     dropbench finetune cls --dataset flowers102 --checkpoint runs/vit_tiny_early_do/checkpoint.pth \
         --model vit_tiny --data /datasets --config transfer --out runs/flowers_vit_tiny_early_do
 
-:func:`run_cls` resolves the recipe (``configs/cls/``), merges the data set's settings and the overrides, and calls
-:func:`pretrain.train.run` with two hooks: the data set's torchvision reader (:mod:`finetune.datasets.cls`) and the
-shared converter (:func:`finetune.convert.load_pretrained`, strict except the classifier head). It returns a stage
-outcome for :func:`benchmarks.runs.run_and_record`, which writes ``result.json``: last-epoch test ``top1`` / ``top5``
-and ``mean_per_class_top1`` (percent), per-class accuracy, the checkpoint's hash and pretraining metadata.
+:func:`run_cls`, the ``cls`` task's entry (:mod:`finetune.tasks`), resolves the recipe (``configs/cls/``), merges the
+data set's settings and the job's overrides, and calls :func:`pretrain.train.run` with two hooks: the data set's
+torchvision reader (:mod:`finetune.datasets.cls`) and the shared converter (:func:`finetune.convert.load_pretrained`,
+strict except the classifier head). It returns the task's :class:`~finetune.tasks.Outcome`, which
+:func:`benchmarks.runs.run_and_record` writes as ``result.json``: last-epoch test ``top1`` / ``top5`` and
+``mean_per_class_top1`` (percent), per-class accuracy, the load report, the checkpoint's hash and pretraining metadata.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,10 +22,12 @@ from typing import Any
 import torch.nn as nn
 from dropbench.finetune.convert import CheckpointError, LoadReport, load_pretrained
 from dropbench.finetune.datasets.cls import CLS_DATASETS, ClsData, load_cls_data
+from dropbench.finetune.tasks import Job, Outcome, get_task
 from dropbench.pretrain.config import config_hash, load_config, plain, resolve_config
 from dropbench.pretrain.data import SeededDataset
 from dropbench.pretrain.distributed import setup_launcher
 from dropbench.pretrain.models import paper_model
+from dropbench.pretrain.schedules import DropSpec
 from dropbench.pretrain.train import run
 from mmengine.config import Config
 
@@ -35,31 +37,23 @@ log = logging.getLogger(__name__)
 _RESUME_FREE = ("runtime",)  # as pretrain.train: keys that may change on resumption; left out of the config hash
 
 
-def build_cls_config(
-    dataset: str,
-    model: str,
-    data_root: str | os.PathLike,
-    checkpoint: str | os.PathLike,
-    config: str = "smoke",
-    seed: int | None = None,
-    use_ema: bool = False,
-    cfg_options: dict[str, Any] | None = None,
-) -> Config:
-    """The resolved fine-tuning config: recipe, then ``per_dataset[dataset]``, then the arguments, then overrides."""
+def build_cls_config(job: Job) -> Config:
+    """The resolved fine-tuning config: recipe, then ``per_dataset[job.dataset]``, then the job, then its overrides."""
+    dataset = job.dataset
     if dataset not in CLS_DATASETS:
         raise ValueError(f"unknown --dataset {dataset!r}; choose one of: {', '.join(CLS_DATASETS)}")
-    paper_model(model)  # validates the name
-    cfg = load_config(resolve_config("cls", config))
+    paper_model(job.model)  # validates the name
+    cfg = load_config(resolve_config(get_task("cls").stage, job.config))
     per_dataset = cfg.pop("per_dataset", None) or {}
     if dataset in per_dataset:
         cfg.merge_from_dict(per_dataset[dataset].to_dict())
-    cfg.merge_from_dict({"model.name": model, "model.checkpoint": str(checkpoint), "model.use_ema": bool(use_ema),
-                         "data.dataset": dataset, "data.root": str(data_root)})
-    if seed is not None:
-        cfg.merge_from_dict({"runtime.seed": int(seed)})
-    if cfg_options:
-        cfg.merge_from_dict(dict(cfg_options))
-    if cfg.drop.kind != "none" and cfg.drop.mode != "standard":
+    cfg.merge_from_dict({"model.name": job.model, "model.checkpoint": str(job.checkpoint),
+                         "model.use_ema": bool(job.use_ema), "data.dataset": dataset, "data.root": job.data})
+    if job.seed is not None:
+        cfg.merge_from_dict({"runtime.seed": int(job.seed)})
+    if job.cfg_options:
+        cfg.merge_from_dict(dict(job.cfg_options))
+    if DropSpec.from_config(cfg.drop).scheduled:
         raise ValueError(f"fine-tuning uses fixed drop rates: drop.mode must be 'standard', got {cfg.drop.mode!r}")
     if cfg.data.dataset != dataset:
         raise ValueError(f"data.dataset is {cfg.data.dataset!r} but --dataset is {dataset!r}")
@@ -71,43 +65,25 @@ def _mean(values: list[float | None] | None) -> float | None:
     return sum(present) / len(present) if present else None
 
 
-def run_cls(
-    dataset: str,
-    checkpoint: str | os.PathLike,
-    model: str,
-    data_root: str | os.PathLike,
-    out_dir: str | os.PathLike,
-    config: str = "smoke",
-    launcher: str = "none",
-    seed: int | None = None,
-    use_ema: bool = False,
-    resume: str | None = None,
-    cfg_options: dict[str, Any] | None = None,
-) -> dict:
-    """Fine-tune ``checkpoint`` (paper model ``model``) on a classification set and return the stage outcome.
+def run_cls(job: Job) -> Outcome:
+    """Fine-tune ``job.checkpoint`` (paper model ``job.model``) on a classification set and return the outcome.
 
     Args:
-        dataset: ``cifar100``, ``flowers102``, ``pets``, ``stl10``, ``food101`` or ``imagefolder``.
-        checkpoint: pretrained checkpoint (dropbench, paper or timm layout).
-        model: paper model name the checkpoint holds.
-        data_root: the data set's root (see :mod:`finetune.datasets.cls`).
-        out_dir: run directory (``log.jsonl``, ``config.py``, ``checkpoint.pth``; ``result.json`` by the caller).
-        config: recipe name under ``configs/cls/`` (``smoke``, ``transfer``) or a config file.
-        launcher: ``none``, ``pytorch`` (torchrun) or ``slurm`` (``srun``); see ``pretrain.distributed.setup_launcher``.
-        seed: random seed (default: the recipe's).
-        use_ema: start from the checkpoint's EMA weights.
-        resume: ``auto`` (continue the run in ``out_dir``) or a checkpoint of this run.
-        cfg_options: dotted-key overrides (``{"schedule.epochs": 10}``).
+        job: ``dataset`` one of :data:`~finetune.datasets.cls.CLS_DATASETS`, its root ``data`` (see
+            :mod:`finetune.datasets.cls`); ``out`` the run directory (``log.jsonl``, ``config.py``,
+            ``checkpoint.pth``; ``result.json`` by the caller); ``config`` a recipe name under ``configs/cls/``
+            (``smoke``, ``transfer``) or a config file; ``resume`` ``auto`` (continue the run in ``out``) or a
+            checkpoint of this run; ``cfg_options`` e.g. ``{"schedule.epochs": 10}``.
 
     Returns:
-        The outcome dict of :mod:`benchmarks.runs` (metrics ``top1``, ``top5``, ``mean_per_class_top1``).
+        The task outcome (metrics ``top1``, ``top5``, ``mean_per_class_top1``).
 
     Raises:
         DataLayoutError: the data root does not hold the data set (``ValueError`` subclass).
         CheckpointError: the checkpoint does not fit the model (only the head may differ).
     """
-    setup_launcher(launcher)
-    cfg = build_cls_config(dataset, model, data_root, checkpoint, config, seed, use_ema, cfg_options)
+    setup_launcher(job.launcher)
+    cfg = build_cls_config(job)
     state: dict[str, Any] = {}
 
     def datasets(cfg: Config, train_tf: Callable, eval_tf: Callable, seed: int) -> tuple[Any, Any, int]:
@@ -126,23 +102,18 @@ def run_cls(
         state["report"] = report
         return {"report": report.to_dict(), "pretrain": report.pretrain}
 
-    summary = run(cfg, out_dir, resume, datasets=datasets, prepare_model=prepare_model)
+    summary = run(cfg, job.out, job.resume, datasets=datasets, prepare_model=prepare_model)
     report, data = state["report"], state["data"]
     per_class = summary.get("per_class_top1")
     metrics = {"top1": summary["top1"], "top5": summary["top5"]}
     mean_per_class = _mean(per_class)
     if mean_per_class is not None:
         metrics["mean_per_class_top1"] = mean_per_class
-    return {
-        "metrics": metrics,
-        "config": plain(cfg),
-        "config_hash": config_hash(cfg, exclude=_RESUME_FREE),
-        "seed": int(cfg.runtime.seed),
-        "checkpoint": str(checkpoint),
-        "checkpoint_sha256": report.sha256,
-        "pretrain": report.pretrain,
-        "log_path": str(Path(out_dir) / "log.jsonl"),
-        "extra": {
+    return Outcome(
+        metrics=metrics, config=plain(cfg), config_hash=config_hash(cfg, exclude=_RESUME_FREE),
+        seed=int(cfg.runtime.seed), checkpoint=job.checkpoint, load_report=report,
+        log_path=str(Path(job.out) / "log.jsonl"),
+        extra={
             "per_class_top1": per_class,
             "classes": data.classes,
             "num_classes": summary["num_classes"],
@@ -154,8 +125,5 @@ def run_cls(
             "train_loss": summary["train_loss"],
             "world_size": summary["world_size"],
             "finetuned_checkpoint": summary["checkpoint"],
-            "load_report": {"summary": report.summary(), "layout": report.layout, "loaded": report.loaded,
-                            "missing": report.missing, "dropped_head": report.dropped_head,
-                            "weights": report.weights},
         },
-    }
+    )

@@ -29,6 +29,7 @@ import torch
 import torch.nn as nn
 from dropbench.pretrain.checkpoint import CheckpointError, atomic_save, load_checkpoint_file
 from dropbench.pretrain.models import create_paper_model, paper_model
+from dropbench.pretrain.schedules import DropSpec
 from timm.models import convnext, mlp_mixer, swin_transformer, vision_transformer
 
 __all__ = [
@@ -91,13 +92,10 @@ class LoadReport:
         return asdict(self)
 
 
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+def file_sha256(path: str | os.PathLike) -> str:
     """sha256 of a file's bytes (the checkpoint hash in every result)."""
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _strip_prefixes(sd: dict[str, Any]) -> dict[str, Any]:
@@ -111,16 +109,12 @@ def _paper_metadata(args: argparse.Namespace) -> dict:
     a = vars(args)
     dropout, drop_path = float(a.get("dropout", 0) or 0), float(a.get("drop_path", 0) or 0)
     kind = "dropout" if dropout > 0 else "drop_path" if drop_path > 0 else "none"
-    return {
-        "model": a.get("model"),
-        "drop_kind": kind,
-        "drop_rate": dropout or drop_path,
-        "drop_mode": a.get("drop_mode", "standard"),
-        "drop_schedule": a.get("drop_schedule", "constant"),
-        "cutoff_epoch": int(a.get("cutoff_epoch", 0) or 0),
-        "epochs": a.get("epochs"),
-        "source": "paper",
-    }
+    try:  # no rate: a run without dropout, whatever its mode flags said
+        drop = DropSpec(kind, dropout or drop_path, a.get("drop_mode", "standard") if kind != "none" else "standard",
+                        a.get("drop_schedule", "constant"), a.get("cutoff_epoch", 0) or 0)
+    except ValueError as e:
+        raise CheckpointError(f"the checkpoint's args describe drop settings the paper does not define: {e}") from None
+    return {"model": a.get("model"), **drop.metadata(), "epochs": a.get("epochs"), "source": "paper"}
 
 
 def read_checkpoint(path: str | os.PathLike, use_ema: bool = False) -> tuple[dict[str, torch.Tensor], str, dict]:

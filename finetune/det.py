@@ -1,8 +1,9 @@
 """COCO detection and instance segmentation (the paper's Table 4): mmdet Mask R-CNN + FPN from any checkpoint.
 
 Importing this module registers :class:`~finetune.backbone.TimmPyramidBackbone` in mmdet's ``MODELS`` registry (the
-det recipes pull it in with ``custom_imports``) and the layer-decay optimizer constructor. :func:`run_coco` is the
-``dropbench finetune coco`` stage:
+det recipes pull it in with ``custom_imports``) and the layer-decay optimizer constructor. :func:`run_coco` is the entry
+function of the ``coco`` task (:mod:`finetune.tasks`; ``dropbench finetune coco``), a :class:`~finetune.tasks.Job` in,
+an :class:`~finetune.tasks.Outcome` out:
 
 1. check the COCO root and its annotation files (:func:`finetune.datasets.coco.check_coco`) before anything starts;
 2. resolve the recipe (``smoke``, ``paper-1x``, ``paper-3x`` or a file under ``configs/det/``) for the model, point
@@ -23,6 +24,7 @@ import dropbench.finetune.layer_decay  # noqa: F401  (registers TimmLayerDecayOp
 from dropbench.finetune.backbone import TimmPyramidBackbone, pyramid_channels
 from dropbench.finetune.datasets.coco import CocoSplit, check_coco
 from dropbench.finetune.mm import adapt_to_device, outcome, prepare_runner_config, run_runner
+from dropbench.finetune.tasks import Job, Outcome, get_task
 from dropbench.pretrain.models import paper_model
 from mmdet.registry import MODELS
 from mmengine.config import Config, ConfigDict
@@ -87,57 +89,39 @@ def configure_coco(cfg: Config, data_root: str | os.PathLike, splits: dict[str, 
         cfg.model.neck.in_channels = [pyramid_channels(backbone.model_name)[i] for i in indices]
 
 
-def run_coco(
-    checkpoint: str | os.PathLike | None,
-    model: str,
-    data_root: str | os.PathLike,
-    out_dir: str | os.PathLike,
-    config: str = "smoke",
-    launcher: str = "none",
-    seed: int | None = None,
-    use_ema: bool = False,
-    resume: str | None = None,
-    cfg_options: dict | None = None,
-) -> dict:
+def run_coco(job: Job) -> Outcome:
     """Fine-tune Mask R-CNN with a pretrained paper model as backbone on COCO and evaluate box and mask AP.
 
     Args:
-        checkpoint: pretrained checkpoint, any layout :mod:`finetune.convert` reads (None: random init, for tests).
-        model: paper model it holds (a dense one: ``vit_tiny``, ``vit_base``, ``swin_femto``, ``convnext_femto``).
-        data_root: COCO root (``train2017/``, ``val2017/``, ``annotations/instances_{train,val}2017.json``).
-        out_dir: run directory (mmengine work dir: checkpoints, logs, the resolved config).
-        config: recipe name under ``configs/det/`` (``smoke``, ``paper-1x``, ``paper-3x``) or a config file.
-        launcher: ``none``, ``pytorch`` (under torchrun) or ``slurm`` (inside an srun task).
-        seed: random seed (default: the recipe's).
-        use_ema: take the checkpoint's EMA weights.
-        resume: ``'auto'`` continues the run in ``out_dir`` from its last checkpoint.
-        cfg_options: dotted-key config overrides, applied before the data root and classes are set.
+        job: ``model`` a dense paper model (``vit_tiny``, ``vit_base``, ``swin_femto``, ``convnext_femto``);
+            ``data`` a COCO root (``train2017/``, ``val2017/``, ``annotations/instances_{train,val}2017.json``);
+            ``out`` the mmengine work dir; ``config`` a recipe name under ``configs/det/`` (``smoke``, ``paper-1x``,
+            ``paper-3x``) or a config file; ``cfg_options`` apply before the data root and classes are set.
 
     Returns:
-        The stage outcome (:mod:`benchmarks.runs`): metrics under mmdet's names (``coco/bbox_mAP``,
-        ``coco/segm_mAP``, ..., scale 0-1), the resolved config, seed, checkpoint hash and pretraining metadata.
+        The task outcome: metrics under mmdet's names (``coco/bbox_mAP``, ``coco/segm_mAP``, ..., scale 0-1), the
+        resolved config, seed, the checkpoint's load report, hash and pretraining metadata.
 
     Raises:
         ValueError: a classification-only model, an unknown recipe, or a malformed COCO root
             (:class:`~finetune.datasets.coco.CocoFormatError`).
         finetune.convert.CheckpointError: the checkpoint does not fit the model.
     """
-    if not paper_model(model).dense:
-        raise ValueError(f"{model} cannot be a detection backbone (classification only); choose vit_tiny, vit_base, "
-                         f"swin_femto or convnext_femto")
-    splits = check_coco(data_root)
-    cfg = prepare_runner_config("det", config, model, checkpoint, out_dir, launcher, seed, use_ema, resume,
-                                cfg_options)
-    configure_coco(cfg, data_root, splits)
+    if not paper_model(job.model).dense:
+        raise ValueError(f"{job.model} cannot be a detection backbone (classification only); choose vit_tiny, "
+                         f"vit_base, swin_femto or convnext_femto")
+    splits = check_coco(job.data)
+    cfg = prepare_runner_config(get_task("coco").stage, job)
+    configure_coco(cfg, job.data, splits)
     device_changes = adapt_to_device(cfg)
     train = splits["train2017"]
-    log.info("COCO fine-tuning of %s on %s: %d classes, %d train / %d val images, recipe %s", model, data_root,
-             len(train.classes), train.num_images, splits["val2017"].num_images, config)
-    metrics, runner = run_runner(cfg)
-    missing = [k for k in COCO_METRICS if k not in metrics]
+    log.info("COCO fine-tuning of %s on %s: %d classes, %d train / %d val images, recipe %s", job.model, job.data,
+             len(train.classes), train.num_images, splits["val2017"].num_images, job.config)
+    run = run_runner(cfg)
+    missing = [k for k in COCO_METRICS if k not in run.metrics]
     if missing:
         log.warning("evaluation did not report %s", missing)
-    extra = {"recipe": config, "classes": list(train.classes), "train_images": train.num_images,
-             "val_images": splits["val2017"].num_images, "epochs": runner.epoch, "iterations": runner.iter,
+    extra = {"recipe": job.config, "classes": list(train.classes), "train_images": train.num_images,
+             "val_images": splits["val2017"].num_images, "epochs": run.runner.epoch, "iterations": run.runner.iter,
              "device_changes": device_changes}
-    return outcome(cfg, metrics, runner, checkpoint, extra=extra)
+    return outcome(cfg, run, run.metrics, job, extra=extra)

@@ -4,35 +4,42 @@
   torch >= 2.6 that refuses the paper's checkpoints and mmengine's own resume files. Local loads are re-routed to
   :func:`pretrain.checkpoint.load_checkpoint_file` (weights-only, a short allow-list of plain types), so resume works
   and a checkpoint that needs code to load is still refused.
-* :func:`prepare_runner_config`: one recipe (``configs/det`` or ``configs/seg``) + the checkpoint, work dir, launcher,
-  seed and overrides -> the resolved mmengine Config.
+* :func:`prepare_runner_config`: one recipe (``configs/det`` or ``configs/seg``) + a :class:`finetune.tasks.Job`
+  (checkpoint, run folder, launcher, seed, overrides) -> the resolved mmengine Config.
 * :func:`adapt_to_device`: what a recipe written for GPUs needs on a machine without one (AMP off, gloo not NCCL).
 * :func:`run_runner`: build the Runner, train (resuming from the work dir's last checkpoint when asked), evaluate
-  the final weights, return the metrics; :func:`outcome` packs them for :mod:`benchmarks.runs`. The Runner loads
+  the final weights, return the metrics and the backbone's load report; :func:`outcome` packs them into the task's
+  :class:`finetune.tasks.Outcome`. The Runner loads
   resume / ``load_from`` checkpoints strictly (mmengine only warns on a mismatch), and the pretrained backbone is
   loaded once per run by the backbone's own ``init_weights`` (which raises on a misfit).
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import numbers
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from dropbench.finetune.convert import file_sha256
+from dropbench.finetune.backbone import TimmPyramidBackbone
+from dropbench.finetune.convert import LoadReport, file_sha256
+from dropbench.finetune.tasks import Job, Outcome
 from dropbench.pretrain.checkpoint import load_checkpoint_file
 from dropbench.pretrain.config import config_hash, dump_config, plain, resolve_config
 from dropbench.pretrain.distributed import setup_launcher
 from mmengine.config import Config
 from mmengine.hooks import Hook
-from mmengine.runner import Runner
+from mmengine.model import is_model_wrapper
+from mmengine.runner import Runner, find_latest_checkpoint
 from mmengine.runner.checkpoint import CheckpointLoader
 
-__all__ = ["StrictRunner", "adapt_to_device", "install_safe_checkpoint_loading", "outcome", "prepare_runner_config",
-           "run_runner"]
+__all__ = ["RunnerRun", "StrictRunner", "adapt_to_device", "install_safe_checkpoint_loading", "outcome",
+           "prepare_runner_config", "run_runner"]
 
 log = logging.getLogger(__name__)
 _RUNTIME_KEYS = ("work_dir", "launcher", "resume", "load_from", "env_cfg", "log_level", "visualizer")
@@ -50,28 +57,18 @@ def install_safe_checkpoint_loading() -> None:
     CheckpointLoader.register_scheme(prefixes="", loader=_safe_load_from_local, force=True)
 
 
-def prepare_runner_config(
-    stage: str,
-    config: str,
-    model: str,
-    checkpoint: str | None,
-    work_dir: str | os.PathLike,
-    launcher: str = "none",
-    seed: int | None = None,
-    use_ema: bool = False,
-    resume: str | None = None,
-    cfg_options: dict | None = None,
-) -> Config:
-    """Resolve a det / seg recipe for ``model`` and set the run's checkpoint, work dir, launcher, seed, resume.
+def prepare_runner_config(stage: str, job: Job) -> Config:
+    """Resolve a det / seg recipe for ``job.model`` and set the run's checkpoint, work dir, launcher, seed, resume.
 
-    The backbone loads ``checkpoint`` in its own ``init_weights`` (through the converter); ``resume='auto'``
+    The backbone loads ``job.checkpoint`` in its own ``init_weights`` (through the converter); ``resume='auto'``
     continues from the work dir's last checkpoint. The seed defaults to the recipe's ``randomness.seed`` (0 if none):
     mmengine would otherwise draw a random one.
     """
-    setup_launcher(launcher)
-    if resume not in (None, "auto"):
-        raise ValueError(f"resume must be 'auto' (continue the run in the work dir) or omitted, got {resume!r}")
-    if resume is None and _last_checkpoint(work_dir):
+    model, config, work_dir = job.model, job.config, job.out
+    setup_launcher(job.launcher)
+    if job.resume not in (None, "auto"):
+        raise ValueError(f"resume must be 'auto' (continue the run in the work dir) or omitted, got {job.resume!r}")
+    if job.resume is None and _last_checkpoint(work_dir):
         raise FileExistsError(f"{work_dir} already holds a run; pass --resume auto to continue it, or choose a new "
                               f"--out")
     cfg = Config.fromfile(str(resolve_config(stage, config, model)))
@@ -80,16 +77,16 @@ def prepare_runner_config(
             cfg.model.backbone.model_name = model
         elif cfg.model.backbone.get("model_name") != model:
             raise ValueError(f"recipe {config!r} builds {cfg.model.backbone.get('model_name')}, not {model}")
-        cfg.model.backbone.checkpoint = str(checkpoint) if checkpoint else None
-        cfg.model.backbone.use_ema = use_ema
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+        cfg.model.backbone.checkpoint = job.checkpoint or None
+        cfg.model.backbone.use_ema = job.use_ema
+    if job.cfg_options:
+        cfg.merge_from_dict(job.cfg_options)
     randomness = dict(cfg.get("randomness", {}) or {})
-    randomness["seed"] = seed if seed is not None else randomness.get("seed", 0)
+    randomness["seed"] = job.seed if job.seed is not None else randomness.get("seed", 0)
     cfg.randomness = randomness
     cfg.work_dir = str(work_dir)
-    cfg.launcher = launcher
-    cfg.resume = resume == "auto"
+    cfg.launcher = job.launcher
+    cfg.resume = job.resume == "auto"
     return cfg
 
 
@@ -198,19 +195,39 @@ def _check_total_batch(cfg: Config, world_size: int) -> None:
 
 def _last_checkpoint(work_dir: str | os.PathLike) -> str | None:
     """The checkpoint mmengine's ``resume`` would continue from in ``work_dir`` (its ``last_checkpoint`` marker)."""
-    marker = Path(work_dir) / "last_checkpoint"
-    return marker.read_text().strip() if marker.is_file() else None
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints a line to stdout when there is none
+        return find_latest_checkpoint(str(work_dir))
 
 
-def run_runner(cfg: Config) -> tuple[dict[str, float], Any]:
+@dataclass(frozen=True)
+class RunnerRun:
+    """What :func:`run_runner` returns.
+
+    Attributes:
+        metrics: the final weights' validation metrics under the engine's own names.
+        runner: the trained Runner (its model, work dir, epoch and iteration).
+        load_report: what the pretrained backbone loaded from its checkpoint (None: no dropbench backbone, or no
+            checkpoint).
+    """
+
+    metrics: dict[str, float]
+    runner: Any
+    load_report: LoadReport | None
+
+
+def _load_report(runner: Runner) -> LoadReport | None:
+    """The load report of the model's :class:`TimmPyramidBackbone` (set by its ``init_weights``), if it has one."""
+    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    backbones = [m for m in model.modules() if isinstance(m, TimmPyramidBackbone)]
+    return backbones[0].load_report if backbones else None
+
+
+def run_runner(cfg: Config) -> RunnerRun:
     """Train with mmengine's Runner, then evaluate the final weights on the validation split.
 
     With ``cfg.resume`` the run continues from the work dir's ``last_checkpoint`` (it starts afresh if there is none).
     The train loop's own validation after the last epoch is reused; the validation loop runs again only when the
     final weights were not validated (e.g. a resumed run that had already finished training).
-
-    Returns:
-        (metrics under the engine's own names, the runner).
     """
     install_safe_checkpoint_loading()
     Path(cfg.work_dir).mkdir(parents=True, exist_ok=True)
@@ -227,24 +244,17 @@ def run_runner(cfg: Config) -> tuple[dict[str, float], Any]:
     else:
         metrics = runner.val_loop.run()
     # numbers.Real: mmseg's IoUMetric returns numpy.float32, which is no subclass of float
-    return {k: float(v) for k, v in metrics.items() if isinstance(v, numbers.Real)}, runner
+    return RunnerRun({k: float(v) for k, v in metrics.items() if isinstance(v, numbers.Real)}, runner,
+                     _load_report(runner))
 
 
-def outcome(cfg: Config, metrics: dict[str, float], runner: Any, checkpoint: str | None, extra: dict | None = None
-            ) -> dict:
-    """The stage outcome :func:`benchmarks.runs.run_and_record` turns into ``result.json``."""
-    backbone = runner.model.module.backbone if hasattr(runner.model, "module") else runner.model.backbone
-    report = getattr(backbone, "load_report", None)
-    log_file = getattr(runner.logger, "log_file", None)
-    return {
-        "metrics": metrics,
-        "config": plain(cfg),
-        "config_hash": config_hash(cfg, exclude=_RUNTIME_KEYS),
-        "seed": int(cfg.randomness.seed),
-        "checkpoint": str(checkpoint) if checkpoint else None,
-        "checkpoint_sha256": report.sha256 if report else (file_sha256(checkpoint) if checkpoint else None),
-        "pretrain": report.pretrain if report else {},
-        "log_path": str(log_file) if log_file else None,
-        "extra": {"load_report": report.summary() if report else None,
-                  "resumed_from": getattr(runner, "resumed_from", None), **(extra or {})},
-    }
+def outcome(cfg: Config, run: RunnerRun, metrics: dict[str, float], job: Job, extra: dict | None = None) -> Outcome:
+    """The task outcome of an mmengine run (``metrics``: those the task reports, from ``run.metrics``)."""
+    log_file = run.runner.logger.log_file
+    checkpoint = job.checkpoint
+    return Outcome(
+        metrics=metrics, config=plain(cfg), config_hash=config_hash(cfg, exclude=_RUNTIME_KEYS),
+        seed=int(cfg.randomness.seed), checkpoint=checkpoint, load_report=run.load_report,
+        checkpoint_sha256=None if run.load_report or not checkpoint else file_sha256(checkpoint),
+        log_path=str(log_file) if log_file else None,
+        extra={"resumed_from": run.runner.resumed_from, **(extra or {})})

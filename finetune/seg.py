@@ -1,7 +1,8 @@
 """ADE20K semantic segmentation (the paper's Table 5): mmseg's UperNet on any paper-model checkpoint.
 
 Importing this module registers :class:`~finetune.backbone.TimmPyramidBackbone` in mmseg's ``MODELS`` (the
-``configs/seg`` recipes import it through ``custom_imports``). :func:`run_ade20k` checks the data
+``configs/seg`` recipes import it through ``custom_imports``). :func:`run_ade20k`, the ``ade20k`` task's entry
+(:mod:`finetune.tasks`: a :class:`~finetune.tasks.Job` in, an :class:`~finetune.tasks.Outcome` out), checks the data
 (:func:`finetune.datasets.ade20k.check_ade20k`), resolves a recipe for the model, trains with mmengine's Runner
 (:mod:`finetune.mm`), evaluates with mmseg's ``IoUMetric`` (``mIoU``, ``mAcc``, ``aAcc``, in percent) and, when the
 recipe sets ``test_multi_scale``, again with multi-scale + flip test-time augmentation (``mIoU_ms``, ...).
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
 from typing import Any
 
 import dropbench.finetune.layer_decay  # noqa: F401  (registers TimmLayerDecayOptimizerConstructor, used by every recipe)
@@ -19,6 +19,7 @@ import torch
 from dropbench.finetune.backbone import TimmPyramidBackbone, pyramid_channels
 from dropbench.finetune.datasets.ade20k import check_ade20k
 from dropbench.finetune.mm import adapt_to_device, outcome, prepare_runner_config, run_runner
+from dropbench.finetune.tasks import Job, Outcome, get_task
 from mmengine.config import Config
 from mmengine.model import is_model_wrapper
 from mmseg.registry import MODELS
@@ -43,26 +44,15 @@ def _datasets(cfg: Config) -> list:
     return out
 
 
-def prepare_seg_config(
-    config: str,
-    model: str,
-    checkpoint: str | None,
-    data_root: str | os.PathLike,
-    out_dir: str | os.PathLike,
-    launcher: str = "none",
-    seed: int | None = None,
-    use_ema: bool = False,
-    resume: str | None = None,
-    cfg_options: dict | None = None,
-) -> Config:
-    """The resolved mmseg config of one ADE20K run (see :func:`run_ade20k` for the arguments).
+def prepare_seg_config(job: Job) -> Config:
+    """The resolved mmseg config of one ADE20K run (see :func:`run_ade20k` for the job).
 
     Besides :func:`finetune.mm.prepare_runner_config`: the data root goes into every loader's dataset, heads left
     without ``in_channels`` (model-independent recipes) get the model's pyramid channels, and a GPU recipe is adapted
     to a machine without one (:func:`finetune.mm.adapt_to_device`: AMP off, gloo).
     """
-    cfg = prepare_runner_config("seg", config, model, checkpoint, out_dir, launcher, seed, use_ema, resume,
-                                cfg_options)
+    cfg = prepare_runner_config(get_task("ade20k").stage, job)
+    model, config = job.model, job.config
     channels = list(pyramid_channels(model))
     for name in ("decode_head", "auxiliary_head"):
         head = cfg.model.get(name)
@@ -77,7 +67,7 @@ def prepare_seg_config(
             raise ValueError(f"recipe {config!r}: model.{name}.in_channels={head.in_channels} does not fit {model}'s "
                              f"pyramid ({fits} at in_index {index}); set it to that or leave it None")
     for ds in _datasets(cfg):
-        ds.data_root = str(data_root)
+        ds.data_root = job.data
     adapt_to_device(cfg)
     return cfg
 
@@ -108,47 +98,29 @@ def evaluate_multi_scale(cfg: Config, runner: Any) -> dict[str, float]:
     return {f"{k}_ms": round(float(metrics[k]), 2) for k in SEG_METRICS if k in metrics}
 
 
-def run_ade20k(
-    checkpoint: str | None,
-    model: str,
-    data_root: str | os.PathLike,
-    out_dir: str | os.PathLike,
-    config: str = "smoke",
-    launcher: str = "none",
-    seed: int | None = None,
-    use_ema: bool = False,
-    resume: str | None = None,
-    cfg_options: dict | None = None,
-    max_check: int | None = None,
-) -> dict:
+def run_ade20k(job: Job, max_check: int | None = None) -> Outcome:
     """Fine-tune a checkpoint with UperNet on ADE20K and evaluate it (``dropbench finetune ade20k``).
 
     Args:
-        checkpoint: any checkpoint :mod:`finetune.convert` reads (None: random initialisation, with a warning).
-        model: paper model (``vit_tiny``, ``vit_base``, ``swin_femto``, ``convnext_femto``).
-        data_root: an ADEChallengeData2016 folder (``images/{training,validation}``, ``annotations/...``).
-        out_dir: run directory (mmengine work dir: logs, ``iter_N.pth``, the resolved config).
-        config: recipe name under ``configs/seg`` (``smoke``, ``paper-160k``) or a config file.
-        launcher: ``none``, ``pytorch`` (torchrun) or ``slurm``.
-        seed: random seed (default: the recipe's, 0).
-        use_ema: fine-tune from the checkpoint's EMA weights.
-        resume: ``'auto'`` continues from the last checkpoint in ``out_dir`` (a killed run resumes there).
-        cfg_options: dotted-key overrides of the recipe.
+        job: ``model`` a dense paper model (``vit_tiny``, ``vit_base``, ``swin_femto``, ``convnext_femto``);
+            ``checkpoint`` None initialises randomly, with a warning; ``data`` an ADEChallengeData2016 folder
+            (``images/{training,validation}``, ``annotations/...``); ``out`` the mmengine work dir (logs,
+            ``iter_N.pth``, the resolved config); ``config`` a recipe name under ``configs/seg`` (``smoke``,
+            ``paper-160k``) or a config file; ``seed`` default: the recipe's, 0.
         max_check: label maps per split whose values are checked before training (None, the default: all).
 
     Returns:
-        The stage outcome for :func:`benchmarks.runs.run_and_record`; metrics ``mIoU``, ``mAcc``, ``aAcc`` (percent),
-        and ``mIoU_ms``, ``mAcc_ms``, ``aAcc_ms`` when the recipe tests at multiple scales.
+        The task outcome; metrics ``mIoU``, ``mAcc``, ``aAcc`` (percent), and ``mIoU_ms``, ``mAcc_ms``, ``aAcc_ms``
+        when the recipe tests at multiple scales.
     """
-    counts = check_ade20k(data_root, max_check=max_check)
-    cfg = prepare_seg_config(config, model, checkpoint, data_root, out_dir, launcher, seed, use_ema, resume,
-                             cfg_options)
-    metrics, runner = run_runner(cfg)
-    missing = [k for k in SEG_METRICS if k not in metrics]
+    counts = check_ade20k(job.data, max_check=max_check)
+    cfg = prepare_seg_config(job)
+    run = run_runner(cfg)
+    missing = [k for k in SEG_METRICS if k not in run.metrics]
     if missing:
-        raise RuntimeError(f"the evaluator returned {sorted(metrics)}, not {missing}: is val_evaluator IoUMetric?")
-    result = {k: round(metrics[k], 2) for k in SEG_METRICS}  # mmseg's own precision (float32 -> float adds noise)
+        raise RuntimeError(f"the evaluator returned {sorted(run.metrics)}, not {missing}: is val_evaluator IoUMetric?")
+    result = {k: round(run.metrics[k], 2) for k in SEG_METRICS}  # mmseg's own precision (float32 -> float adds noise)
     if cfg.get("test_multi_scale", False):
-        result.update(evaluate_multi_scale(cfg, runner))
-    extra = {"data": counts, "iterations": int(runner.iter)}
-    return outcome(cfg, result, runner, checkpoint, extra)
+        result.update(evaluate_multi_scale(cfg, run.runner))
+    extra = {"data": counts, "iterations": int(run.runner.iter)}
+    return outcome(cfg, run, result, job, extra)

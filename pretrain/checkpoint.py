@@ -12,13 +12,13 @@ from __future__ import annotations
 import argparse
 import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from dropbench.pretrain.io import atomic_write
 
 __all__ = ["CheckpointError", "atomic_save", "load_checkpoint_file", "safe_globals"]
 
@@ -77,16 +77,4 @@ def load_checkpoint_file(path: str | os.PathLike, map_location: str | torch.devi
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` to a temporary file beside ``path``, then rename: readers never see a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda f: torch.save(obj, f), binary=True, fsync=True)

@@ -1,6 +1,6 @@
 """Recipes as mmengine config files: resolve a short recipe name to its file, load it, hash it, dump it.
 
-Every stage keeps its recipes under ``configs/<stage>/`` (``pretrain``, ``det``, ``seg``, ``cls``, ``suites``).
+Every stage keeps its recipes under ``configs/<stage>/`` (``pretrain``, ``suites``, and each downstream task's folder).
 ``--config`` accepts a path to a config file, a recipe name (``smoke``, ``basic``, ``paper-3x``), which resolves to
 ``configs/<stage>/<name>.py`` or, for per-model recipes, to the one file whose name holds both the model and the
 recipe (``mask-rcnn_swin-femto_fpn_paper-3x_coco.py``).
@@ -8,17 +8,41 @@ recipe (``mask-rcnn_swin-femto_fpn_paper-3x_coco.py``).
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
-from mmengine.config import Config
+from dropbench.pretrain.io import atomic_write
+from mmengine.config import Config, DictAction
 
-__all__ = ["CONFIG_ROOT", "config_hash", "dump_config", "list_recipes", "load_config", "plain", "resolve_config"]
+__all__ = [
+    "CONFIG_ROOT", "CfgOptions", "config_hash", "dump_config", "list_recipes", "load_config", "plain", "resolve_config",
+]
 
+_NECKS = ("fpn", "upernet")  # parts of a config file name that name the neck or head, not the recipe
 CONFIG_ROOT = Path(os.environ.get("DROPBENCH_CONFIGS", Path(__file__).resolve().parents[1] / "configs"))
+
+
+class CfgOptions(DictAction):
+    """``--cfg-options KEY=VALUE ...`` read into a dict by mmengine's ``DictAction``: numbers, ``true`` / ``false``,
+    ``None``, lists (``a,b`` or ``[a,b]``) and tuples (``(a,b)``); JSON's ``null`` is read as None too."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        for item in values or []:
+            if "=" not in item:
+                parser.error(f"{option_string} takes KEY=VALUE pairs, got {item!r}")
+        super().__call__(parser, namespace, values, option_string)
+        setattr(namespace, self.dest, {k: _null(v) for k, v in getattr(namespace, self.dest).items()})
+
+
+def _null(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return type(value)(_null(v) for v in value)
+    return None if value == "null" else value
 
 
 def model_slug(model: str) -> str:
@@ -60,13 +84,16 @@ def resolve_config(stage: str, config: str, model: str | None = None) -> Path:
 
 
 def _recipe_part(stem: str, slug: str) -> str | None:
-    """``mask-rcnn_swin-femto_fpn_paper-3x_coco`` -> ``paper-3x`` (the part after the model and its neck)."""
+    """``mask-rcnn_swin-femto_fpn_paper-3x_coco`` -> ``paper-3x``.
+
+    mmdet's naming (algorithm_backbone_neck_schedule_dataset): after the model come its neck, the recipe, and
+    optionally a data set (or pretraining) suffix; the recipe is the first part after the model that is not a neck.
+    """
     parts = stem.split("_")
     if slug not in parts:
         return None
-    rest = parts[parts.index(slug) + 1 :]
-    names = [p for p in rest if p not in ("fpn", "coco", "ade20k", "upernet", "in1k")]
-    return names[0] if len(names) == 1 else None
+    rest = [p for p in parts[parts.index(slug) + 1 :] if p not in _NECKS]
+    return rest[0] if len(rest) in (1, 2) else None
 
 
 def load_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> Config:
@@ -95,7 +122,4 @@ def dump_config(cfg: Config, out_dir: str | os.PathLike, name: str = "config.py"
     out = Path(out_dir) / name
     out.parent.mkdir(parents=True, exist_ok=True)
     text = f"# resolved by dropbench; config hash {config_hash(cfg)}\n" + cfg.pretty_text
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, out)
-    return out
+    return atomic_write(out, text)

@@ -1,7 +1,7 @@
 """SLURM submission through submitit, for every stage (pretraining, fine-tuning, suite runs).
 
-A job is one :class:`SlurmTask`: an entry point (``"module:function"`` taking an argv list, named by the caller so
-that this module imports nothing above it) and its arguments. On the
+A job is one :class:`SlurmTask`: an entry point (a module-level function taking an argv list, given by the caller, so
+that this module never names the layers above it; pickled by reference) and its arguments. On the
 cluster each task exports the torch.distributed variables from submitit's ``JobEnvironment`` (``RANK``,
 ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``), so the same code path as torchrun runs. On
 pre-emption or time-out submitit calls :meth:`SlurmTask.checkpoint`, which requeues the task with ``--resume auto``.
@@ -10,8 +10,8 @@ pre-emption or time-out submitit calls :meth:`SlurmTask.checkpoint`, which reque
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +22,14 @@ _SLURM_FLAGS = {"--slurm": 0, "--nodes": 1, "--gpus-per-node": 1, "--partition":
 
 
 class SlurmTask:
-    """A picklable callable that runs ``entry(argv)`` inside a SLURM task with torch.distributed set up."""
+    """A picklable callable that runs ``entry(argv)`` inside a SLURM task with torch.distributed set up.
 
-    def __init__(self, entry: str, argv: list[str]) -> None:
+    ``entry`` must be a module-level function (pickled as a reference to it, imported again on the node).
+    """
+
+    def __init__(self, entry: Callable[[list[str]], Any], argv: list[str]) -> None:
+        if not callable(entry):
+            raise TypeError(f"a SLURM task's entry must be a function taking an argv list, got {entry!r}")
         self.entry, self.argv = entry, list(argv)
 
     def __call__(self) -> Any:
@@ -38,8 +43,7 @@ class SlurmTask:
             MASTER_ADDR=env.hostnames[0],
             MASTER_PORT=os.environ.get("MASTER_PORT", str(20000 + int(env.job_id.split("_")[0]) % 20000)),
         )
-        module, func = self.entry.split(":")
-        return getattr(importlib.import_module(module), func)(self.argv)
+        return self.entry(self.argv)
 
     def checkpoint(self) -> Any:
         """Requeue on pre-emption / time-out, resuming from the run's latest checkpoint."""
@@ -91,8 +95,9 @@ def slurm_executor(folder: str | Path, nodes: int, gpus_per_node: int, timeout_m
     return executor
 
 
-def submit_slurm(entry: str, argv: list[str], args: argparse.Namespace, cluster: str | None = None) -> Any:
-    """Submit ``entry(argv)`` (e.g. ``benchmarks.cli:main`` with ``["pretrain", ...]``) as a SLURM job.
+def submit_slurm(entry: Callable[[list[str]], Any], argv: list[str], args: argparse.Namespace,
+                 cluster: str | None = None) -> Any:
+    """Submit ``entry(argv)`` (e.g. the ``dropbench`` CLI's ``main`` with ``["pretrain", ...]``) as a SLURM job.
 
     ``args`` carries the submission flags (``out``, ``nodes``, ``gpus_per_node``, ``timeout_min``, ``partition``,
     ``slurm_comment``); they are stripped from ``argv``. Returns the submitit job.

@@ -10,22 +10,46 @@ The paper ("Dropout Reduces Underfitting", Sec. 4) defines a drop rate per train
 :func:`drop_schedule` returns that array; :class:`DropRateApplier` writes one entry of it into the model every
 iteration: into every dropout module for dropout, and ``rate * i / (D - 1)`` into the stochastic-depth modules of
 residual block ``i`` of ``D`` for stochastic depth (timm's linear-over-depth rule, across all stages).
+:class:`DropSpec` holds a run's settings (kind, rate, mode, schedule, cutoff), validated once; training, the checkpoint
+converter, the suite, the results store and the report ask it for model kwargs, rates, metadata and variant name.
 """
 
 from __future__ import annotations
 
 import numbers
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 import torch.nn as nn
 from timm.layers import DropPath
 
-__all__ = ["DROP_KINDS", "DROP_MODES", "DROP_SCHEDULES", "DropRateApplier", "drop_schedule", "residual_blocks"]
+__all__ = [
+    "DROP_KINDS", "DROP_MODES", "DROP_SCHEDULES", "DropRateApplier", "DropSpec", "drop_schedule", "residual_blocks",
+]
 
 DROP_KINDS = ("none", "dropout", "drop_path")
 DROP_MODES = ("standard", "early", "late")
 DROP_SCHEDULES = ("constant", "linear")
 _DROP_PATH_ATTRS = ("drop_path", "drop_path1", "drop_path2")
+
+
+def _check_settings(drop_rate: float, cutoff_epoch: int, mode: str, schedule: str) -> None:
+    """The checks of a drop schedule's settings that do not depend on the run's length."""
+    if isinstance(drop_rate, bool) or not isinstance(drop_rate, numbers.Real) or not 0.0 <= drop_rate < 1.0:
+        raise ValueError(f"drop_rate must be in [0, 1), got {drop_rate}")
+    whole = not isinstance(cutoff_epoch, bool) and isinstance(cutoff_epoch, numbers.Real)
+    if not whole or int(cutoff_epoch) != cutoff_epoch:
+        raise ValueError(f"cutoff_epoch must be a whole number, got {cutoff_epoch!r}")
+    if mode not in DROP_MODES:
+        raise ValueError(f"mode must be one of {DROP_MODES}, got {mode!r}")
+    if schedule not in DROP_SCHEDULES:
+        raise ValueError(f"schedule must be one of {DROP_SCHEDULES}, got {schedule!r}")
+    if cutoff_epoch < 0:
+        raise ValueError(f"cutoff_epoch must be in [0, epochs], got {cutoff_epoch}")
+    if mode == "late" and schedule == "linear":
+        raise ValueError("schedule 'linear' is defined for mode 'early' only; late dropout uses schedule 'constant'")
 
 
 def drop_schedule(
@@ -49,24 +73,18 @@ def drop_schedule(
     Raises:
         ValueError: an argument is out of range or unknown; the message names it.
     """
-    if not 0.0 <= drop_rate < 1.0:
-        raise ValueError(f"drop_rate must be in [0, 1), got {drop_rate}")
-    for name, value in (("epochs", epochs), ("iters_per_epoch", iters_per_epoch), ("cutoff_epoch", cutoff_epoch)):
+    for name, value in (("epochs", epochs), ("iters_per_epoch", iters_per_epoch)):
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or int(value) != value:
             raise ValueError(f"{name} must be a whole number, got {value!r}")
-    epochs, iters_per_epoch, cutoff_epoch = int(epochs), int(iters_per_epoch), int(cutoff_epoch)
+    epochs, iters_per_epoch = int(epochs), int(iters_per_epoch)
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
     if iters_per_epoch < 1:
         raise ValueError(f"iters_per_epoch must be >= 1, got {iters_per_epoch}")
-    if mode not in DROP_MODES:
-        raise ValueError(f"mode must be one of {DROP_MODES}, got {mode!r}")
-    if schedule not in DROP_SCHEDULES:
-        raise ValueError(f"schedule must be one of {DROP_SCHEDULES}, got {schedule!r}")
+    _check_settings(drop_rate, cutoff_epoch, mode, schedule)
+    cutoff_epoch = int(cutoff_epoch)
     if not 0 <= cutoff_epoch <= epochs:
         raise ValueError(f"cutoff_epoch must be in [0, epochs={epochs}], got {cutoff_epoch}")
-    if mode == "late" and schedule == "linear":
-        raise ValueError("schedule 'linear' is defined for mode 'early' only; late dropout uses schedule 'constant'")
 
     total = epochs * iters_per_epoch
     if mode == "standard":
@@ -81,6 +99,100 @@ def drop_schedule(
     else:
         rates[boundary:] = drop_rate
     return rates
+
+
+@dataclass(frozen=True)
+class DropSpec:
+    """A pretraining run's drop settings (the config's ``drop`` section), validated once; every reader asks it.
+
+    Attributes:
+        kind: ``none``, ``dropout`` or ``drop_path`` (stochastic depth).
+        rate: the rate while dropout is on (the schedule's peak), in [0, 1); 0.0 for kind ``none``.
+        mode: ``standard`` (the rate throughout), ``early`` or ``late``.
+        schedule: ``constant`` or ``linear`` (early only: down to 0 at the cutoff).
+        cutoff_epoch: where early dropout ends / late dropout starts.
+
+    Raises:
+        ValueError: an unknown kind, mode or schedule, a rate outside [0, 1), a cutoff that is not a whole number,
+            late + linear, or a non-standard mode without a rate; the message names the value and the fix.
+    """
+
+    kind: str = "none"
+    rate: float = 0.0
+    mode: str = "standard"
+    schedule: str = "constant"
+    cutoff_epoch: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in DROP_KINDS:
+            raise ValueError(f"drop.kind must be one of {DROP_KINDS}, got {self.kind!r}")
+        if self.kind == "none":
+            if self.mode != "standard":
+                raise ValueError(f"--drop-mode {self.mode} needs a rate: give --dropout P or --drop-path P")
+            object.__setattr__(self, "rate", 0.0)  # no drop: the rate given (0 or below) is not used
+        _check_settings(self.rate, self.cutoff_epoch, self.mode, self.schedule)
+        object.__setattr__(self, "rate", float(self.rate))
+        object.__setattr__(self, "cutoff_epoch", int(self.cutoff_epoch))
+
+    @classmethod
+    def from_config(cls, drop: Mapping[str, Any]) -> DropSpec:
+        """From a config's ``drop`` section (``kind``, ``rate``, ``mode``, ``schedule``, ``cutoff_epoch``)."""
+        unknown = sorted(set(drop) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"drop has unknown keys {unknown}; it takes kind, rate, mode, schedule, cutoff_epoch")
+        return cls(**dict(drop))
+
+    @classmethod
+    def from_metadata(cls, meta: Mapping[str, Any]) -> DropSpec:
+        """From a checkpoint's ``pretrain`` metadata (:meth:`metadata`'s keys; absent ones take the defaults)."""
+        return cls(kind=meta.get("drop_kind") or "none", rate=meta.get("drop_rate") or 0.0,
+                   mode=meta.get("drop_mode") or "standard", schedule=meta.get("drop_schedule") or "constant",
+                   cutoff_epoch=meta.get("cutoff_epoch") or 0)
+
+    def metadata(self) -> dict[str, Any]:
+        """The drop keys of a checkpoint's ``pretrain`` metadata (and of ``result.json``)."""
+        return {"drop_kind": self.kind, "drop_rate": self.rate, "drop_mode": self.mode,
+                "drop_schedule": self.schedule, "cutoff_epoch": self.cutoff_epoch}
+
+    @property
+    def scheduled(self) -> bool:
+        """Whether the rate changes during training (early / late): the model is then built at the peak rate and
+        :class:`DropRateApplier` writes each iteration's rate."""
+        return self.kind != "none" and self.mode != "standard"
+
+    @property
+    def variant(self) -> str:
+        """The variant name of tables and results: ``baseline``, ``standard-dropout``, ``early-sd``, ``late-sd``..."""
+        if self.kind == "none" or not self.rate:
+            return "baseline"
+        return f"{self.mode}-{'dropout' if self.kind == 'dropout' else 'sd'}"
+
+    def model_kwargs(self) -> dict[str, float]:
+        """The rates to build the model with (:func:`~pretrain.models.create_paper_model`): the peak of the schedule."""
+        return {"dropout": self.rate if self.kind == "dropout" else 0.0,
+                "drop_path": self.rate if self.kind == "drop_path" else 0.0}
+
+    def fixed_rates(self) -> dict[str, float]:
+        """The rates in force throughout (standard mode), by kind, for the training log; empty otherwise."""
+        return {self.kind: self.rate} if self.kind != "none" and self.mode == "standard" else {}
+
+    def check(self, epochs: int) -> None:
+        """Refuse a cutoff outside a run of ``epochs`` epochs."""
+        if self.kind != "none":
+            self.rates(epochs, 1)
+
+    def rates(self, epochs: int, iters_per_epoch: int) -> np.ndarray:
+        """One rate per training iteration (:func:`drop_schedule`; all 0 for kind ``none``)."""
+        if self.kind == "none":
+            return np.zeros(epochs * iters_per_epoch, dtype=np.float64)
+        return drop_schedule(self.rate, epochs, iters_per_epoch, self.cutoff_epoch, self.mode, self.schedule)
+
+    def describe(self) -> str:
+        """One line for logs and figure legends."""
+        if self.kind == "none":
+            return "no dropout"
+        extra = f", cutoff epoch {self.cutoff_epoch}" if self.mode != "standard" else ""
+        return f"{self.mode} {self.kind} {self.rate} ({self.schedule}{extra})"
 
 
 def residual_blocks(model: nn.Module) -> list[nn.Module]:

@@ -3,7 +3,7 @@
     dropbench pretrain --config basic --model vit_tiny --data /imagenet --out runs/vit_tiny_early_do \
         --dropout 0.1 --drop-mode early --drop-schedule linear --cutoff-epoch 50
 
-    torchrun --nproc_per_node 8 -m dropbench.pretrain.train --config basic ...   # DDP, same flags
+    torchrun --nproc_per_node 8 -m dropbench.benchmarks.cli pretrain --config basic ...   # DDP, same flags
 
 ``run`` is a straight line: data -> model -> drop schedule -> optimizer -> LR schedule -> resume -> epochs. Each epoch
 appends one JSON line to ``log.jsonl``; checkpoints are ``checkpoint.pth`` (latest, possibly mid-epoch) and
@@ -20,19 +20,28 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn as nn
 from dropbench.pretrain.checkpoint import CheckpointError, atomic_save, load_checkpoint_file
-from dropbench.pretrain.config import CONFIG_ROOT, config_hash, dump_config, load_config, plain, resolve_config
+from dropbench.pretrain.config import (
+    CONFIG_ROOT,
+    CfgOptions,
+    config_hash,
+    dump_config,
+    load_config,
+    plain,
+    resolve_config,
+)
 from dropbench.pretrain.data import ResumableSampler, build_imagenet, build_transforms, eval_loader, train_loader
 from dropbench.pretrain.distributed import all_reduce_sum, barrier, cleanup, init_distributed
 from dropbench.pretrain.engine import DropControl, TrainContext, evaluate, train_one_epoch
+from dropbench.pretrain.io import atomic_link, atomic_write
 from dropbench.pretrain.models import create_paper_model, paper_model
-from dropbench.pretrain.schedules import DROP_KINDS, DropRateApplier, drop_schedule
+from dropbench.pretrain.schedules import DROP_MODES, DROP_SCHEDULES, DropRateApplier, DropSpec
 from mmengine.config import Config
 from timm.data import Mixup
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
@@ -41,7 +50,7 @@ from timm.scheduler import CosineLRScheduler
 from timm.utils import ModelEmaV3
 
 __all__ = [
-    "build_config", "cli", "get_args_parser", "imagenet_datasets", "main", "pretrain_metadata", "run", "variants",
+    "build_config", "get_args_parser", "imagenet_datasets", "pretrain_metadata", "run", "variants",
 ]
 
 log = logging.getLogger(__name__)
@@ -72,8 +81,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--dropout", type=float, help="dropout rate (peak of the schedule)")
     g.add_argument("--drop-path", "--drop_path", type=float, help="stochastic-depth rate (peak of the schedule)")
-    p.add_argument("--drop-mode", "--drop_mode", choices=("standard", "early", "late"))
-    p.add_argument("--drop-schedule", "--drop_schedule", choices=("constant", "linear"))
+    p.add_argument("--drop-mode", "--drop_mode", choices=DROP_MODES)
+    p.add_argument("--drop-schedule", "--drop_schedule", choices=DROP_SCHEDULES)
     p.add_argument("--cutoff-epoch", "--cutoff_epoch", type=int,
                    help="epoch where early dropout ends / late dropout starts")
     p.add_argument("--resume", help="'auto' (latest checkpoint in --out, if any) or a checkpoint path")
@@ -81,20 +90,18 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"))
     p.add_argument("--num-workers", "--num_workers", type=int)
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
-    p.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE",
+    p.add_argument("--cfg-options", nargs="+", action=CfgOptions, default={}, metavar="KEY=VALUE",
                    help="override any config key, e.g. optim.weight_decay=0.1 data.input_size=192")
     return p
 
 
-def _parse_value(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
+def build_config(args: argparse.Namespace, drop_settings: Mapping[str, Any] | None = None) -> Config:
+    """The recipe named by ``--config`` with the command line applied on top.
 
-
-def build_config(args: argparse.Namespace) -> Config:
-    """The recipe named by ``--config`` with the command line applied on top."""
+    Args:
+        args: parsed :func:`get_args_parser` arguments.
+        drop_settings: drop settings applied last, over the flags and ``--cfg-options`` (a suite run's variant entry).
+    """
     cfg = load_config(resolve_config("pretrain", args.config))
     drop: dict[str, Any] = {}
     if args.variant:
@@ -125,11 +132,8 @@ def build_config(args: argparse.Namespace) -> Config:
     if args.no_progress:
         overrides["runtime.progress"] = False
     overrides = {k: v for k, v in overrides.items() if v is not None}  # flags not given
-    for item in args.cfg_options:  # explicit values, null included
-        if "=" not in item:
-            raise ValueError(f"--cfg-options takes KEY=VALUE pairs, got {item!r}")
-        key, value = item.split("=", 1)
-        overrides[key] = _parse_value(value)
+    overrides.update(args.cfg_options or {})  # explicit values, null included
+    overrides.update({f"drop.{k}": v for k, v in (drop_settings or {}).items()})
     cfg.merge_from_dict(overrides)
     check_config(cfg)
     return cfg
@@ -141,15 +145,10 @@ def check_config(cfg: Config) -> None:
         raise ValueError("no model: give --model (one of vit_tiny, vit_base, swin_femto, convnext_femto, mixer_s32, "
                          "mixer_b16)")
     spec = paper_model(cfg.model.name)
-    d = cfg.drop
-    if d.kind not in DROP_KINDS:
-        raise ValueError(f"drop.kind must be one of {DROP_KINDS}, got {d.kind!r}")
-    if d.kind == "dropout" and not spec.supports_dropout:
+    drop = DropSpec.from_config(cfg.drop)  # validates, raises
+    if drop.kind == "dropout" and not spec.supports_dropout:
         raise ValueError(f"{spec.name} has no dropout (as in the paper's code); use --drop-path instead")
-    if d.kind == "none" and d.mode != "standard":
-        raise ValueError(f"--drop-mode {d.mode} needs a rate: give --dropout P or --drop-path P")
-    if d.kind != "none":
-        drop_schedule(d.rate, cfg.schedule.epochs, 1, d.cutoff_epoch, d.mode, d.schedule)  # validates, raises
+    drop.check(cfg.schedule.epochs)
     if cfg.data.root is None:
         raise ValueError("no data root: give --data (an ImageNet-layout folder; `dropbench data synth-imagenet` "
                          "makes a small generated one)")
@@ -160,27 +159,19 @@ def check_config(cfg: Config) -> None:
 
 def pretrain_metadata(cfg: Config) -> dict:
     """What a checkpoint records about how it was pretrained (read back by the fine-tuning tasks and tables)."""
-    d = cfg.drop
     return {
         "model": cfg.model.name,
-        "drop_kind": d.kind,
-        "drop_rate": float(d.rate) if d.kind != "none" else 0.0,
-        "drop_mode": d.mode,
-        "drop_schedule": d.schedule,
-        "cutoff_epoch": int(d.cutoff_epoch),
+        **DropSpec.from_config(cfg.drop).metadata(),
         "epochs": int(cfg.schedule.epochs),
         "config_hash": config_hash(cfg, exclude=_RESUME_FREE),
     }
 
 
-def _build_model(cfg: Config, num_classes: int) -> nn.Module:
-    d = cfg.drop
-    peak = float(d.rate) if d.kind != "none" else 0.0
+def _build_model(cfg: Config, num_classes: int, drop: DropSpec) -> nn.Module:
     return create_paper_model(
         cfg.model.name,
         num_classes=num_classes,
-        dropout=peak if d.kind == "dropout" else 0.0,
-        drop_path=peak if d.kind == "drop_path" else 0.0,
+        **drop.model_kwargs(),
         img_size=cfg.model.img_size or cfg.data.input_size,
     )
 
@@ -281,15 +272,15 @@ def run(
                              int(cfg.data.num_workers))
 
     # model and drop schedule
-    model = _build_model(cfg, num_classes)
+    drop_spec = DropSpec.from_config(cfg.drop)
+    model = _build_model(cfg, num_classes, drop_spec)
     init = prepare_model(model) if prepare_model is not None else {}
     model = model.to(dist.device)
     epochs = int(cfg.schedule.epochs)
     drop = None  # standard mode: the rates fixed at build time are the rates in force, nothing to schedule
-    if cfg.drop.kind != "none" and cfg.drop.mode != "standard":
-        rates = drop_schedule(float(cfg.drop.rate), epochs, iters_per_epoch, int(cfg.drop.cutoff_epoch),
-                              cfg.drop.mode, cfg.drop.schedule)
-        drop = DropControl(rates, DropRateApplier(model, cfg.drop.kind, float(cfg.drop.rate)))
+    if drop_spec.scheduled:
+        drop = DropControl(drop_spec.rates(epochs, iters_per_epoch),
+                           DropRateApplier(model, drop_spec.kind, drop_spec.rate))
     ema = ModelEmaV3(model, decay=float(cfg.ema.decay)) if cfg.ema.enabled else None
     model_ddp = model
     if dist.distributed:
@@ -344,7 +335,7 @@ def run(
                        iters_per_epoch=iters_per_epoch, update_freq=update_freq, lr_scheduler=lr_scheduler,
                        drop=drop, mixup=mixup, scaler=scaler, amp_dtype=torch.float16 if use_amp else None,
                        clip_grad=o.clip_grad, ema=ema, seed=seed, rank=dist.rank, progress=progress,
-                       fixed_rates=_fixed_rates(cfg))
+                       fixed_rates=drop_spec.fixed_rates())
     meta = init.get("pretrain") or pretrain_metadata(cfg)
     per_class = num_classes if cfg.runtime.get("per_class_accuracy") else None
 
@@ -378,7 +369,7 @@ def run(
             raise Preempted(f"stopped by signal at iteration {it}; checkpoint saved, resume with --resume auto")
 
     log.info("training %s (%s) for %d epochs x %d iterations, total batch %d, lr %.2e",
-             cfg.model.name, _describe_drop(cfg), epochs, iters_per_epoch, total_batch, lr)
+             cfg.model.name, drop_spec.describe(), epochs, iters_per_epoch, total_batch, lr)
     first_epoch, first_step = divmod(start_iter, iters_per_epoch)
     stop = _StopFlag()
     try:
@@ -405,7 +396,7 @@ def run(
             records.append(record)
             save(out_dir / CHECKPOINT, epoch, stats["iteration"], None)
             if dist.is_main:
-                atomic_link_copy(out_dir / CHECKPOINT, out_dir / f"checkpoint-{epoch}.pth")
+                atomic_link(out_dir / CHECKPOINT, out_dir / f"checkpoint-{epoch}.pth")
                 _prune(out_dir, epoch, int(cfg.runtime.keep_checkpoints), epochs)
                 _write_log(out_dir, records)
                 log.info("epoch %d: %s", epoch, _fmt(record))
@@ -430,19 +421,6 @@ def run(
     return summary
 
 
-def atomic_link_copy(src: Path, dst: Path) -> None:
-    """Make ``dst`` a hard link of ``src`` (a copy where links are impossible), replacing it atomically."""
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(src, tmp)
-    except OSError:
-        import shutil
-
-        shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
-
-
 def _prune(out_dir: Path, epoch: int, keep: int, epochs: int) -> None:
     old = epoch - keep
     if keep > 0 and old >= 0 and old != epochs - 1:
@@ -450,43 +428,8 @@ def _prune(out_dir: Path, epoch: int, keep: int, epochs: int) -> None:
 
 
 def _write_log(out_dir: Path, records: list[dict]) -> None:
-    tmp = out_dir / ".log.jsonl.tmp"
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
-    os.replace(tmp, out_dir / "log.jsonl")
-
-
-def _fixed_rates(cfg: Config) -> dict[str, float]:
-    d = cfg.drop
-    return {d.kind: float(d.rate)} if d.kind != "none" and d.mode == "standard" else {}
-
-
-def _describe_drop(cfg: Config) -> str:
-    d = cfg.drop
-    if d.kind == "none":
-        return "no dropout"
-    extra = f", cutoff epoch {d.cutoff_epoch}" if d.mode != "standard" else ""
-    return f"{d.mode} {d.kind} {d.rate} ({d.schedule}{extra})"
+    atomic_write(out_dir / "log.jsonl", "".join(json.dumps(r) + "\n" for r in records))
 
 
 def _fmt(record: dict) -> str:
     return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items())
-
-
-def main(args: argparse.Namespace) -> dict:
-    """Entry point for ``dropbench pretrain`` and ``python -m dropbench.pretrain.train``."""
-    cfg = build_config(args)
-    return run(cfg, args.out, args.resume)
-
-
-def cli(argv: list[str] | None = None) -> dict:
-    """``python -m dropbench.pretrain.train ARGS`` (what torchrun and SLURM tasks run): parse, log, run."""
-    args = get_args_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if os.environ.get("RANK", "0") == "0" else logging.WARNING,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
-    return main(args)
-
-
-if __name__ == "__main__":
-    summary = cli()
-    if os.environ.get("RANK", "0") == "0":
-        print(json.dumps(summary, indent=2))

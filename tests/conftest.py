@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -21,3 +24,36 @@ def synth_imagenet(tmp_path_factory) -> Path:
 
     return write_synth_imagenet(tmp_path_factory.mktemp("imagenet"), num_classes=4, train_per_class=24,
                                 val_per_class=8, size=32, seed=0, progress=False)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a module's tests (``pytestmark = pytest.mark.usefixtures("one_thread")``): on a shared
+    2-core machine, oversubscribed threads stall every op (a Mask R-CNN step measured 13 s with two threads beside
+    other jobs, 0.5 s with one)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def paper_checkpoint(tmp_path_factory) -> Callable[..., Path]:
+    """Factory: ``paper_checkpoint(model, num_classes=10, epoch=1, **pretrain)`` is a dropbench-layout checkpoint of a
+    paper model (weights seeded with 0, ``pretrain`` metadata ``{"model": model, **pretrain}``), written once per
+    session for each set of arguments."""
+    made: dict[tuple, Path] = {}
+
+    def make(model: str, num_classes: int = 10, epoch: int = 1, **pretrain: Any) -> Path:
+        key = (model, num_classes, epoch, json.dumps(pretrain, sort_keys=True))
+        if key not in made:
+            from dropbench.pretrain.models import create_paper_model
+
+            torch.manual_seed(0)
+            path = tmp_path_factory.mktemp("ckpt") / f"{model}.pth"
+            torch.save({"model": create_paper_model(model, num_classes=num_classes).state_dict(), "epoch": epoch,
+                        "pretrain": {"model": model, **pretrain}}, path)
+            made[key] = path
+        return made[key]
+
+    return make

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from dropbench.pretrain.data import DataLayoutError, SeededDataset, check_imagefolder
+from dropbench.pretrain.data import DataLayoutError, check_imagefolder
 from dropbench.pretrain.synth import MARKER, SHAPES, Shape, background, draw_shape, synth_marker
 from PIL import Image
 from torch.utils.data import ConcatDataset, Dataset
@@ -45,7 +45,6 @@ __all__ = [
     "ClsData",
     "ClsFormat",
     "DataLayoutError",
-    "build_cls_datasets",
     "find_cls_folder",
     "is_generated",
     "load_cls_data",
@@ -94,7 +93,6 @@ class ClsFormat:
         md5: official checksums torchvision verifies (file -> md5), read from the torchvision class.
         train_splits: torchvision splits concatenated for training (the data protocol of the transfer tables).
         test_split: the split evaluated.
-        real_classes: number of classes of the real data set (for logs).
     """
 
     name: str
@@ -104,7 +102,6 @@ class ClsFormat:
     md5: dict[str, str]
     train_splits: tuple[str, ...]
     test_split: str
-    real_classes: int
 
 
 _FORMATS: dict[str, ClsFormat] = {
@@ -114,27 +111,27 @@ _FORMATS: dict[str, ClsFormat] = {
                   "ROOT/cifar-100-python/{train,test,meta} (the python version, cifar-100-python.tar.gz)",
                   ("train", "test", "meta"),
                   {**dict(CIFAR100.train_list + CIFAR100.test_list), CIFAR100.meta["filename"]: CIFAR100.meta["md5"]},
-                  ("train",), "test", 100),
+                  ("train",), "test"),
         ClsFormat("flowers102", "flowers-102",
                   "ROOT/flowers-102/{jpg/image_00001.jpg ..., imagelabels.mat, setid.mat} (102flowers.tgz extracted "
                   "into flowers-102/, beside the two .mat files)",
                   ("jpg/", "imagelabels.mat", "setid.mat"),
                   {name: md5 for key, (name, md5) in Flowers102._file_dict.items() if key != "image"},
-                  ("train", "val"), "test", 102),
+                  ("train", "val"), "test"),
         ClsFormat("pets", "oxford-iiit-pet",
                   "ROOT/oxford-iiit-pet/{images/<Breed>_<n>.jpg, annotations/trainval.txt, annotations/test.txt} "
                   "(images.tar.gz and annotations.tar.gz extracted into oxford-iiit-pet/)",
-                  ("images/", "annotations/trainval.txt", "annotations/test.txt"), {}, ("trainval",), "test", 37),
+                  ("images/", "annotations/trainval.txt", "annotations/test.txt"), {}, ("trainval",), "test"),
         ClsFormat("stl10", STL10.base_folder,
                   "ROOT/stl10_binary/{train_X.bin, train_y.bin, test_X.bin, test_y.bin, unlabeled_X.bin, "
                   "class_names.txt} (stl10_binary.tar.gz)",
                   tuple(name for name, _ in STL10.train_list + STL10.test_list),
-                  dict(STL10.train_list + STL10.test_list), ("train",), "test", 10),
+                  dict(STL10.train_list + STL10.test_list), ("train",), "test"),
         ClsFormat("food101", "food-101",
                   "ROOT/food-101/{images/<class>/<id>.jpg, meta/train.json, meta/test.json} (food-101.tar.gz)",
-                  ("images/", "meta/train.json", "meta/test.json"), {}, ("train",), "test", 101),
+                  ("images/", "meta/train.json", "meta/test.json"), {}, ("train",), "test"),
         ClsFormat("imagefolder", None, "ROOT/train/<class>/<images>, ROOT/val/<class>/<images>",
-                  ("train/", "val/"), {}, ("train",), "val", 0),
+                  ("train/", "val/"), {}, ("train",), "val"),
     )
 }
 CLS_DATASETS: tuple[str, ...] = tuple(_FORMATS)
@@ -347,13 +344,6 @@ def load_cls_data(dataset: str, root: str | Path) -> ClsData:
              "+".join(fmt.train_splits), len(test), fmt.test_split)
     return ClsData(train=train, test=test, num_classes=num_classes, classes=classes, folder=folder,
                    generated=is_generated(folder), splits={"train": "+".join(fmt.train_splits), "test": fmt.test_split})
-
-
-def build_cls_datasets(dataset: str, root: str | Path, train_tf: Callable, eval_tf: Callable,
-                       seed: int) -> tuple[SeededDataset, SeededDataset, int]:
-    """The ``datasets`` hook of :func:`pretrain.train.run` for a classification set: (train, test, num_classes)."""
-    data = load_cls_data(dataset, root)
-    return SeededDataset(data.train, train_tf, seed), SeededDataset(data.test, eval_tf, seed), data.num_classes
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from dropbench.pretrain.io import atomic_write
 from dropbench.pretrain.synth import SHAPES, Shape, background, draw_shape, synth_marker
 from PIL import Image
 
@@ -359,11 +360,8 @@ def write_synth_coco(
                 annotations.append({"id": ann_id, "image_id": image_id, **obj,
                                     "category_id": ids[obj["category_id"] - 1]})
         path = _ann_file(root, split)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"info": {"description": "dropbench generated scenes", "seed": seed},
-                                   "images": images, "annotations": annotations, "categories": categories}))
-        os.replace(tmp, path)
+        atomic_write(path, json.dumps({"info": {"description": "dropbench generated scenes", "seed": seed},
+                                       "images": images, "annotations": annotations, "categories": categories}))
     synth_marker(root, "coco", train=num_train, val=num_val, categories=len(categories), seed=seed,
                  realistic=realistic)
     return root

@@ -5,15 +5,16 @@ from __future__ import annotations
 import pytest
 from dropbench.benchmarks.results import read_result
 from dropbench.benchmarks.runs import run_and_record
+from dropbench.finetune.tasks import Outcome
 
 
-def _ok() -> dict:
-    return {"metrics": {"top1": 50.0}, "config": {"a": 1}, "config_hash": "h", "seed": 0, "checkpoint": None,
-            "checkpoint_sha256": None, "pretrain": {"drop_kind": "drop_path", "drop_rate": 0.5, "drop_mode": "early"},
-            "log_path": None}
+def _ok() -> Outcome:
+    return Outcome(metrics={"top1": 50.0}, config={"a": 1}, config_hash="h", seed=0, checkpoint=None,
+                   checkpoint_sha256=None, pretrain={"drop_kind": "drop_path", "drop_rate": 0.5, "drop_mode": "early"},
+                   log_path=None)
 
 
-def _boom() -> dict:
+def _boom() -> Outcome:
     raise RuntimeError("out of memory")
 
 
@@ -27,6 +28,11 @@ def test_success_then_failure_keeps_the_finished_result(tmp_path):
     assert failed.status == "failed" and "out of memory" in failed.error and "traceback" in failed.extra
 
 
+def test_a_stage_must_return_an_outcome(tmp_path):
+    with pytest.raises(TypeError, match="Outcome"):
+        run_and_record("cls", "pets", "vit_tiny", tmp_path, lambda: {"metrics": {"top1": 1.0}})
+
+
 def test_failure_is_recorded(tmp_path):
     with pytest.raises(RuntimeError):
         run_and_record("coco", "coco", "swin_femto", tmp_path, _boom, variant="baseline")
@@ -35,7 +41,7 @@ def test_failure_is_recorded(tmp_path):
 
 
 def test_refusal_to_overwrite_records_nothing(tmp_path):
-    def refuse() -> dict:
+    def refuse() -> Outcome:
         raise FileExistsError("already holds a run")
 
     with pytest.raises(FileExistsError):
@@ -47,7 +53,7 @@ def test_a_run_stopped_by_a_signal_records_nothing(tmp_path):
     """SIGTERM (pre-emption) saves a checkpoint and raises Preempted: the run is resumable, not failed."""
     from dropbench.pretrain.train import Preempted
 
-    def stopped() -> dict:
+    def stopped() -> Outcome:
         raise Preempted("stopped by signal at iteration 3; checkpoint saved")
 
     with pytest.raises(Preempted):

@@ -37,6 +37,11 @@ finetune = dict()
 """
 
 
+def _last_log(run_dir: str) -> dict:
+    """The last epoch record of a run's ``log.jsonl``."""
+    return json.loads((Path(run_dir) / "log.jsonl").read_text().splitlines()[-1])
+
+
 def preset(tmp_path: Path, variants=("baseline", "early-sd"), epochs=2, model="vit_tiny") -> Path:
     path = tmp_path / "mini.py"
     text = MINI.replace("EPOCHS", str(epochs)).replace("VARIANTS", repr(list(variants)))
@@ -75,8 +80,10 @@ def test_failing_run_is_recorded_and_the_others_go_on(tmp_path):
     assert failed.log_path and f"(log: {failed.log_path})" in res.stdout
     assert "ValueError: convnext_femto has no dropout" in Path(failed.log_path).read_text()
     ok = read_result(tmp_path / "out" / "runs" / "pretrain" / "convnext_femto" / "baseline")
-    assert ok.status == "ok" and ok.metrics["top1"] >= 0
-    assert (tmp_path / "out" / "tables" / "dropbench.pretrain.md").exists()
+    assert ok.status == "ok" and 0 < ok.metrics["top1"] <= 100
+    assert ok.metrics["top1"] == _last_log(ok.run_dir)["val_top1"]  # the run's own final evaluation
+    rows = [r for r in (tmp_path / "out" / "tables" / "pretrain.md").read_text().splitlines() if "ConvNeXt-F" in r]
+    assert len(rows) == 1 and f"| {ok.metrics['top1']:.1f} " in rows[0]
     assert (tmp_path / "out" / "index.csv").exists()
 
 
@@ -201,7 +208,8 @@ def test_failed_pretraining_blocks_only_its_fine_tunes_and_evaluate_adds_a_row(t
     assert list(report.failed) == ["pretrain/vit_tiny/early-dropout"]
     assert report.blocked == {"cls/pets/vit_tiny/early-dropout/seed0": "pretrain/vit_tiny/early-dropout"}
     assert report.done == ["pretrain/vit_tiny/baseline", "cls/pets/vit_tiny/baseline/seed0"]
-    assert read_result(out / "runs" / "cls/pets/vit_tiny/baseline/seed0").metrics["top1"] >= 0
+    done = read_result(out / "runs" / "cls/pets/vit_tiny/baseline/seed0")
+    assert 0 < done.metrics["top1"] <= 100 and done.metrics["top1"] == _last_log(done.run_dir)["val_top1"]
 
     # evaluate a new checkpoint (the baseline's) under a label; its row joins the suite's
     ckpt = out / "runs" / "pretrain" / "vit_tiny" / "baseline" / "checkpoint.pth"

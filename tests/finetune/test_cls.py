@@ -13,6 +13,7 @@ from dropbench.benchmarks.results import read_result
 from dropbench.finetune.cls import build_cls_config, run_cls
 from dropbench.finetune.convert import CheckpointError, file_sha256
 from dropbench.finetune.datasets.cls import CLS_DATASETS, DataLayoutError, write_synth_cls
+from dropbench.finetune.tasks import Job, Outcome
 from dropbench.pretrain import create_paper_model
 from dropbench.pretrain.distributed import setup_launcher
 from timm.optim import create_optimizer_v2
@@ -25,28 +26,29 @@ PRETRAIN = {"model": "vit_tiny", "drop_kind": "drop_path", "drop_rate": 0.1, "dr
             "drop_schedule": "linear", "cutoff_epoch": 50, "epochs": 300, "config_hash": "0123456789abcdef"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on a small shared machine, oversubscribed threads make these runs many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
+def checkpoint(paper_checkpoint) -> Path:
     """A vit_tiny checkpoint in dropbench's pretraining layout (1000-class head, pretraining metadata)."""
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "vit_tiny.pth"
-    torch.save({"model": create_paper_model("vit_tiny").state_dict(), "epoch": 299, "pretrain": PRETRAIN}, path)
-    return path
+    return paper_checkpoint("vit_tiny", num_classes=1000, epoch=299,
+                            **{k: v for k, v in PRETRAIN.items() if k != "model"})
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("clsdata")
     return {d: write_synth_cls(base / d, seed=0, dataset=d, num_classes=K) for d in CLS_DATASETS}
+
+
+def _job(dataset: str, checkpoint: Path, data: Path, out: Path, model: str = "vit_tiny", **kw) -> Job:
+    return Job(model=model, checkpoint=checkpoint, data=data, out=out, dataset=dataset, **kw)
+
+
+def _cfg_job(dataset: str, model: str, data: str, checkpoint: str, **kw) -> Job:
+    """The job build_cls_config resolves (argument order of the former signature)."""
+    return Job(model=model, checkpoint=checkpoint, data=data, out="/tmp/unused", dataset=dataset, **kw)
 
 
 def _log(run_dir: Path) -> list[dict]:
@@ -56,17 +58,18 @@ def _log(run_dir: Path) -> list[dict]:
 @pytest.mark.slow
 @pytest.mark.parametrize("dataset", CLS_DATASETS)
 def test_short_finetune_beats_chance(data, checkpoint, tmp_path, dataset):
-    out = run_cls(dataset, checkpoint, "vit_tiny", data[dataset], tmp_path / "run", config="smoke", cfg_options=TINY)
-    assert set(out) == {"metrics", "config", "config_hash", "seed", "checkpoint", "checkpoint_sha256", "pretrain",
-                        "log_path", "extra"}
-    m = out["metrics"]
+    out = run_cls(_job(dataset, checkpoint, data[dataset], tmp_path / "run", config="smoke", cfg_options=TINY))
+    assert isinstance(out, Outcome) and out.seed == 0 and out.checkpoint == str(checkpoint)
+    assert out.log_path == str(tmp_path / "run" / "log.jsonl") and len(out.config_hash) == 16
+    m = out.metrics
     assert m["top1"] >= 50.0, f"{dataset}: top-1 {m['top1']:.1f} % is not clearly above chance (25 %)"
     assert m["top5"] == 100.0  # 4 classes
-    assert len(out["extra"]["per_class_top1"]) == K and m["mean_per_class_top1"] > 25.0
-    assert out["extra"]["load_report"]["dropped_head"] == ["head.bias", "head.weight"]
-    assert out["extra"]["load_report"]["missing"] == []  # the 1000-class head is dropped, the rest loads strictly
-    assert out["pretrain"] == dict(PRETRAIN, source="dropbench") and out["checkpoint_sha256"] == file_sha256(checkpoint)
-    assert out["config"]["data"]["dataset"] == dataset and "per_dataset" not in out["config"]
+    assert len(out.extra["per_class_top1"]) == K and m["mean_per_class_top1"] > 25.0
+    recorded = out.record_extra()["load_report"]  # as result.json stores it
+    assert recorded["dropped_head"] == ["head.bias", "head.weight"]
+    assert recorded["missing"] == []  # the 1000-class head is dropped, the rest loads strictly
+    assert out.pretrain == dict(PRETRAIN, source="dropbench") and out.checkpoint_sha256 == file_sha256(checkpoint)
+    assert out.config["data"]["dataset"] == dataset and "per_dataset" not in out.config
     records = _log(tmp_path / "run")
     assert len(records) == 4 and "val_top1" in records[-1] and "val_top1" not in records[0]  # last epoch reported
     assert all(r["drop_path"] == 0.1 and r["dropout"] == 0.0 for r in records)  # fixed rate, no schedule
@@ -107,26 +110,26 @@ def test_cli_refuses_a_broken_data_root(checkpoint, data, tmp_path, capsys):
     r = read_result(run_dir)
     assert r.status == "failed" and "DataLayoutError" in r.error
     with pytest.raises(DataLayoutError, match="no cifar-100-python/"):
-        run_cls("cifar100", checkpoint, "vit_tiny", data["pets"], tmp_path / "r2", cfg_options=TINY)
+        run_cls(_job("cifar100", checkpoint, data["pets"], tmp_path / "r2", cfg_options=TINY))
 
 
 def test_checkpoint_of_another_model_fails_loudly(data, tmp_path):
     path = tmp_path / "swin.pth"
     torch.save(create_paper_model("swin_femto", num_classes=10).state_dict(), path)  # bare timm state dict
     with pytest.raises(CheckpointError, match="vit"):
-        run_cls("imagefolder", path, "vit_tiny", data["imagefolder"], tmp_path / "run", cfg_options=TINY)
+        run_cls(_job("imagefolder", path, data["imagefolder"], tmp_path / "run", cfg_options=TINY))
 
 
 def test_mixer_at_another_resolution_is_refused_with_a_hint(data, tmp_path):
     path = tmp_path / "mixer.pth"
     torch.save({"model": create_paper_model("mixer_s32", num_classes=10, img_size=64).state_dict()}, path)
     with pytest.raises(CheckpointError, match=r"another shape.*Mixer's token mixing is tied to the input size"):
-        run_cls("imagefolder", path, "mixer_s32", data["imagefolder"], tmp_path / "run", cfg_options=TINY)
+        run_cls(_job("imagefolder", path, data["imagefolder"], tmp_path / "run", model="mixer_s32", cfg_options=TINY))
 
 
 @pytest.mark.parametrize("model", ["vit_tiny", "swin_femto", "convnext_femto", "mixer_s32"])
 def test_layer_decay_puts_every_parameter_in_exactly_one_group(model):
-    cfg = build_cls_config("cifar100", model, "/data", "ckpt.pth", config="transfer")
+    cfg = build_cls_config(_cfg_job("cifar100", model, "/data", "ckpt.pth", config="transfer"))
     net = create_paper_model(model, num_classes=100, drop_path=cfg.drop.rate)
     o = cfg.optim
     opt = create_optimizer_v2(net, opt=o.opt, lr=1e-3, weight_decay=o.weight_decay, layer_decay=o.layer_decay)
@@ -142,25 +145,25 @@ def test_layer_decay_puts_every_parameter_in_exactly_one_group(model):
 
 
 def test_transfer_recipe_and_per_data_set_settings():
-    cfg = build_cls_config("flowers102", "swin_femto", "/data", "c.pth", config="transfer",
-                           cfg_options={"optim.lr": 1e-4})
+    cfg = build_cls_config(_cfg_job("flowers102", "swin_femto", "/data", "c.pth", config="transfer",
+                           cfg_options={"optim.lr": 1e-4}))
     assert cfg.data.input_size == 224 and cfg.optim.opt == "adamw" and cfg.optim.layer_decay == 0.75
     assert (cfg.augment.mixup, cfg.augment.cutmix, cfg.augment.smoothing) == (0.8, 1.0, 0.1)
     assert cfg.augment.auto_augment.startswith("rand-") and cfg.schedule.warmup_epochs > 0
     assert (cfg.drop.kind, cfg.drop.mode, cfg.drop.rate) == ("drop_path", "standard", 0.1)
     assert (cfg.schedule.epochs, cfg.data.batch_size, cfg.optim.lr) == (300, 32, 1e-4)  # per data set, then overrides
     assert "per_dataset" not in cfg and cfg.data.dataset == "flowers102" and cfg.model.name == "swin_femto"
-    assert build_cls_config("cifar100", "vit_tiny", "/d", "c.pth", config="transfer").schedule.epochs == 100
-    smoke = build_cls_config("food101", "vit_tiny", "/d", "c.pth", seed=7)
+    assert build_cls_config(_cfg_job("cifar100", "vit_tiny", "/d", "c.pth", config="transfer")).schedule.epochs == 100
+    smoke = build_cls_config(_cfg_job("food101", "vit_tiny", "/d", "c.pth", seed=7))
     assert smoke.data.input_size == 64 and smoke.runtime.seed == 7 and smoke.optim.layer_decay == 0.75
     with pytest.raises(ValueError, match="fixed drop rates"):
-        build_cls_config("pets", "vit_tiny", "/d", "c.pth", cfg_options={"drop.mode": "early"})
+        build_cls_config(_cfg_job("pets", "vit_tiny", "/d", "c.pth", cfg_options={"drop.mode": "early"}))
     with pytest.raises(ValueError, match="unknown --dataset 'svhn'"):
-        build_cls_config("svhn", "vit_tiny", "/d", "c.pth")
+        build_cls_config(_cfg_job("svhn", "vit_tiny", "/d", "c.pth"))
     with pytest.raises(ValueError, match="unknown model"):
-        build_cls_config("pets", "resnet50", "/d", "c.pth")
+        build_cls_config(_cfg_job("pets", "resnet50", "/d", "c.pth"))
     with pytest.raises(ValueError, match="no recipe 'paper'"):
-        build_cls_config("pets", "vit_tiny", "/d", "c.pth", config="paper")
+        build_cls_config(_cfg_job("pets", "vit_tiny", "/d", "c.pth", config="paper"))
 
 
 def test_launchers(monkeypatch):

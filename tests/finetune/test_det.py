@@ -24,6 +24,7 @@ from dropbench.finetune.convert import CheckpointError  # noqa: E402
 from dropbench.finetune.datasets.coco import CocoFormatError, check_coco, write_synth_coco  # noqa: E402
 from dropbench.finetune.det import COCO_METRICS, configure_coco, run_coco  # noqa: E402
 from dropbench.finetune.mm import adapt_to_device, install_safe_checkpoint_loading, prepare_runner_config  # noqa: E402
+from dropbench.finetune.tasks import Job  # noqa: E402
 from dropbench.pretrain.config import resolve_config  # noqa: E402
 from dropbench.pretrain.models import create_paper_model  # noqa: E402
 
@@ -31,16 +32,7 @@ REPO = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "dropbench.benchmarks.cli"]  # the `dropbench` command, run from this checkout
 DENSE = ("vit_tiny", "vit_base", "swin_femto", "convnext_femto")
 TINY_RUN = ["train_cfg.max_epochs=2", "default_hooks.logger.interval=1"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine, two threads per process stall every op on the busy cores
-    (a Mask R-CNN step measured 13 s with two threads beside other jobs, 0.5 s with one)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -50,14 +42,9 @@ def coco(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def swin_ckpt(tmp_path_factory) -> Path:
+def swin_ckpt(paper_checkpoint) -> Path:
     """A dropbench-layout checkpoint of swin_femto with a 10-class head."""
-    torch.manual_seed(0)
-    sd = create_paper_model("swin_femto", num_classes=10).state_dict()
-    path = tmp_path_factory.mktemp("ckpt") / "swin.pth"
-    torch.save({"model": sd, "epoch": 1, "pretrain": {"model": "swin_femto", "drop_kind": "drop_path",
-                                                        "drop_rate": 0.1, "drop_mode": "early"}}, path)
-    return path
+    return paper_checkpoint("swin_femto", drop_kind="drop_path", drop_rate=0.1, drop_mode="early")
 
 
 def _detector(model_name: str, checkpoint: Path | None = None):
@@ -65,7 +52,7 @@ def _detector(model_name: str, checkpoint: Path | None = None):
     from mmengine.registry import init_default_scope
 
     init_default_scope("mmdet")
-    cfg = prepare_runner_config("det", "smoke", model_name, checkpoint, "/tmp/unused")
+    cfg = prepare_runner_config("det", Job(model=model_name, checkpoint=checkpoint, data="", out="/tmp/unused"))
     cfg.model.neck.in_channels = list(pyramid_channels(model_name))
     return MODELS.build(cfg.model), cfg
 
@@ -142,7 +129,7 @@ def test_mixer_is_refused(coco, tmp_path):
     with pytest.raises(ValueError, match="classification only"):
         TimmPyramidBackbone("mixer_s32")
     with pytest.raises(ValueError, match="classification only"):
-        run_coco(None, "mixer_b16", coco, tmp_path / "run")
+        run_coco(Job(model="mixer_b16", checkpoint=None, data=coco, out=tmp_path / "run"))
 
 
 def test_init_weights_loads_the_checkpoint(swin_ckpt):
@@ -245,7 +232,7 @@ def test_paper_recipes(name, recipe):
 
 
 def test_smoke_recipe_and_configs_are_data(coco):
-    cfg = prepare_runner_config("det", "smoke", "convnext_femto", None, "/tmp/unused")
+    cfg = prepare_runner_config("det", Job(model="convnext_femto", checkpoint=None, data=coco, out="/tmp/unused"))
     configure_coco(cfg, coco, check_coco(coco))
     assert cfg.optim_wrapper.type == "OptimWrapper"  # never AMP on the CPU path
     assert cfg.model.backbone.model_name == "convnext_femto"

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 pytest.importorskip("mmseg")
@@ -19,8 +18,8 @@ from dropbench.finetune.backbone import pyramid_channels  # noqa: E402
 from dropbench.finetune.convert import file_sha256  # noqa: E402
 from dropbench.finetune.datasets.ade20k import ADE20KDataError, check_ade20k, write_synth_ade20k  # noqa: E402
 from dropbench.finetune.seg import SEG_METRICS, prepare_seg_config, run_ade20k  # noqa: E402
+from dropbench.finetune.tasks import Job  # noqa: E402
 from dropbench.pretrain.config import resolve_config  # noqa: E402
-from dropbench.pretrain.models import create_paper_model  # noqa: E402
 from mmengine.hooks import Hook  # noqa: E402
 from mmengine.registry import HOOKS  # noqa: E402
 
@@ -36,13 +35,10 @@ def ade(tmp_path_factory) -> Path:
     return write_synth_ade20k(tmp_path_factory.mktemp("ade"), seed=1, train_images=6, val_images=2)
 
 
-def _checkpoint(model: str, folder: Path) -> Path:
-    """A dropbench-layout checkpoint of ``model`` with a 10-class head."""
-    torch.manual_seed(0)
-    path = folder / f"{model}.pth"
-    torch.save({"model": create_paper_model(model, num_classes=10).state_dict(), "epoch": 1,
-                "pretrain": {"model": model, "drop_kind": "dropout", "drop_rate": 0.1, "drop_mode": "early"}}, path)
-    return path
+@pytest.fixture(scope="module")
+def checkpoint(paper_checkpoint):
+    """``checkpoint(model)``: a dropbench-layout checkpoint of ``model`` with a 10-class head."""
+    return lambda model: paper_checkpoint(model, drop_kind="dropout", drop_rate=0.1, drop_mode="early")
 
 
 def _copy(src: Path, dst: Path) -> Path:
@@ -119,7 +115,7 @@ def test_broken_annotations_are_refused_before_training(ade, tmp_path, damage, w
     assert words in str(err.value) and bad.name in str(err.value)
     out = tmp_path / "run"
     with pytest.raises(ADE20KDataError):  # refused before any config is resolved or model built
-        run_ade20k(None, "swin_femto", root, out)
+        run_ade20k(Job(model="swin_femto", checkpoint=None, data=root, out=out))
     assert not out.exists()
 
 
@@ -133,7 +129,8 @@ def test_missing_split_folder_names_the_layout(tmp_path):
 
 @pytest.mark.parametrize("model", DENSE)
 def test_paper_recipes_resolve_and_fit_the_model(model):
-    cfg = prepare_seg_config("paper-160k", model, None, "/data/ade", "/tmp/unused")
+    cfg = prepare_seg_config(Job(model=model, checkpoint=None, data="/data/ade", out="/tmp/unused",
+                                 config="paper-160k"))
     assert resolve_config("seg", "paper-160k", model).name == f"upernet_{model.replace('_', '-')}_paper-160k_ade20k.py"
     channels = list(pyramid_channels(model))
     assert cfg.model.backbone.model_name == model and cfg.model.decode_head.in_channels == channels
@@ -145,22 +142,22 @@ def test_paper_recipes_resolve_and_fit_the_model(model):
 
 
 def test_smoke_recipe_takes_the_model_from_the_command_line():
-    cfg = prepare_seg_config("smoke", "convnext_femto", None, "/data/ade", "/tmp/unused")
+    cfg = prepare_seg_config(Job(model="convnext_femto", checkpoint=None, data="/data/ade", out="/tmp/unused"))
     assert cfg.model.backbone.model_name == "convnext_femto"
     assert cfg.model.decode_head.in_channels == [48, 96, 192, 384] and cfg.model.auxiliary_head.in_channels == 192
 
 
 def test_head_channels_that_do_not_fit_the_model_are_refused():
     with pytest.raises(ValueError, match="does not fit vit_tiny"):
-        prepare_seg_config("smoke", "vit_tiny", None, "/data/ade", "/tmp/unused",
-                           cfg_options={"model.decode_head.in_channels": [40, 80, 160, 320]})
+        prepare_seg_config(Job(model="vit_tiny", checkpoint=None, data="/data/ade", out="/tmp/unused",
+                               cfg_options={"model.decode_head.in_channels": [40, 80, 160, 320]}))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model, extra", [("swin_femto", []), ("vit_tiny", ["test_multi_scale=true"])])
-def test_finetune_ade20k_cli_trains_and_evaluates(ade, tmp_path, model, extra):
+def test_finetune_ade20k_cli_trains_and_evaluates(ade, checkpoint, tmp_path, model, extra):
     """A few UperNet iterations on generated scenes through the CLI, then mmseg's IoUMetric; result.json written."""
-    ckpt = _checkpoint(model, tmp_path)
+    ckpt = checkpoint(model)
     out = tmp_path / "run"
     argv = ["finetune", "ade20k", "--checkpoint", str(ckpt), "--model", model, "--data", str(ade), "--out", str(out),
             "--cfg-options", *[f"{k}={v}" for k, v in TINY.items()], *extra]
@@ -171,7 +168,8 @@ def test_finetune_ade20k_cli_trains_and_evaluates(ade, tmp_path, model, extra):
         assert 0.0 <= result.metrics[k] <= 100.0
     assert result.metrics["aAcc"] > 0
     assert result.checkpoint_sha256 == file_sha256(ckpt) and result.pretrain["drop_mode"] == "early"
-    assert "0 missing, 0 unexpected" in result.extra["load_report"] and result.extra["iterations"] == 4
+    assert "0 missing, 0 unexpected" in result.extra["load_report"]["summary"] and result.extra["iterations"] == 4
+    assert result.extra["load_report"]["missing"] == [] and result.extra["load_report"]["loaded"] > 0
     assert result.config["model"]["backbone"]["model_name"] == model
     if extra:
         assert {"mIoU_ms", "mAcc_ms", "aAcc_ms"} <= set(result.metrics)
@@ -204,21 +202,23 @@ class _CountIters(Hook):
 
 
 @pytest.mark.slow
-def test_stopped_run_resumes_where_it_stopped(ade, tmp_path):
-    ckpt = _checkpoint("swin_femto", tmp_path)
+def test_stopped_run_resumes_where_it_stopped(ade, checkpoint, tmp_path):
+    ckpt = checkpoint("swin_femto")
     out = tmp_path / "run"
     with pytest.raises(_Stop):
-        run_ade20k(ckpt, "swin_femto", ade, out, resume="auto",
-                   cfg_options={**TINY, "custom_hooks": [dict(type="_DropbenchTestStopAfter", iters=3)]})
+        run_ade20k(Job(model="swin_femto", checkpoint=ckpt, data=ade, out=out, resume="auto",
+                       cfg_options={**TINY, "custom_hooks": [dict(type="_DropbenchTestStopAfter", iters=3)]}))
     assert (out / "iter_2.pth").is_file() and not (out / "iter_4.pth").exists()
     with pytest.raises(FileExistsError, match="--resume auto"):  # never silently start the run over
-        run_ade20k(ckpt, "swin_femto", ade, out, cfg_options=TINY)
+        run_ade20k(Job(model="swin_femto", checkpoint=ckpt, data=ade, out=out, cfg_options=TINY))
     SEEN.clear()
-    outcome = run_ade20k(ckpt, "swin_femto", ade, out, resume="auto",
-                         cfg_options={**TINY, "custom_hooks": [dict(type="_DropbenchTestCountIters")]})
-    assert outcome["extra"]["resumed_from"].endswith("iter_2.pth")
+    outcome = run_ade20k(Job(model="swin_femto", checkpoint=ckpt, data=ade, out=out, resume="auto",
+                             cfg_options={**TINY, "custom_hooks": [dict(type="_DropbenchTestCountIters")]}))
+    assert outcome.extra["resumed_from"].endswith("iter_2.pth")
     assert SEEN == [2, 3], "the resumed run must continue at iteration 3 of 4, not restart"
-    assert outcome["extra"]["iterations"] == 4 and set(SEG_METRICS) <= set(outcome["metrics"])
+    assert outcome.extra["iterations"] == 4 and set(SEG_METRICS) <= set(outcome.metrics)
+    assert outcome.load_report is not None and outcome.checkpoint_sha256 == file_sha256(ckpt)
+
 
 
 @pytest.mark.slow
@@ -232,10 +232,11 @@ def test_paper_multi_scale_evaluation_takes_any_size(tmp_path, model):
     from dropbench.finetune.seg import evaluate_multi_scale
 
     root = write_synth_ade20k(tmp_path / "ade", seed=3, train_images=1, val_images=1, sizes=((93, 67),))
-    cfg = prepare_seg_config("paper-160k", model, None, root, tmp_path / "run", cfg_options={
-        "model.decode_head.channels": 16, "model.auxiliary_head.channels": 16, "test_dataloader.num_workers": 0,
-        "test_dataloader.persistent_workers": False, "model.test_cfg.crop_size": (128, 128),
-        "model.test_cfg.stride": (85, 85)})
+    options = {"model.decode_head.channels": 16, "model.auxiliary_head.channels": 16, "test_dataloader.num_workers": 0,
+               "test_dataloader.persistent_workers": False, "model.test_cfg.crop_size": (128, 128),
+               "model.test_cfg.stride": (85, 85)}
+    cfg = prepare_seg_config(Job(model=model, checkpoint=None, data=root, out=tmp_path / "run", config="paper-160k",
+                                 cfg_options=options))
     resizes = cfg.tta_pipeline[1].transforms[0]
     assert [r.scale for r in resizes] == [(int(2048 * f), int(512 * f)) for f in (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)]
     for r in resizes:

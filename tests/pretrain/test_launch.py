@@ -16,9 +16,14 @@ def test_submission_flags_are_stripped_from_the_rerun_command():
 
 
 def test_requeue_resumes_from_the_latest_checkpoint():
-    task = SlurmTask("dropbench.benchmarks.cli:main", ["pretrain", "--out", "o", "--resume", "some.pth"])
+    from dropbench.benchmarks.cli import main
+
+    task = SlurmTask(main, ["pretrain", "--out", "o", "--resume", "some.pth"])
     again = task.checkpoint()
     assert again.function.argv == ["pretrain", "--out", "o", "--resume", "auto"]
+    assert again.function.entry is main
+    with pytest.raises(TypeError, match="argv list"):
+        SlurmTask("dropbench.benchmarks.cli:main", [])  # entries are functions, not names to import
 
 
 @pytest.mark.slow
@@ -29,7 +34,9 @@ def test_pretrain_job_runs_on_submitits_local_cluster(synth_imagenet, tmp_path):
             "--cfg-options", "data.input_size=32", "data.num_workers=0"]
     args = argparse.Namespace(out=str(out), nodes=1, gpus_per_node=0, timeout_min=10, partition=None,
                               slurm_comment="")
-    job = submit_slurm("dropbench.benchmarks.cli:main", argv, args, cluster="local")
+    from dropbench.benchmarks.cli import main
+
+    job = submit_slurm(main, argv, args, cluster="local")
     assert job.result() == 0, job.stderr()
     assert (out / "result.json").exists() and (out / "checkpoint.pth").exists()
     assert (out / "slurm").is_dir()

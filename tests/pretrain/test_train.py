@@ -66,8 +66,7 @@ def test_late_drop_path_switches_on_at_cutoff(synth_imagenet, tmp_path):
 
 
 def _train_cmd(data, out, *extra):
-    return [sys.executable, "-m", "dropbench.pretrain.train",
-            "--config", "smoke", "--model", "vit_tiny", "--data", str(data),
+    return [*CLI, "pretrain", "--config", "smoke", "--model", "vit_tiny", "--data", str(data),
             "--out", str(out), "--epochs", "2", "--batch-size", "8", "--drop-path", "0.3", "--drop-mode", "early",
             "--cutoff-epoch", "1", *extra, "--cfg-options", *TINY, "runtime.save_every_iters=3"]
 
