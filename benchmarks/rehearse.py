@@ -64,7 +64,7 @@ _STOP = {"coco": dict(type="RehearsalStop", epoch=1), "ade20k": dict(type="Rehea
 # on a CPU, where one step of the real recipe would take minutes; each run's table row lists what applied to it
 CPU_REDUCTIONS: dict[str, dict[str, Any]] = {
     "pretrain": {"data.batch_size": 8, "data.eval_batch_size": 16},  # 128 per process
-    "cls": {"data.batch_size": 16, "data.eval_batch_size": 32},  # 64 (32 for the small sets) per process
+    "cls": {"data.batch_size": 8, "data.eval_batch_size": 32},  # 64 (32 for the small sets) per process
     "ade20k": {"model.decode_head.channels": 64, "model.auxiliary_head.channels": 64},  # 512 / 256
 }
 _STAGES = {"pretrain": "train, ckpt, stop@it1, resume, val, ckpt, result",

@@ -362,6 +362,11 @@ def run(
         every = int(cfg.runtime.save_every_iters)
         # runtime.stop_at_iter (not in the recipes; rehearsals set it): stop there once, as SIGTERM would
         preempted = stop.raised or it == int(cfg.runtime.get("stop_at_iter") or -1)
+        if preempted and step_in_epoch >= iters_per_epoch:
+            # the epoch's last step: finish the epoch first (evaluation, record, epoch checkpoint), then stop; a
+            # checkpoint taken here would resume past the epoch's end and never evaluate or record it
+            stop_after_epoch.append(it)
+            return
         if (every and it % every == 0 and step_in_epoch < iters_per_epoch) or preempted:
             save(out_dir / CHECKPOINT, it // iters_per_epoch, it, epoch_meters)
         if preempted:
@@ -371,6 +376,7 @@ def run(
     log.info("training %s (%s) for %d epochs x %d iterations, total batch %d, lr %.2e",
              cfg.model.name, drop_spec.describe(), epochs, iters_per_epoch, total_batch, lr)
     first_epoch, first_step = divmod(start_iter, iters_per_epoch)
+    stop_after_epoch: list[int] = []  # a stop asked for at an epoch's last step waits for the epoch's end
     stop = _StopFlag()
     try:
         for epoch in range(first_epoch, epochs):
@@ -401,6 +407,9 @@ def run(
                 _write_log(out_dir, records)
                 log.info("epoch %d: %s", epoch, _fmt(record))
             barrier()
+            if stop_after_epoch and epoch < epochs - 1:
+                raise Preempted(f"stopped by signal at iteration {stop_after_epoch[0]} (the end of epoch {epoch}); "
+                                f"checkpoint saved, resume with --resume auto")
     finally:
         stop.restore()
     final = records[-1] if records else {}
