@@ -150,6 +150,15 @@ def _cmd_suite(args: argparse.Namespace) -> int:
     return _finish_suite(suite_plan, report)
 
 
+def _cmd_rehearse(args: argparse.Namespace) -> int:
+    from dropbench.benchmarks.rehearse import rehearse
+
+    out = args.out or Path("results") / f"{Path(args.preset).stem}-rehearsal"
+    report = rehearse(args.preset, out, runs=args.runs, progress=not args.no_progress)
+    print(report.render())
+    return 0 if report.ok else 1
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from dropbench.benchmarks.suite import describe, load_preset, plan, run_suite
 
@@ -343,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "downstream fine-tune, skipping runs already done with the same config and input "
                            "checkpoint; then write the tables to OUT/tables/. Killing it and running it again loses "
                            "nothing and redoes nothing finished.")
-    ssub = suite.add_subparsers(dest="suite_command", metavar="<run|plan>", required=True)
+    ssub = suite.add_subparsers(dest="suite_command", metavar="<run|plan|rehearse>", required=True)
     for name, help_text in (("run", "run what is not done yet, then write the tables"),
                             ("plan", "print the runs and which are done, without running anything")):
         p = ssub.add_parser(name, help=help_text, description=help_text)
@@ -359,6 +368,16 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--wait", action="store_true", help="if another process holds --out, wait for it "
                                                                 "(default: exit 2 naming it)")
         p.set_defaults(func=_cmd_suite)
+    p = ssub.add_parser("rehearse", help="every run of a preset for a few iterations on realistic generated data",
+                        description="Rehearse a preset (benchmarks/rehearse.py): every run with the preset's recipes, "
+                        "lengths and data replaced (generated sets shaped like the real ones), stopped after its "
+                        "first checkpoint and resumed, evaluated, recorded; then the tables. Prints one row per run.")
+    p.add_argument("--preset", default="paper", help="paper | smoke | a preset file (configs/suites/)")
+    p.add_argument("--out", help="rehearsal folder (default: results/PRESET-rehearsal)")
+    p.add_argument("--runs", nargs="+", metavar="PREFIX", help="only the runs whose id starts so (with their "
+                   "pretraining), e.g. cls/cifar100 ade20k/swin_femto")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_rehearse)
 
     p = sub.add_parser("evaluate", help="run every downstream task of a preset for one checkpoint",
                        description="Fine-tune one checkpoint on every downstream task of a preset and print Tables "

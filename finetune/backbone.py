@@ -11,6 +11,18 @@ feature maps at strides 4, 8, 16 and 32 from timm's ``forward_intermediates``:
   16, 32 by a simple feature pyramid (two / one 2x transposed convolutions, identity, 2x max-pool), the BEiT / ViTDet
   way. ViT is built with ``dynamic_img_size=True`` so any padded detection or segmentation size works.
 
+Any input size is accepted (multi-scale test-time augmentation and sliding-window crops reach the backbone at arbitrary
+sizes): the input is zero-padded at the bottom and right to the family's size divisor, as OpenMMLab's backbones pad
+(``PatchEmbed(padding='corner')``), and level i is cropped to ``ceil(H / stride_i) x ceil(W / stride_i)``, the sizes
+mmdet's / mmseg's Swin return. Swin-F pads to its patch size (4): timm's Swin then pads to whole windows and even
+patch-merging sizes itself. Where a stage is no whole number of 7x7 windows (a 512 px crop: 128, 64, 32, 16), timm
+shifts the windows before padding, the Swin detection / segmentation code (mmdet's and mmseg's ``SwinTransformer``, the
+official Swin-Transformer-Object-Detection) pads before shifting; the adapter gives each block the reference order
+(:func:`_swin_attn_pad_then_shift`), so the maps equal mmdet's at any size. ViT pads to its patch size (16); the
+stride-32 level max-pools with ``ceil_mode``. ConvNeXt-F pads to 32 (dropbench's choice: the ConvNeXt segmentation
+backbone leaves the input unpadded, its strided convolutions dropping the last rows and columns; the two agree on
+multiples of 32, e.g. every full 512 x 512 sliding-window crop).
+
 The drop-path rate is fixed (the fine-tuning recipe's): no schedule is applied downstream. Mixer models are refused:
 their token mixing is tied to the pretraining patch count.
 
@@ -21,6 +33,8 @@ mmengine and timm itself.
 from __future__ import annotations
 
 import logging
+import math
+import types
 from functools import cache
 
 import torch
@@ -29,6 +43,7 @@ import torch.nn.functional as F
 from dropbench.finetune.convert import LoadReport, load_pretrained
 from dropbench.pretrain.models import create_paper_model, paper_model
 from mmengine.model import BaseModule
+from timm.models.swin_transformer import window_partition, window_reverse
 
 __all__ = ["LayerNorm2d", "SimplePyramid", "TimmPyramidBackbone", "pyramid_channels"]
 
@@ -37,6 +52,10 @@ _VIT_DIMS = {"vit_tiny": 192, "vit_base": 768}
 # classifier-side norms the pyramid never uses: kept (the checkpoint fills them), frozen (no gradient would reach
 # them, and DDP refuses parameters without gradients unless find_unused_parameters is set)
 _UNUSED = {"vit": ("norm", "fc_norm"), "swin": ("norm",), "convnext": ("head.norm",)}
+# what the input is padded to (see the module docstring): the patch size, or the largest stride where the model
+# cannot pad its later stages itself
+_SIZE_DIVISOR = {"vit": 16, "swin": 4, "convnext": 32}
+_STRIDES = (4, 8, 16, 32)
 
 
 class LayerNorm2d(nn.LayerNorm):
@@ -56,7 +75,7 @@ class SimplePyramid(nn.Module):
         self.up4 = nn.Sequential(nn.ConvTranspose2d(dim, dim, 2, 2), LayerNorm2d(dim), nn.GELU(),
                                  nn.ConvTranspose2d(dim, dim, 2, 2))
         self.up2 = nn.ConvTranspose2d(dim, dim, 2, 2)
-        self.down2 = nn.MaxPool2d(2, 2)
+        self.down2 = nn.MaxPool2d(2, 2, ceil_mode=True)  # ceil: an odd stride-16 map keeps its last row
         self.norms = nn.ModuleList(LayerNorm2d(dim) if out_norm else nn.Identity() for _ in range(4))
 
     def forward(self, maps: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -129,6 +148,10 @@ class TimmPyramidBackbone(BaseModule):
         else:
             self.norms = nn.ModuleList(LayerNorm2d(c) if out_norm else nn.Identity()
                                        for c in pyramid_channels(model_name))
+        if spec.family == "swin":
+            for stage in self.model.layers:
+                for block in stage.blocks:
+                    block._attn = types.MethodType(_swin_attn_pad_then_shift, block)
         for path in _UNUSED[self.family]:
             for p in self.model.get_submodule(path).parameters():
                 p.requires_grad = False
@@ -162,6 +185,10 @@ class TimmPyramidBackbone(BaseModule):
                 p.requires_grad = False
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        h, w = x.shape[-2:]
+        div = _SIZE_DIVISOR[self.family]
+        if h % div or w % div:
+            x = F.pad(x, (0, -w % div, 0, -h % div))
         if self.family == "vit":
             maps = self.model.forward_intermediates(x, indices=self.block_indices, output_fmt="NCHW",
                                                     intermediates_only=True)
@@ -169,4 +196,35 @@ class TimmPyramidBackbone(BaseModule):
         else:
             maps = self.model.forward_intermediates(x, indices=4, output_fmt="NCHW", intermediates_only=True)
             outs = [norm(m) for norm, m in zip(self.norms, maps, strict=True)]
-        return tuple(outs[i] for i in self.out_indices)
+        return tuple(_crop(outs[i], math.ceil(h / _STRIDES[i]), math.ceil(w / _STRIDES[i])) for i in self.out_indices)
+
+
+def _swin_attn_pad_then_shift(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Window attention of a timm ``SwinTransformerBlock`` in the reference order: pad to whole windows, then shift.
+
+    The Swin detection / segmentation backbones (mmdet's and mmseg's ``ShiftWindowMSA``) pad the NHWC map to a
+    multiple of the window first, shift it cyclically, mask the shifted windows over the padded map and crop back;
+    timm shifts the unpadded map, then pads, which computes another function wherever the map is no whole number of
+    windows. Bound to each block by :class:`TimmPyramidBackbone` (timm's ``_attn`` signature).
+    """
+    _, h, w, c = x.shape
+    wh, ww = block.window_size
+    x = F.pad(x, (0, 0, 0, -w % ww, 0, -h % wh))
+    _, hp, wp, _ = x.shape
+    shift = tuple(block.shift_size)
+    mask = None
+    if any(shift):
+        x = torch.roll(x, shifts=(-shift[0], -shift[1]), dims=(1, 2))
+        mask = block.get_attn_mask(x)  # the shifted-window regions of the padded map, as mmdet computes them
+    windows = window_partition(x, block.window_size).view(-1, wh * ww, c)
+    x = window_reverse(block.attn(windows, mask=mask).view(-1, wh, ww, c), block.window_size, hp, wp)
+    if any(shift):
+        x = torch.roll(x, shifts=shift, dims=(1, 2))
+    return x[:, :h, :w, :].contiguous()
+
+
+def _crop(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """The top-left ``h x w`` of an NCHW map, contiguous (a no-op when it is that size already)."""
+    if x.shape[-2] < h or x.shape[-1] < w:
+        raise RuntimeError(f"pyramid level of size {tuple(x.shape[-2:])} is smaller than the {h}x{w} it must cover")
+    return x[..., :h, :w].contiguous() if x.shape[-2:] != (h, w) else x

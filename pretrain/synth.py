@@ -17,10 +17,14 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-__all__ = ["SHAPES", "Shape", "background", "draw_shape", "synth_marker", "write_synth_imagenet"]
+__all__ = ["IMAGENET_SIZES", "SHAPES", "Shape", "background", "draw_shape", "synth_marker", "write_synth_imagenet"]
 
 SHAPES = ("circle", "square", "triangle", "cross", "star", "hexagon", "diamond", "arrow")
 MARKER = "DROPBENCH_GENERATED.json"
+# (width, height) of ``realistic`` generated ImageNet images: ILSVRC-2012's JPEGs are mostly 500 px on the long side
+# (500x375 the most common, then 375x500, 500x333, 500x500, 333x500), with a tail of larger and smaller photos
+IMAGENET_SIZES: tuple[tuple[int, int], ...] = ((500, 375), (500, 375), (375, 500), (500, 333), (500, 500),
+                                               (333, 500), (640, 480), (1024, 768), (250, 188))
 
 
 @dataclass(frozen=True)
@@ -74,9 +78,11 @@ def background(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
     return np.clip(np.broadcast_to(img, (h, w, 3)), 0, 255).astype(np.uint8)
 
 
-def _texture(kind: int, size: tuple[int, int], color: np.ndarray) -> np.ndarray:
+def _texture(kind: int, size: tuple[int, int], color: np.ndarray, origin: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """The texture over a ``size`` (width, height) window whose top-left pixel is ``origin`` (x, y) of the image."""
     w, h = size
-    yy, xx = np.mgrid[0:h, 0:w]
+    x0, y0 = origin
+    yy, xx = np.mgrid[y0:y0 + h, x0:x0 + w]
     if kind == 1:
         on = (xx + yy) // 3 % 2 == 0
     elif kind == 2:
@@ -95,8 +101,12 @@ def draw_shape(img: np.ndarray, shape: Shape) -> np.ndarray:
     m = Image.new("L", (w, h), 0)
     ImageDraw.Draw(m).polygon(shape.polygon(), fill=255)
     mask = np.asarray(m) > 127
-    tex = _texture(shape.texture, (w, h), np.asarray(shape.color, dtype=np.float64))
-    img[mask] = tex[mask]
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size:  # the texture is computed over the shape's bounding box only (large images stay fast)
+        y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+        inside = mask[y0:y1, x0:x1]
+        tex = _texture(shape.texture, (x1 - x0, y1 - y0), np.asarray(shape.color, dtype=np.float64), (x0, y0))
+        img[y0:y1, x0:x1][inside] = tex[inside]
     return mask
 
 
@@ -120,11 +130,14 @@ def write_synth_imagenet(
     size: int = 64,
     seed: int = 0,
     progress: bool = True,
+    realistic: bool = False,
 ) -> Path:
     """Write an ImageNet-layout set (``train/<wnid>/*.JPEG``, ``val/<wnid>/*.JPEG``) of generated images.
 
     Each class is one shape in one colour, drawn at a random place, size and angle over a random background, with a
     second, smaller distractor object of a random other class half of the time: learnable, not trivial.
+    ``realistic`` draws each image's size from :data:`IMAGENET_SIZES` (the real set's JPEG sizes) instead of
+    ``size`` x ``size`` (for rehearsing a recipe's real input pipeline).
     """
     if num_classes < 2:
         raise ValueError(f"num_classes must be >= 2, got {num_classes}")
@@ -134,19 +147,20 @@ def write_synth_imagenet(
     jobs = [(split, c, i) for split, n in (("train", train_per_class), ("val", val_per_class))
             for c in range(num_classes) for i in range(n)]
     for split, c, i in tqdm(jobs, desc="synth-imagenet", disable=not progress):
-        img = background(rng, (size, size))
+        wh = IMAGENET_SIZES[int(rng.integers(len(IMAGENET_SIZES)))] if realistic else (size, size)
+        img, side = background(rng, wh), min(wh)
         if rng.random() < 0.5:
             other = int(rng.integers(num_classes))
             kind, color = _class_look(other)
-            draw_shape(img, Shape(kind, *rng.uniform(0.1, 0.9, 2) * size, size * rng.uniform(0.08, 0.14),
+            draw_shape(img, Shape(kind, *rng.uniform(0.1, 0.9, 2) * wh, side * rng.uniform(0.08, 0.14),
                                   rng.uniform(0, 2 * math.pi), color))
         kind, color = _class_look(c)
         jitter = np.clip(np.array(color) + rng.normal(0, 12, 3), 0, 255).astype(int)
-        draw_shape(img, Shape(kind, *rng.uniform(0.3, 0.7, 2) * size, size * rng.uniform(0.18, 0.32),
+        draw_shape(img, Shape(kind, *rng.uniform(0.3, 0.7, 2) * wh, side * rng.uniform(0.18, 0.32),
                               rng.uniform(0, 2 * math.pi), tuple(int(v) for v in jitter)))
         folder = out / split / wnids[c]
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(img).save(folder / f"{wnids[c]}_{i:05d}.JPEG", quality=92)
     synth_marker(out, "imagenet", classes=num_classes, train_per_class=train_per_class, val_per_class=val_per_class,
-                 size=size, seed=seed)
+                 size="imagenet" if realistic else size, seed=seed)
     return out

@@ -465,7 +465,14 @@ def _run(cfg: Config, out_dir: str | os.PathLike, resume: str | None, datasets: 
     def on_step(it: int, step_in_epoch: int, read_meters: Callable[[], dict]) -> None:
         every = int(cfg.runtime.save_every_iters)
         mid_epoch = step_in_epoch < iters_per_epoch  # at an epoch's end the epoch's own checkpoint comes first
-        preempted = stop_now(it) if mid_epoch else None
+        # runtime.stop_at_iter (not in the recipes; rehearsals set it): stop there once, as SIGTERM would; at an
+        # epoch's last step the epoch finishes first (evaluation, record, epoch checkpoint): a checkpoint taken there
+        # would resume past the epoch's end and never evaluate or record it
+        planned = it == int(cfg.runtime.get("stop_at_iter") or -1)
+        if planned and not mid_epoch:
+            stop_after_epoch.append(it)
+            return
+        preempted = (stop_now(it) if mid_epoch else None) or ("runtime.stop_at_iter" if planned else None)
         if (every and it % every == 0 and mid_epoch) or preempted:
             save(out_dir / CHECKPOINT, it // iters_per_epoch, it, read_meters())
         if preempted:
@@ -476,6 +483,7 @@ def _run(cfg: Config, out_dir: str | os.PathLike, resume: str | None, datasets: 
     log.info("training %s (%s) for %d epochs x %d iterations, total batch %d, lr %.2e",
              cfg.model.name, drop_spec.describe(), epochs, iters_per_epoch, total_batch, lr)
     first_epoch, first_step = divmod(start_iter, iters_per_epoch)
+    stop_after_epoch: list[int] = []  # runtime.stop_at_iter at an epoch's last step waits for the epoch's end
     samples = None
     with deferred():
         for epoch in range(first_epoch, epochs):
@@ -509,7 +517,7 @@ def _run(cfg: Config, out_dir: str | os.PathLike, resume: str | None, datasets: 
                 _write_log(out_dir, records)
                 log.info("epoch %d: %s", epoch, _fmt(record))
             barrier()
-            preempted = stop_now()
+            preempted = stop_now() or ("runtime.stop_at_iter" if stop_after_epoch else None)
             if preempted and epoch < epochs - 1:
                 raise Preempted(f"stopped by {preempted} after epoch {epoch}; checkpoint saved, resume with --resume "
                                 f"auto", requested())

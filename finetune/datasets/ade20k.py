@@ -11,7 +11,9 @@ Label maps are single-channel 8-bit PNGs holding 0 (unlabelled, ignored: mmseg's
 
 :func:`write_synth_ade20k` writes small generated scenes in the same layout: sky / wall above, floor / grass below,
 and a few objects (person, car, tree, chair), each class with its own colour, texture and shape, with unlabelled
-(0) outlines as real ADE20K has. A UperNet learns it on a CPU in a minute or two.
+(0) outlines as real ADE20K has. A UperNet learns it on a CPU in a minute or two. ``realistic=True`` shapes the set
+like the real one instead (for rehearsing a recipe): image sizes from 256x341 to 2100x1600 (:data:`ADE20K_SIZES`)
+and all 150 classes, regions and 3 to 12 objects drawn from any of them.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ import numpy as np
 from dropbench.pretrain.synth import Shape, draw_shape, synth_marker
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["ADE20KDataError", "NUM_CLASSES", "SPLITS", "SYNTH_CLASSES", "check_ade20k", "pair_files",
-           "write_synth_ade20k"]
+__all__ = ["ADE20KDataError", "ADE20K_SIZES", "NUM_CLASSES", "SPLITS", "SYNTH_CLASSES", "check_ade20k",
+           "pair_files", "write_synth_ade20k"]
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +168,14 @@ _STUFF_BOTTOM = (_SynthClass(4, "floor", (140, 90, 50), 3), _SynthClass(10, "gra
 _THINGS = (_SynthClass(13, "person", (225, 60, 60), 1, "star"), _SynthClass(21, "car", (235, 205, 40), 3, "square"),
            _SynthClass(5, "tree", (20, 95, 35), 0, "circle"), _SynthClass(20, "chair", (160, 60, 205), 2, "triangle"))
 SYNTH_CLASSES = {c.label: c.name for c in (*_STUFF_TOP, *_STUFF_BOTTOM, *_THINGS)}
+# ``realistic``: (width, height) as ADE20K's images come (most 683x512 / 512x683 or near, from 256x341 up to
+# 2100x1600), and every class value 1..150 with its own look
+ADE20K_SIZES: tuple[tuple[int, int], ...] = ((683, 512), (512, 683), (512, 512), (640, 480), (341, 256), (256, 341),
+                                             (1024, 768), (2100, 1600))
+_ALL_CLASSES = tuple(_SynthClass(v, f"class_{v}", (int(97 * v % 216 + 20), int(57 * v % 216 + 20),
+                                                   int(151 * v % 216 + 20)), v % 4, ("circle", "square", "triangle",
+                                                                                      "star", "hexagon")[v % 5])
+                     for v in range(1, NUM_CLASSES + 1))
 
 
 def _jitter(rng: np.random.Generator, color: tuple[int, int, int], sd: float = 12.0) -> tuple[int, int, int]:
@@ -181,10 +191,11 @@ def _outline(mask: np.ndarray) -> np.ndarray:
     return mask & ~inner
 
 
-def _scene(rng: np.random.Generator, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+def _scene(rng: np.random.Generator, w: int, h: int, realistic: bool = False) -> tuple[np.ndarray, np.ndarray]:
     img = np.zeros((h, w, 3), np.uint8)
     label = np.zeros((h, w), np.uint8)
-    top, bottom = _STUFF_TOP[rng.integers(2)], _STUFF_BOTTOM[rng.integers(2)]
+    tops, bottoms, things = (_ALL_CLASSES,) * 3 if realistic else (_STUFF_TOP, _STUFF_BOTTOM, _THINGS)
+    top, bottom = tops[rng.integers(len(tops))], bottoms[rng.integers(len(bottoms))]
     xs = np.arange(w)
     horizon = h * (rng.uniform(0.35, 0.6) + 0.06 * np.sin(2 * math.pi * rng.uniform(0.5, 2) * xs / w
                                                            + rng.uniform(0, 2 * math.pi)))
@@ -196,9 +207,9 @@ def _scene(rng: np.random.Generator, w: int, h: int) -> tuple[np.ndarray, np.nda
         img[region] = patch[region]
         label[region] = cls.label
     label[_outline(below) | _outline(~below)] = 0
-    for _ in range(int(rng.integers(2, 5))):
-        cls = _THINGS[rng.integers(len(_THINGS))]
-        radius = min(w, h) * rng.uniform(0.12, 0.25)
+    for _ in range(int(rng.integers(3, 13) if realistic else rng.integers(2, 5))):
+        cls = things[rng.integers(len(things))]
+        radius = min(w, h) * (rng.uniform(0.04, 0.2) if realistic else rng.uniform(0.12, 0.25))
         shape = Shape(cls.shape, rng.uniform(0.15, 0.85) * w, rng.uniform(0.2, 0.85) * h, radius,
                       rng.uniform(0, 2 * math.pi), _jitter(rng, cls.color), cls.texture)
         mask = draw_shape(img, shape)
@@ -214,13 +225,15 @@ def write_synth_ade20k(
     train_images: int = 48,
     val_images: int = 16,
     sizes: tuple[tuple[int, int], ...] = ((160, 120), (144, 128)),
+    realistic: bool = False,
 ) -> Path:
     """Write a small generated set in the ADEChallengeData2016 layout and return its root.
 
     Each scene has a top region (sky or wall), a bottom region (floor or grass) split by a wavy horizon, and two to
     four objects (person, car, tree, chair); the eight classes keep their ADE20K ids (label value = class id + 1) and
     differ in colour, texture and shape. Region and object outlines are 0 (unlabelled). Image sizes (width, height)
-    are drawn from ``sizes``.
+    are drawn from ``sizes``. ``realistic`` draws them from :data:`ADE20K_SIZES` instead, and regions and objects
+    from all 150 classes (see the module docstring).
     """
     if train_images < 1 or val_images < 1:
         raise ValueError(f"need at least one training and one validation image, got {train_images} / {val_images}")
@@ -231,17 +244,20 @@ def write_synth_ade20k(
         (out / "images" / split).mkdir(parents=True, exist_ok=True)
         (out / "annotations" / split).mkdir(parents=True, exist_ok=True)
         for i in range(n):
-            w, h = sizes[int(rng.integers(len(sizes)))]
-            img, label = _scene(rng, w, h)
+            shapes = ADE20K_SIZES if realistic else sizes
+            w, h = shapes[int(rng.integers(len(shapes)))]
+            img, label = _scene(rng, w, h, realistic)
             stem = f"{prefix}_{i + 1:08d}"
             Image.fromarray(img).save(out / "images" / split / f"{stem}{_IMG_SUFFIX}", quality=92)
             Image.fromarray(label).save(out / "annotations" / split / f"{stem}{_SEG_SUFFIX}")
             if split == "validation":
                 counts += np.bincount(label.ravel(), minlength=NUM_CLASSES + 1)
     labelled = counts[1:].sum()
-    fractions = {SYNTH_CLASSES[v]: round(float(counts[v] / labelled), 4) for v in sorted(SYNTH_CLASSES)}
-    synth_marker(out, "ade20k", classes=SYNTH_CLASSES, train_images=train_images, val_images=val_images, seed=seed,
-                 val_pixel_fraction=fractions)
+    classes = {c.label: c.name for c in _ALL_CLASSES} if realistic else SYNTH_CLASSES
+    fractions = {classes[v]: round(float(counts[v] / labelled), 4) for v in sorted(classes)
+                 if counts[v] or not realistic}
+    synth_marker(out, "ade20k", classes=classes, train_images=train_images, val_images=val_images, seed=seed,
+                 val_pixel_fraction=fractions, realistic=realistic)
     log.info("wrote a generated ADE20K set (%d / %d images, %d classes) to %s", train_images, val_images,
-             len(SYNTH_CLASSES), out)
+             len(classes), out)
     return out

@@ -383,6 +383,15 @@ _CIFAR_COARSE_OF = [4, 1, 14, 8, 0, 6, 7, 7, 18, 3]  # the real coarse label of 
 _PALETTE = [(220, 40, 40), (40, 170, 60), (50, 80, 230), (235, 205, 40), (200, 60, 200), (40, 200, 210),
             (245, 130, 30), (120, 80, 40), (240, 240, 240), (30, 30, 30)]
 _MAX_CLASSES = 10
+# ``realistic``: each set's real class count and native image size (width, height choices; CIFAR-100 and STL-10 are
+# fixed by their formats: 32 and 96 px). Flowers-102 and Pets are photos of about 500 px, Food-101's are at most 512.
+REAL_CLASSES = {"cifar100": 100, "flowers102": 102, "pets": 37, "stl10": 10, "food101": 101, "imagefolder": 10}
+_REAL_SIZES: dict[str, tuple[tuple[int, int], ...]] = {
+    "flowers102": ((500, 667), (667, 500), (500, 500), (500, 541), (754, 500)),
+    "pets": ((500, 375), (375, 500), (500, 333), (500, 500), (300, 225)),
+    "food101": ((512, 512), (512, 384), (384, 512), (512, 341)),
+    "imagefolder": ((500, 375), (375, 500)),
+}
 
 
 def _draw(rng: np.random.Generator, c: int, width: int, height: int) -> np.ndarray:
@@ -402,8 +411,21 @@ def _jpeg(path: Path, img: np.ndarray) -> None:
     Image.fromarray(img).save(path, quality=92)
 
 
+_SIZES: tuple[tuple[int, int], ...] | None = None  # set by write_synth_cls(realistic=True) while it writes
+
+
 def _size(rng: np.random.Generator) -> tuple[int, int]:
+    if _SIZES:
+        return _SIZES[int(rng.integers(len(_SIZES)))]
     return int(rng.integers(64, 97)), int(rng.integers(64, 97))
+
+
+def _name(dataset: str, c: int) -> str:
+    """Class ``c``'s name: the real set's first ten, then generated ones (Pets: capitalised = cat, as the real)."""
+    names = _NAMES[dataset]
+    if c < len(names):
+        return names[c]
+    return f"Breed_{c}" if dataset == "pets" and c % 3 == 0 else f"{dataset}_class_{c:03d}"
 
 
 def _labels_for(num_classes: int, per_class: int, rng: np.random.Generator) -> list[int]:
@@ -416,13 +438,14 @@ def _synth_cifar100(folder: Path, rng: np.random.Generator, k: int, n_train: int
     for split, n in (("train", n_train), ("test", n_test)):
         labels = _labels_for(k, n, rng)
         data = np.stack([_draw(rng, c, 32, 32).transpose(2, 0, 1).reshape(-1) for c in labels])  # R, G, B planes
-        batch = {"filenames": [f"{_NAMES['cifar100'][c]}_s_{i:06d}.png" for i, c in enumerate(labels)],
+        batch = {"filenames": [f"{_name('cifar100', c)}_s_{i:06d}.png" for i, c in enumerate(labels)],
                  "batch_label": f"{'training' if split == 'train' else 'testing'} batch 1 of 1",
-                 "fine_labels": labels, "coarse_labels": [_CIFAR_COARSE_OF[c] for c in labels], "data": data}
+                 "fine_labels": labels, "coarse_labels": [_CIFAR_COARSE_OF[c % 10] for c in labels], "data": data}
         with open(folder / split, "wb") as f:
             pickle.dump(batch, f, protocol=2)
     with open(folder / "meta", "wb") as f:
-        pickle.dump({"fine_label_names": _NAMES["cifar100"][:k], "coarse_label_names": _CIFAR_COARSE}, f, protocol=2)
+        pickle.dump({"fine_label_names": [_name("cifar100", c) for c in range(k)], "coarse_label_names": _CIFAR_COARSE},
+                    f, protocol=2)
 
 
 def _synth_flowers102(folder: Path, rng: np.random.Generator, k: int, n_train: int, n_test: int) -> None:
@@ -447,7 +470,7 @@ def _synth_flowers102(folder: Path, rng: np.random.Generator, k: int, n_train: i
 
 
 def _synth_pets(folder: Path, rng: np.random.Generator, k: int, n_train: int, n_test: int) -> None:
-    names = _NAMES["pets"][:k]
+    names = [_name("pets", c) for c in range(k)]
     breed, counts = [], {1: 0, 2: 0}
     for name in names:  # species 1 = cat (capitalised names), 2 = dog; breed ids count within a species
         species = 1 if name[0].isupper() else 2
@@ -484,11 +507,11 @@ def _synth_stl10(folder: Path, rng: np.random.Generator, k: int, n_train: int, n
             (folder / "fold_indices.txt").write_text("\n".join(folds) + "\n")
     unlabeled = [_draw(rng, int(rng.integers(k)), 96, 96) for _ in range(max(k, 4))]
     (folder / "unlabeled_X.bin").write_bytes(_stl_records(unlabeled))
-    (folder / "class_names.txt").write_text("\n".join(_NAMES["stl10"][:k]) + "\n")
+    (folder / "class_names.txt").write_text("\n".join(_name("stl10", c) for c in range(k)) + "\n")
 
 
 def _synth_food101(folder: Path, rng: np.random.Generator, k: int, n_train: int, n_test: int) -> None:
-    names = _NAMES["food101"][:k]
+    names = [_name("food101", c) for c in range(k)]
     meta: dict[str, dict[str, list[str]]] = {"train": {}, "test": {}}
     for c, name in enumerate(names):
         ids = rng.choice(3_999_999, n_train + n_test, replace=False) + 1_000_000
@@ -509,7 +532,8 @@ def _synth_imagefolder(folder: Path, rng: np.random.Generator, k: int, n_train: 
         name = f"class_{c:02d}_{SHAPES[c % len(SHAPES)]}"
         for split, n in (("train", n_train), ("val", n_test)):
             for i in range(n):
-                _jpeg(folder / split / name / f"{name}_{i:04d}.jpg", _draw(rng, c, 64, 64))
+                wh = _size(rng) if _SIZES else (64, 64)
+                _jpeg(folder / split / name / f"{name}_{i:04d}.jpg", _draw(rng, c, *wh))
 
 
 _WRITERS: dict[str, Callable[[Path, np.random.Generator, int, int, int], None]] = {
@@ -530,6 +554,7 @@ def write_synth_cls(
     num_classes: int = 4,
     train_per_class: int = 16,
     test_per_class: int = 8,
+    realistic: bool = False,
 ) -> Path:
     """Write a tiny generated data set in ``dataset``'s own format and return the ROOT to pass as ``--data``.
 
@@ -545,9 +570,15 @@ def write_synth_cls(
         num_classes: 2 to 10 classes (named as the real set's first classes).
         train_per_class: training images per class (Flowers-102: split between train and val).
         test_per_class: test images per class.
+        realistic: shape the set like the real one (for rehearsing a recipe): its class count
+            (:data:`REAL_CLASSES`; ``num_classes`` is then unused) and native image size (CIFAR-100 32 px, STL-10
+            96 px, Flowers-102 and Pets about 500 px, Food-101 up to 512 px).
     """
+    global _SIZES
     fmt = _format(dataset)
-    if not 2 <= num_classes <= _MAX_CLASSES:
+    if realistic:
+        num_classes = REAL_CLASSES[dataset]
+    elif not 2 <= num_classes <= _MAX_CLASSES:
         raise ValueError(f"num_classes must be between 2 and {_MAX_CLASSES}, got {num_classes}")
     if train_per_class < 2 or test_per_class < 1:
         raise ValueError(f"need train_per_class >= 2 and test_per_class >= 1, got {train_per_class}, {test_per_class}")
@@ -558,10 +589,14 @@ def write_synth_cls(
     tmp = folder.with_name(f".{folder.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     rng = np.random.default_rng(seed)
-    _WRITERS[dataset](tmp, rng, num_classes, train_per_class, test_per_class)
+    _SIZES = _REAL_SIZES.get(dataset) if realistic else None
+    try:
+        _WRITERS[dataset](tmp, rng, num_classes, train_per_class, test_per_class)
+    finally:
+        _SIZES = None
     tmp.mkdir(parents=True, exist_ok=True)
     synth_marker(tmp, f"cls-{dataset}", dataset=dataset, classes=num_classes, train_per_class=train_per_class,
-                 test_per_class=test_per_class, seed=seed)
+                 test_per_class=test_per_class, seed=seed, realistic=realistic)
     if folder.exists():
         folder.rmdir()
     tmp.rename(folder)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 from dropbench.pretrain.io import atomic_write
-from dropbench.pretrain.synth import Shape, background, draw_shape, synth_marker
+from dropbench.pretrain.synth import SHAPES, Shape, background, draw_shape, synth_marker
 from PIL import Image
 
 __all__ = ["SYNTH_CATEGORIES", "CocoFormatError", "CocoSplit", "check_coco", "write_synth_coco"]
@@ -36,6 +36,23 @@ SYNTH_CATEGORIES: tuple[tuple[str, str, tuple[int, int, int]], ...] = (
     ("triangle", "triangle", (60, 90, 230)),
     ("star", "star", (235, 205, 40)),
 )
+
+
+# ``realistic``: COCO 2017's 80 categories under their own (non-contiguous) ids, and its common image sizes
+COCO_CATEGORIES: tuple[tuple[int, str], ...] = tuple(zip(
+    (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 27, 28, 31, 32, 33, 34, 35,
+     36, 37, 38, 39, 40, 41, 42, 43, 44, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64,
+     65, 67, 70, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 84, 85, 86, 87, 88, 89, 90),
+    ("person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
+     "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow", "elephant",
+     "bear", "zebra", "giraffe", "backpack", "umbrella", "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard",
+     "sports ball", "kite", "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket", "bottle",
+     "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple", "sandwich", "orange", "broccoli",
+     "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch", "potted plant", "bed", "dining table", "toilet",
+     "tv", "laptop", "mouse", "remote", "keyboard", "cell phone", "microwave", "oven", "toaster", "sink",
+     "refrigerator", "book", "clock", "vase", "scissors", "teddy bear", "hair drier", "toothbrush"), strict=True))
+COCO_SIZES: tuple[tuple[int, int], ...] = ((640, 480), (640, 427), (427, 640), (480, 640), (640, 425), (500, 375))
+COCO_MAX_OBJECTS = 50
 
 
 class CocoFormatError(ValueError):
@@ -261,19 +278,21 @@ def _place(rng: np.random.Generator, size: tuple[int, int], placed: list[tuple[f
     return None
 
 
-def _scene(rng: np.random.Generator, size: tuple[int, int], max_objects: int) -> tuple[np.ndarray, list[dict]]:
+def _scene(rng: np.random.Generator, size: tuple[int, int], max_objects: int,
+           categories: tuple[tuple[str, str, tuple[int, int, int]], ...] = SYNTH_CATEGORIES,
+           r_range: tuple[float, float] = (0.12, 0.26), min_objects: int = 2) -> tuple[np.ndarray, list[dict]]:
     img = background(rng, size)
     w, h = size
-    r_range = (0.12 * min(w, h), 0.26 * min(w, h))
+    r_range = (r_range[0] * min(w, h), r_range[1] * min(w, h))
     objects: list[dict] = []
     placed: list[tuple[float, float, float]] = []
-    for _ in range(int(rng.integers(2, max_objects + 1))):
+    for _ in range(int(rng.integers(min_objects, max_objects + 1))):
         spot = _place(rng, size, placed, r_range)
         if spot is None:
             continue
         placed.append(spot)
-        label = int(rng.integers(len(SYNTH_CATEGORIES)))
-        _, kind, base = SYNTH_CATEGORIES[label]
+        label = int(rng.integers(len(categories)))
+        _, kind, base = categories[label]
         color = tuple(int(v) for v in np.clip(np.array(base) + rng.normal(0, 15, 3), 0, 255))
         shape = Shape(kind, *spot, rng.uniform(0, 2 * math.pi), color, texture=int(rng.integers(0, 4)))
         mask = draw_shape(img, shape)
@@ -294,12 +313,16 @@ def write_synth_coco(
     num_val: int = 20,
     sizes: tuple[int, ...] = (128, 160, 192),
     max_objects: int = 4,
+    realistic: bool = False,
 ) -> Path:
     """Write a small COCO-layout set of generated scenes.
 
     Each image (sides drawn from ``sizes``) holds 2 to ``max_objects`` non-overlapping objects of the
     :data:`SYNTH_CATEGORIES`; a category is one shape in one colour family (textures vary), so a detector can learn it.
-    Boxes are tight around the polygons, areas are the painted pixel counts, masks are polygons.
+    Boxes are tight around the polygons, areas are the painted pixel counts, masks are polygons. ``realistic`` shapes
+    the set like COCO 2017 instead (for rehearsing a recipe): its 80 categories under their real ids
+    (:data:`COCO_CATEGORIES`), its image sizes (:data:`COCO_SIZES`: 640x480, 427x640, ...) and 1 to
+    :data:`COCO_MAX_OBJECTS` objects per image, from small to large; ``sizes`` and ``max_objects`` are then unused.
 
     Returns:
         The root, with ``train2017/``, ``val2017/`` and ``annotations/instances_{train,val}2017.json``.
@@ -310,24 +333,35 @@ def write_synth_coco(
         raise ValueError(f"max_objects must be >= 2, got {max_objects}")
     root = Path(out)
     rng = np.random.default_rng(seed)
-    categories = [{"id": i + 1, "name": name, "supercategory": "shape"}
-                  for i, (name, _, _) in enumerate(SYNTH_CATEGORIES)]
+    if realistic:
+        looks = tuple((name, SHAPES[i % len(SHAPES)], tuple(int(v) for v in rng.integers(30, 226, 3)))
+                      for i, (_, name) in enumerate(COCO_CATEGORIES))
+        ids = [cid for cid, _ in COCO_CATEGORIES]
+    else:
+        looks, ids = SYNTH_CATEGORIES, list(range(1, len(SYNTH_CATEGORIES) + 1))
+    categories = [{"id": cid, "name": name, "supercategory": "shape"} for cid, (name, _, _) in zip(ids, looks)]
     image_id, ann_id = 0, 0
     for split, n in (("train2017", num_train), ("val2017", num_val)):
         (root / split).mkdir(parents=True, exist_ok=True)
         images, annotations = [], []
         for _ in range(n):
             image_id += 1
-            w, h = int(rng.choice(sizes)), int(rng.choice(sizes))
-            img, objects = _scene(rng, (w, h), max_objects)
+            if realistic:
+                w, h = COCO_SIZES[int(rng.integers(len(COCO_SIZES)))]
+                img, objects = _scene(rng, (w, h), COCO_MAX_OBJECTS, looks, (0.02, 0.2), 1)
+            else:
+                w, h = int(rng.choice(sizes)), int(rng.choice(sizes))
+                img, objects = _scene(rng, (w, h), max_objects)
             name = f"{image_id:012d}.jpg"
             Image.fromarray(img).save(root / split / name, quality=92)
             images.append({"id": image_id, "file_name": name, "width": w, "height": h})
             for obj in objects:
                 ann_id += 1
-                annotations.append({"id": ann_id, "image_id": image_id, **obj})
+                annotations.append({"id": ann_id, "image_id": image_id, **obj,
+                                    "category_id": ids[obj["category_id"] - 1]})
         path = _ann_file(root, split)
         atomic_write(path, json.dumps({"info": {"description": "dropbench generated scenes", "seed": seed},
                                        "images": images, "annotations": annotations, "categories": categories}))
-    synth_marker(root, "coco", train=num_train, val=num_val, categories=len(categories), seed=seed)
+    synth_marker(root, "coco", train=num_train, val=num_val, categories=len(categories), seed=seed,
+                 realistic=realistic)
     return root

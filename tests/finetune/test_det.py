@@ -76,6 +76,21 @@ def test_backbone_pyramid_strides_and_channels(name):
     assert bb.out_channels == list(pyramid_channels(name))
 
 
+@pytest.mark.parametrize("name", DENSE)
+def test_backbone_takes_any_input_size(name):
+    """Test-time scales and sliding-window crops reach the backbone at any size: padded inside, maps of
+    ceil(size / stride), as mmdet's / mmseg's backbones return (timm's Swin and ViT alone assert divisibility)."""
+    import math
+
+    bb = TimmPyramidBackbone(name, img_size=64).eval()
+    with torch.no_grad():
+        for h, w in ((67, 93), (90, 121), (33, 35)):
+            outs = bb(torch.randn(1, 3, h, w))
+            assert [tuple(o.shape) for o in outs] == [(1, c, math.ceil(h / s), math.ceil(w / s))
+                                                      for c, s in zip(pyramid_channels(name), (4, 8, 16, 32))]
+            assert all(o.is_contiguous() for o in outs)
+
+
 @pytest.mark.parametrize("name", ["vit_tiny", "swin_femto", "convnext_femto"])
 def test_every_trainable_backbone_parameter_gets_a_gradient(name):
     """DDP (find_unused_parameters=False) needs it: the classifier-side norms are frozen, not left dangling."""
@@ -105,10 +120,13 @@ def test_swin_backbone_matches_mmdet_swin_transformer():
     theirs.eval()
     missing, unexpected = theirs.load_state_dict(openmmlab_swin_state_dict(ours, swin_converter), strict=False)
     assert unexpected == [] and all(k.endswith("relative_position_index") for k in missing)
-    x = torch.randn(1, 3, 224, 448)  # every stage a whole number of 7x7 windows, shifted ones in stage 4 too
-    with torch.no_grad():
-        for a, b in zip(ours(x), theirs(x), strict=True):
-            torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+    # 224x448: every stage a whole number of 7x7 windows, shifted ones in stage 4 too; 67x93 and 90x121: sizes that
+    # are no multiple of the patch, of the windows or of the merging strides (both pad: the maps must still agree)
+    for size in ((224, 448), (67, 93), (90, 121)):
+        x = torch.randn(1, 3, *size)
+        with torch.no_grad():
+            for a, b in zip(ours(x), theirs(x), strict=True):
+                torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
 
 
 def test_mixer_is_refused(coco, tmp_path):

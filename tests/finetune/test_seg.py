@@ -268,3 +268,32 @@ def test_sigterm_checkpoints_a_segmentation_run_and_it_resumes_there(ade, checkp
                              cfg_options={**tiny, "custom_hooks": [dict(type="_DropbenchTestCountIters")]}))
     assert outcome.extra["resumed_from"].endswith("iter_1.pth") and SEEN == [1]
     assert outcome.extra["iterations"] == 2 and set(SEG_METRICS) <= set(outcome.metrics)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["swin_femto", "convnext_femto", "vit_tiny"])
+def test_paper_multi_scale_evaluation_takes_any_size(tmp_path, model):
+    """The paper-160k multi-scale + flip evaluation (its TestTimeAug views, SegTTAModel, slide inference) feeds the
+    backbone views of any size; it must evaluate. To stay cheap on a CPU, the recipe's test scales and sliding window
+    are divided by 8 (views of 32..112 px on the short side instead of 256..896, crops of 64 px) and the heads
+    narrowed; the real sizes run in the rehearsal (``dropbench suite rehearse``)."""
+    from dropbench.finetune.mm import StrictRunner
+    from dropbench.finetune.seg import evaluate_multi_scale
+
+    root = write_synth_ade20k(tmp_path / "ade", seed=3, train_images=1, val_images=1, sizes=((93, 67),))
+    options = {"model.decode_head.channels": 16, "model.auxiliary_head.channels": 16, "test_dataloader.num_workers": 0,
+               "test_dataloader.persistent_workers": False, "model.test_cfg.crop_size": (64, 64),
+               "model.test_cfg.stride": (43, 43)}
+    cfg = prepare_seg_config(Job(model=model, checkpoint=None, data=root, out=tmp_path / "run", config="paper-160k",
+                                 cfg_options=options))
+    resizes = cfg.tta_pipeline[1].transforms[0]
+    assert [r.scale for r in resizes] == [(int(2048 * f), int(512 * f)) for f in (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)]
+    for r in resizes:
+        r.scale = (r.scale[0] // 8, r.scale[1] // 8)
+    runner = StrictRunner.from_cfg(cfg)
+    seen: list[tuple[int, int]] = []
+    runner.model.backbone.register_forward_pre_hook(lambda _, args: seen.append(tuple(args[0].shape[-2:])))
+    metrics = evaluate_multi_scale(cfg, runner)
+    assert set(metrics) == {"mIoU_ms", "mAcc_ms", "aAcc_ms"} and all(0 <= v <= 100 for v in metrics.values())
+    assert (32, 44) in seen and (48, 64) in seen  # the 0.5 view of a 93x67 image whole, the 0.75 view's crops
+    assert len(seen) == 2 * (1 + 2 + 2 + 6 + 6 + 12)  # the slide crops of the six views, two flips each

@@ -123,6 +123,21 @@ def test_two_process_ddp_uses_the_same_schedule(synth_imagenet, tmp_path):
     assert not any(k.startswith("module.") for k in ckpt["model"])
 
 
+def test_a_stop_at_an_epochs_last_step_finishes_the_epoch_first(synth_imagenet, tmp_path):
+    """Stopped (SIGTERM, or runtime.stop_at_iter) at the last step of an epoch, the run evaluates and records that
+    epoch before it stops, so the resumed run starts at the next epoch with nothing missing."""
+    from dropbench.pretrain.train import Preempted
+
+    # 96 images / batch 32 = 3 iterations per epoch: iteration 3 is epoch 0's last step
+    args = _args(synth_imagenet, tmp_path / "run", epochs=2, batch=32)
+    args.cfg_options = {**dict(args.cfg_options or {}), "runtime.stop_at_iter": 3}
+    with pytest.raises(Preempted, match="after epoch 0"):
+        run(build_config(args), args.out)
+    assert [r["epoch"] for r in _log(tmp_path / "run")] == [0] and "val_top1" in _log(tmp_path / "run")[0]
+    summary = run(build_config(args), args.out, resume="auto")
+    assert [r["epoch"] for r in _log(tmp_path / "run")] == [0, 1] and summary["top1"] is not None
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [

@@ -21,20 +21,24 @@ test_pipeline = [
     dict(type='LoadAnnotations'),  # after Resize: metrics are on the original labels
     dict(type='PackSegInputs'),
 ]
-# Multi-scale + flip test (mmseg's TestTimeAug, merged by SegTTAModel): finetune.seg.run_ade20k evaluates it after
-# the single-scale evaluation when test_multi_scale is True and reports it as mIoU_ms / mAcc_ms / aAcc_ms.
+# Multi-scale + flip test (mmseg's TestTimeAug, merged by SegTTAModel: softmax averaged over the 12 views):
+# finetune.seg.run_ade20k evaluates it after the single-scale evaluation when test_multi_scale is True and reports it
+# as mIoU_ms / mAcc_ms / aAcc_ms. Scales as the ConvNeXt / Swin / BEiT `--aug-test` (mmseg 0.x MultiScaleFlipAug,
+# img_scale=(2048, 512), img_ratios 0.5-1.75): each view fits the image into (int(2048 r), int(512 r)), keeping its
+# aspect ratio. (mmseg 1.x's own ADE20K config scales the original image by r instead, so a 2100x1600 image would be
+# tested at 3675x2800; the reference bounds every view by the 512 px test scale.)
 test_multi_scale = False
 tta_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(
         type='TestTimeAug',
         transforms=[
-            [dict(type='Resize', scale_factor=0.5, keep_ratio=True),
-             dict(type='Resize', scale_factor=0.75, keep_ratio=True),
-             dict(type='Resize', scale_factor=1.0, keep_ratio=True),
-             dict(type='Resize', scale_factor=1.25, keep_ratio=True),
-             dict(type='Resize', scale_factor=1.5, keep_ratio=True),
-             dict(type='Resize', scale_factor=1.75, keep_ratio=True)],
+            [dict(type='Resize', scale=(1024, 256), keep_ratio=True),  # r = 0.5
+             dict(type='Resize', scale=(1536, 384), keep_ratio=True),  # 0.75
+             dict(type='Resize', scale=(2048, 512), keep_ratio=True),  # 1.0
+             dict(type='Resize', scale=(2560, 640), keep_ratio=True),  # 1.25
+             dict(type='Resize', scale=(3072, 768), keep_ratio=True),  # 1.5
+             dict(type='Resize', scale=(3584, 896), keep_ratio=True)],  # 1.75
             [dict(type='RandomFlip', prob=0., direction='horizontal'),
              dict(type='RandomFlip', prob=1., direction='horizontal')],
             [dict(type='LoadAnnotations')],
