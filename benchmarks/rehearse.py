@@ -115,6 +115,9 @@ def rehearsal_preset(preset: str | Config, cpu: bool | None = None) -> tuple[Con
     cfg.seeds = [0]
     cfg.data = {k: None for k in dict(cfg.get("data", {}))}
     cfg.synth = copy.deepcopy(REALISTIC_SYNTH)
+    # every data set is generated (shaped like the real one), so no real root is required and no official count applies
+    cfg.data_policy = {k: "generated" for k in dict(cfg.get("data", {}))}
+    cfg.official_counts = False
     pt = cfg.pretrain
     pt.cfg_options = {**dict(pt.get("cfg_options", {})), **LENGTHS["pretrain"], **reductions.get("pretrain", {})}
     for name, variant in dict(pt.variants).items():  # a cutoff inside the two rehearsal epochs

@@ -173,7 +173,7 @@ def compare_training(ref: Path, run: Path) -> tuple[list[str], int, int]:
     diff = [k for k in ka["model"] if not torch.equal(ka["model"][k], kb["model"][k])]
     if diff:
         problems.append(f"{run}: {len(diff)} weight tensors differ from the reference's (e.g. {diff[0]})")
-    timing = ("images_per_sec", "epoch_time")
+    timing = ("images_per_sec", "epoch_time", "data_wait_share")
     la, lb = ([{k: v for k, v in r.items() if k not in timing} for r in _log(x)] for x in (ref, run))
     twice = sum(n - 1 for n in Counter(r["epoch"] for r in lb).values() if n > 1)
     if la != lb:
