@@ -33,8 +33,7 @@ class SlurmTask:
         self.entry, self.argv = entry, list(argv)
 
     def __call__(self) -> Any:
-        import submitit
-
+        submitit = import_submitit()
         env = submitit.JobEnvironment()
         os.environ.update(
             RANK=str(env.global_rank),
@@ -47,10 +46,22 @@ class SlurmTask:
 
     def checkpoint(self) -> Any:
         """Requeue on pre-emption / time-out, resuming from the run's latest checkpoint."""
-        import submitit
-
+        submitit = import_submitit()
         argv = strip_flag(self.argv, "--resume") + ["--resume", "auto"]
         return submitit.helpers.DelayedSubmission(SlurmTask(self.entry, argv))
+
+
+def import_submitit() -> Any:
+    """``submitit``, imported without its logging set-up.
+
+    On import submitit calls ``logging.config.dictConfig``, which closes every handler already open in the process:
+    a suite's ``run.log`` and the mmengine runner's log file would go dead mid-run. ``SUBMITIT_LOG_LEVEL=NOCONFIG``
+    (submitit's own switch) skips that; its messages then reach the root logger like everyone else's.
+    """
+    os.environ.setdefault("SUBMITIT_LOG_LEVEL", "NOCONFIG")
+    import submitit
+
+    return submitit
 
 
 def strip_flag(argv: list[str], flag: str, nargs: int = 1) -> list[str]:
@@ -79,8 +90,7 @@ def strip_slurm_args(argv: list[str]) -> list[str]:
 def slurm_executor(folder: str | Path, nodes: int, gpus_per_node: int, timeout_min: int,
                    partition: str | None = None, comment: str = "", cluster: str | None = None) -> Any:
     """A submitit executor with one task per GPU (``cluster='local'`` runs jobs here, for testing)."""
-    import submitit
-
+    submitit = import_submitit()
     executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster, slurm_max_num_timeout=30)
     tasks = max(gpus_per_node, 1)
     params: dict[str, Any] = dict(timeout_min=timeout_min, nodes=nodes, tasks_per_node=tasks,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 
 import pytest
 from dropbench.pretrain.launch import SlurmTask, strip_flag, strip_slurm_args, submit_slurm
@@ -24,6 +26,21 @@ def test_requeue_resumes_from_the_latest_checkpoint():
     assert again.function.entry is main
     with pytest.raises(TypeError, match="argv list"):
         SlurmTask("dropbench.benchmarks.cli:main", [])  # entries are functions, not names to import
+
+
+def test_importing_submitit_leaves_open_log_files_open(tmp_path):
+    """submitit's own logging set-up would close every handler (a suite's run.log, mmengine's log file) on import."""
+    script = f"""
+import logging, os
+os.environ.pop("SUBMITIT_LOG_LEVEL", None)
+handler = logging.FileHandler({str(tmp_path / "run.log")!r})
+logging.getLogger("x").addHandler(handler)
+from dropbench.pretrain.launch import import_submitit
+import_submitit()
+assert handler.stream is not None and not handler.stream.closed, "the log file was closed"
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
 
 
 @pytest.mark.slow
