@@ -5,10 +5,13 @@
 * the data roots: generated sets shaped like the real ones (``realistic=True`` of every generator: ImageNet's JPEG
   sizes; COCO's 640x480 / 427x640 images, 80 categories, up to 50 objects; ADE20K's 256x341 to 2100x1600 images,
   150 classes; the five classification sets at their native resolution and class count), a few images per class;
-* the lengths (:data:`LENGTHS`): two epochs / iterations, evaluation at the end only;
-* on a CPU only, where a step would otherwise take minutes (:data:`CPU_REDUCTIONS`, listed per run in the table):
-  the pretraining batch, and UperNet's head width;
+* the lengths: two epochs / iterations, evaluation at the end only;
+* on a CPU only, where a step would otherwise take minutes (listed per run in the table): the pretraining batch, and
+  UperNet's head width;
 * one seed.
+
+What each stage changes is its :class:`~finetune.tasks.Rehearsal`: pretraining's is :data:`PRETRAIN_REHEARSAL`, each
+downstream task's is its registry entry's (:attr:`Task.rehearsal <finetune.tasks.Task.rehearsal>`).
 
 Each run then goes through the real pipeline twice, as a pre-empted run would: it is stopped right after its first
 checkpoint (``runtime.stop_at_iter`` in dropbench's own loop, as SIGTERM stops it; :class:`RehearsalStop` in mmengine's
@@ -29,51 +32,47 @@ from pathlib import Path
 from typing import Any
 
 from dropbench.benchmarks.results import RESULT_FILE, ResultError, collect_results, read_result
-from dropbench.benchmarks.suite import SuitePlan, index, load_preset, plan, run_suite, status_of
+from dropbench.benchmarks.suite import PRETRAIN, SuitePlan, index, load_preset, plan, run_suite, status_of
+from dropbench.finetune.tasks import TASKS, Rehearsal, get_task
 from dropbench.pretrain.config import resolve_config
+from dropbench.pretrain.data import PRETRAIN_DATASET
 from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
-__all__ = ["CPU_REDUCTIONS", "LENGTHS", "REALISTIC_SYNTH", "RehearsalReport", "RehearsalStop", "rehearsal_preset",
+__all__ = ["PRETRAIN_REHEARSAL", "RehearsalReport", "RehearsalStop", "realistic_synth", "rehearsal_preset",
            "rehearse"]
 
 log = logging.getLogger(__name__)
 
-# generated data shaped like the real sets, a few images per class (the generators' `realistic` option)
-REALISTIC_SYNTH: dict[str, dict[str, Any]] = {
-    "imagenet": dict(num_classes=10, train_per_class=2, val_per_class=1, realistic=True),
-    "coco": dict(num_train=2, num_val=1, realistic=True),
-    "ade20k": dict(train_images=2, val_images=1, realistic=True),
-    **{d: dict(train_per_class=2, test_per_class=1, realistic=True)
-       for d in ("cifar100", "flowers102", "pets", "stl10", "food101", "imagefolder")},
-}
-_LOADERS = ("train_dataloader", "val_dataloader", "test_dataloader")
-# only the lengths change (and in-process data loading: worker processes would dominate a two-iteration run)
-LENGTHS: dict[str, dict[str, Any]] = {
-    "pretrain": {"schedule.epochs": 2, "schedule.warmup_epochs": 1, "data.num_workers": 0, "runtime.stop_at_iter": 1,
-                 "runtime.progress": False},
-    "cls": {"schedule.epochs": 1, "schedule.warmup_epochs": 0, "data.num_workers": 0, "runtime.stop_at_iter": 1,
-            "runtime.eval_every": 1, "runtime.progress": False},
-    # a two-epoch detector scores nothing above the recipe's 0.05: keep every detection, so COCO's evaluation (and the
-    # per-sample outputs) run on real detections instead of returning no metrics
-    "coco": {"train_cfg.max_epochs": 2, "train_cfg.val_interval": 2, "default_hooks.checkpoint.interval": 1,
-             "model.test_cfg.rcnn.score_thr": 0.0,
-             **{f"{k}.{o}": v for k in _LOADERS for o, v in (("num_workers", 0), ("persistent_workers", False))}},
-    "ade20k": {"train_cfg.max_iters": 2, "train_cfg.val_interval": 2, "default_hooks.checkpoint.interval": 1,
-               **{f"{k}.{o}": v for k in _LOADERS for o, v in (("num_workers", 0), ("persistent_workers", False))}},
-}
-_STOP = {"coco": dict(type="RehearsalStop", epoch=1), "ade20k": dict(type="RehearsalStop", iteration=1)}
-# on a CPU, where one step of the real recipe would take minutes; each run's table row lists what applied to it
-CPU_REDUCTIONS: dict[str, dict[str, Any]] = {
-    "pretrain": {"data.batch_size": 8, "data.eval_batch_size": 16},  # 128 per process
-    "cls": {"data.batch_size": 8, "data.eval_batch_size": 32},  # 64 (32 for the small sets) per process
-    "ade20k": {"model.decode_head.channels": 64, "model.auxiliary_head.channels": 64},  # 512 / 256
-}
-_STAGES = {"pretrain": "train, ckpt, stop@it1, resume, val, ckpt, result",
-           "cls": "load ckpt, train, ckpt, stop@it1, resume, test, result",
-           "coco": "load ckpt, train, ckpt, stop@ep1, resume, train, COCO eval, result",
-           "ade20k": "load ckpt, train, ckpt, stop@it1, resume, train, slide eval{ms}, result"}
+# pretraining, the stage every task's checkpoint comes from (not a registered task): ImageNet-shaped generated data, two
+# epochs (in-process data loading: worker processes would dominate a two-iteration run), the batch cut on a CPU
+PRETRAIN_REHEARSAL = Rehearsal(
+    dict(num_classes=10, train_per_class=2, val_per_class=1, realistic=True),
+    {"schedule.epochs": 2, "schedule.warmup_epochs": 1, "data.num_workers": 0, "runtime.stop_at_iter": 1,
+     "runtime.progress": False},
+    cpu={"data.batch_size": 8, "data.eval_batch_size": 16},  # 128 per process
+    stages="train, ckpt, stop@it1, resume, val, ckpt, result")
+
+
+def _rehearsal(task: str) -> Rehearsal:
+    """The rehearsal of ``pretrain`` or a registered task; a task without one raises naming the fix."""
+    if task == PRETRAIN:
+        return PRETRAIN_REHEARSAL
+    rehearsal = get_task(task).rehearsal
+    if rehearsal is None:
+        raise ValueError(f"task {task} has no rehearsal settings: give its registry entry (finetune/tasks.py) a "
+                         f"Rehearsal, or leave it out of the preset")
+    return rehearsal
+
+
+def realistic_synth() -> dict[str, dict[str, Any]]:
+    """Generator options per data set for generated data shaped like the real sets, a few images per class."""
+    out = {PRETRAIN_DATASET: dict(PRETRAIN_REHEARSAL.synth)}
+    for task in TASKS.values():
+        if task.rehearsal is not None:
+            out.update({d: dict(task.rehearsal.synth) for d in task.datasets if d not in out})
+    return out
 
 
 class _Stopped(KeyboardInterrupt):
@@ -113,16 +112,18 @@ def rehearsal_preset(preset: str | Config, cpu: bool | None = None) -> tuple[Con
 
     cfg = copy.deepcopy(preset if isinstance(preset, Config) else load_preset(preset))
     cpu = not torch.cuda.is_available() if cpu is None else cpu
-    reductions = {k: dict(v) for k, v in CPU_REDUCTIONS.items()} if cpu else {}
+    rehearsals = {PRETRAIN: PRETRAIN_REHEARSAL, **{name: t.rehearsal for name, t in TASKS.items() if t.rehearsal}}
+    reductions = {k: dict(r.cpu) for k, r in rehearsals.items() if r.cpu} if cpu else {}
     cfg.preset = f"{cfg.get('preset', 'custom')}-rehearsal"
     cfg.seeds = [0]
     cfg.data = {k: None for k in dict(cfg.get("data", {}))}
-    cfg.synth = copy.deepcopy(REALISTIC_SYNTH)
+    cfg.synth = realistic_synth()
     # every data set is generated (shaped like the real one), so no real root is required and no official count applies
     cfg.data_policy = {k: "generated" for k in dict(cfg.get("data", {}))}
     cfg.official_counts = False
     pt = cfg.pretrain
-    pt.cfg_options = {**dict(pt.get("cfg_options", {})), **LENGTHS["pretrain"], **reductions.get("pretrain", {})}
+    pt.cfg_options = {**dict(pt.get("cfg_options", {})), **PRETRAIN_REHEARSAL.lengths,
+                      **reductions.get(PRETRAIN, {})}
     for name, variant in dict(pt.variants).items():  # a cutoff inside the two rehearsal epochs
         if variant.get("cutoff_epoch"):
             pt.variants[name]["cutoff_epoch"] = 1
@@ -131,10 +132,11 @@ def rehearsal_preset(preset: str | Config, cpu: bool | None = None) -> tuple[Con
             if drop.get("cutoff_epoch"):
                 entry["drop"][variant]["cutoff_epoch"] = 1
     for task, spec in dict(cfg.finetune).items():
-        opts = {**dict(spec.get("cfg_options", {})), **LENGTHS.get(task, {}), **reductions.get(task, {})}
-        if task in _STOP:  # mmengine runs: the recipe's own hooks, then the stop (the same for every model)
-            stage = {"coco": "det", "ade20k": "seg"}[task]
-            opts["custom_hooks"] = _recipe_hooks(stage, spec["config"], spec["models"][0]) + [_STOP[task]]
+        rehearsal = _rehearsal(task)
+        opts = {**dict(spec.get("cfg_options", {})), **rehearsal.lengths, **reductions.get(task, {})}
+        if rehearsal.stop is not None:  # mmengine runs: the recipe's own hooks, then the stop (the same for any model)
+            hooks = _recipe_hooks(get_task(task).stage, spec["config"], spec["models"][0])
+            opts["custom_hooks"] = hooks + [dict(rehearsal.stop)]
         cfg.finetune[task]["cfg_options"] = opts
     return cfg, reductions
 
@@ -210,7 +212,8 @@ def rehearse(preset: str | Config, out: str | os.PathLike, runs: list[str] | Non
             error = _error(plan_, r.id)
         elif status != "done":
             error = f"not run ({status}: its pretraining failed)" if r.upstream else f"not finished ({status})"
-        stages = _STAGES[r.task].format(ms=" + multi-scale" if r.task == "ade20k" and _multi_scale(plan_, r) else "")
+        stages = _rehearsal(r.task).stages
+        stages = stages.format(ms=" + multi-scale" if "{ms}" in stages and _multi_scale(plan_, r) else "")
         if r.id not in stopped and status == "done":
             stages = stages.replace("stop@it1, resume, ", "").replace("stop@ep1, resume, ", "") + " (no stop)"
         if status == "done" and not _metrics(plan_, r.id):

@@ -32,6 +32,7 @@ from typing import Any
 from dropbench.benchmarks.results import RESULT_FILE, ResultError, collect_results, read_result
 from dropbench.finetune.tasks import TASKS, Job, Outcome, Task, get_task
 from dropbench.pretrain.config import resolve_config
+from dropbench.pretrain.data import PRETRAIN_DATASET
 from dropbench.pretrain.io import atomic_write
 from dropbench.pretrain.stop import Preempted, check, stop_signals
 from mmengine.config import Config
@@ -43,7 +44,6 @@ log = logging.getLogger(__name__)
 SPEC_FILE = "suite_run.json"
 RUN_LOG = "run.log"  # what a run logs through Python logging, and its traceback if it fails
 PRETRAIN = "pretrain"  # the upstream stage: its task name, config folder (configs/pretrain/) and run id prefix
-PRETRAIN_DATASET = "imagenet"
 
 
 def _stage_dir(task: str) -> str:
@@ -155,24 +155,23 @@ def _data_roots(preset: Config, data_roots: dict[str, str] | None) -> dict[str, 
     return roots
 
 
-# where a preset's fine-tuning drop-path rate (``finetune.<task>.drop_path``) goes in each task's recipe
-_DROP_PATH_KEYS = {"coco": {"model.backbone.drop_path_rate": "{rate}"},
-                   "ade20k": {"model.backbone.drop_path_rate": "{rate}"},
-                   "cls": {"drop.kind": "drop_path", "drop.rate": "{rate}"}}
-
-
 def finetune_options(task: str, spec: dict) -> dict:
     """A task's overrides from its preset entry: ``cfg_options``, after the ``drop_path`` key when it is set.
 
     ``drop_path`` (None or absent: the recipe's fixed rate, 0.1, dropbench's choice) sets the fixed stochastic-depth
-    rate of the fine-tuning runs; a set value enters the run key through these overrides, an unset one changes nothing.
+    rate of the fine-tuning runs, under the recipe keys the task's registry entry names (:attr:`Task.drop_path`); a
+    set value enters the run key through these overrides, an unset one changes nothing.
     """
     options: dict = {}
     rate = spec.get("drop_path")
     if rate is not None:
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= float(rate) < 1.0:
             raise ValueError(f"finetune.{task}.drop_path must be a rate in [0, 1) or None, got {rate!r}")
-        options = {k: float(rate) if v == "{rate}" else v for k, v in _DROP_PATH_KEYS[task].items()}
+        keys = get_task(task).drop_path
+        if not keys:
+            raise ValueError(f"finetune.{task}.drop_path: task {task} takes no fixed drop-path rate (its registry "
+                             f"entry names no drop_path keys); remove it from the preset")
+        options = {k: float(rate) if v == "{rate}" else v for k, v in keys.items()}
     options.update(dict(spec.get("cfg_options", {})))
     return options
 
@@ -373,7 +372,7 @@ def _execute(run: RunSpec, folder: Path, checkpoint: str | None, launcher: str) 
             cfg = build_config(args, drop_settings=run.drop)
             return pretrain_run(cfg, folder, resume="auto", recipe=run.config)
 
-        run_and_record("pretrain", "imagenet", run.model, folder, stage, variant=run.variant, data=run.data)
+        run_and_record(PRETRAIN, PRETRAIN_DATASET, run.model, folder, stage, variant=run.variant, data=run.data)
         return "done"
     job = Job(model=run.model, checkpoint=checkpoint, data=run.data_root, out=str(folder), dataset=run.dataset,
               config=run.config, cfg_options=dict(run.cfg_options), seed=run.seed, resume="auto", launcher=launcher)

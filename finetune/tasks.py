@@ -5,7 +5,9 @@ Every downstream task is one entry function ``run(job: Job) -> Outcome`` in its 
 the ``dropbench finetune <task>`` and ``dropbench data synth-<task>`` subcommands and their ``--dataset`` choices,
 ``dropbench evaluate`` and the suite's planner (stage folders, data roots, run ids, generated data), the results store
 (the task names a ``result.json`` may carry) and the table builders (one table per task). A new task (e.g. a linear
-probe) is its module, its configs and one entry here; see the README's development section.
+probe) is its module, its configs and one entry here; see the README's development section. The data preflight
+(:func:`data_checks`), the suite's fixed fine-tuning drop-path rate (:attr:`Task.drop_path`) and the rehearsal of a
+preset (:class:`Rehearsal`) read their per-task knowledge from the entries too.
 
 :class:`Job` is what a task is asked to do (model, checkpoint, data, recipe, overrides, seed, run folder, resume,
 launcher); :class:`Outcome` is what it did (metrics, resolved config and hash, checkpoint hash and pretraining
@@ -28,11 +30,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dropbench.finetune.datasets.cls import CLS_DATASETS
+from dropbench.pretrain.data import IMAGENET_CHECK, PRETRAIN_DATASET
+from dropbench.pretrain.inventory import GENERIC, DataCheck
 
 if TYPE_CHECKING:
     from dropbench.finetune.convert import LoadReport
 
-__all__ = ["TASKS", "Column", "Job", "Outcome", "TableSpec", "Task", "get_task", "load_entry"]
+__all__ = ["TASKS", "Column", "Job", "Outcome", "Rehearsal", "TableSpec", "Task", "data_checks", "get_task",
+           "load_entry"]
 
 
 @dataclass(frozen=True)
@@ -144,6 +149,30 @@ class TableSpec:
     reference_recipe: str | None = None
 
 
+@dataclass(frozen=True)
+class Rehearsal:
+    """How ``dropbench suite rehearse`` (:mod:`benchmarks.rehearse`) runs a task: its real recipe, a few iterations.
+
+    Attributes:
+        synth: the task's generator options for data shaped like the real sets (``realistic=True``, a few images per
+            class), for each of its data sets.
+        lengths: recipe overrides that shorten a run to two epochs / iterations with a checkpoint after the first and
+            an evaluation at the end (with ``runtime.stop_at_iter`` where dropbench's own loop runs the task).
+        cpu: recipe overrides applied on a CPU only, where one step of the real recipe would take minutes (the
+            rehearsal's table lists them per run).
+        stop: the mmengine hook config that stops a run right after its first checkpoint (``RehearsalStop``),
+            appended to the recipe's ``custom_hooks``; None where ``lengths`` stops it (``runtime.stop_at_iter``).
+        stages: what a rehearsed run goes through, for the table (``{ms}``: `` + multi-scale`` where the run
+            evaluated at several scales).
+    """
+
+    synth: dict[str, Any]
+    lengths: dict[str, Any]
+    cpu: dict[str, Any] = field(default_factory=dict)
+    stop: dict[str, Any] | None = None
+    stages: str = ""
+
+
 def load_entry(ref: str) -> Callable:
     """``"package.module:function"`` -> the function (its module imported now)."""
     module, _, name = ref.partition(":")
@@ -166,6 +195,12 @@ class Task:
         help: one line for ``--help``; ``data_help``: what ``--data`` must hold; ``synth_help``: what ``synth``
             writes.
         dense: needs a dense (pyramid) backbone, so classification-only models (Mixer) are left out of it.
+        checks: ``"module:NAME"`` of a ``{data set: DataCheck}`` mapping (:class:`pretrain.inventory.DataCheck`):
+            how the data preflight checks its data sets (layout, official counts, a decoded sample); a data set
+            without one is only fingerprinted.
+        drop_path: the recipe overrides that set a fixed fine-tuning drop-path rate (a preset's
+            ``finetune.<task>.drop_path``), ``"{rate}"`` standing for the rate; empty: the task takes none.
+        rehearsal: how ``dropbench suite rehearse`` runs it (None: it cannot be rehearsed).
     """
 
     name: str
@@ -178,6 +213,9 @@ class Task:
     data_help: str
     synth_help: str
     dense: bool = False
+    checks: str | None = None
+    drop_path: dict[str, Any] = field(default_factory=dict, hash=False)
+    rehearsal: Rehearsal | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         if self.table.task != self.name:
@@ -228,6 +266,9 @@ def _register(*tasks: Task) -> dict[str, Task]:
 _CLS_TABLE_SETS = tuple(d for d in CLS_DATASETS if d != "imagefolder")  # the paper's five; an image folder: the user's
 # Table 6's column titles as the paper prints them
 CLS_TITLES = {"cifar100": "C-100", "flowers102": "Flowers", "pets": "Pets", "stl10": "STL-10", "food101": "Food-101"}
+# a rehearsal's mmengine runs load data in-process: worker processes would dominate a two-iteration run
+_MM_IN_PROCESS = {f"{k}.{o}": v for k in ("train_dataloader", "val_dataloader", "test_dataloader")
+                  for o, v in (("num_workers", 0), ("persistent_workers", False))}
 
 TASKS: dict[str, Task] = _register(
     Task("coco", "dropbench.finetune.det:run_coco", "det", ("coco",),
@@ -237,7 +278,17 @@ TASKS: dict[str, Task] = _register(
          "dropbench.finetune.datasets.coco:write_synth_coco",
          "COCO detection + instance segmentation (Table 4)",
          "COCO root: train2017/, val2017/, annotations/instances_{train,val}2017.json",
-         "a small generated COCO-layout set (boxes, polygon masks)", dense=True),
+         "a small generated COCO-layout set (boxes, polygon masks)", dense=True,
+         checks="dropbench.finetune.datasets.coco:DATA_CHECKS",
+         drop_path={"model.backbone.drop_path_rate": "{rate}"},
+         rehearsal=Rehearsal(
+             dict(num_train=2, num_val=1, realistic=True),
+             # a two-epoch detector scores nothing above the recipe's 0.05: keep every detection, so COCO's evaluation
+             # (and the per-sample outputs) run on real detections instead of returning no metrics
+             {"train_cfg.max_epochs": 2, "train_cfg.val_interval": 2, "default_hooks.checkpoint.interval": 1,
+              "model.test_cfg.rcnn.score_thr": 0.0, **_MM_IN_PROCESS},
+             stop=dict(type="RehearsalStop", epoch=1),
+             stages="load ckpt, train, ckpt, stop@ep1, resume, train, COCO eval, result")),
     Task("ade20k", "dropbench.finetune.seg:run_ade20k", "seg", ("ade20k",),
          TableSpec("table5", "Table 5: ADE20K semantic segmentation (UperNet, mIoU)", "ade20k",
                    (Column("mIoU", "mIoU", "ade20k"), Column("mIoU (ms)", "mIoU_ms", "ade20k", optional=True)),
@@ -245,15 +296,47 @@ TASKS: dict[str, Task] = _register(
          "dropbench.finetune.datasets.ade20k:write_synth_ade20k",
          "ADE20K semantic segmentation (Table 5)",
          "ADEChallengeData2016 root: images/{training,validation}/, annotations/{training,validation}/",
-         "a small generated ADE20K-layout set (150-class label maps)", dense=True),
+         "a small generated ADE20K-layout set (150-class label maps)", dense=True,
+         checks="dropbench.finetune.datasets.ade20k:DATA_CHECKS",
+         drop_path={"model.backbone.drop_path_rate": "{rate}"},
+         rehearsal=Rehearsal(
+             dict(train_images=2, val_images=1, realistic=True),
+             {"train_cfg.max_iters": 2, "train_cfg.val_interval": 2, "default_hooks.checkpoint.interval": 1,
+              **_MM_IN_PROCESS},
+             cpu={"model.decode_head.channels": 64, "model.auxiliary_head.channels": 64},  # 512 / 256
+             stop=dict(type="RehearsalStop", iteration=1),
+             stages="load ckpt, train, ckpt, stop@it1, resume, train, slide eval{ms}, result")),
     Task("cls", "dropbench.finetune.cls:run_cls", "cls", CLS_DATASETS,
          TableSpec("table6", "Table 6: downstream classification (top-1, %)", "cls",
                    tuple(Column(CLS_TITLES.get(d, d), "top1", d) for d in _CLS_TABLE_SETS), "table6", mean_column=True),
          "dropbench.finetune.datasets.cls:write_synth_cls",
          "classification on CIFAR-100, Flowers-102, Pets, STL-10, Food-101 or an image folder (Table 6)",
          "the data set's root as its distribution ships it",
-         "a tiny generated set in one classification data set's own format"),
+         "a tiny generated set in one classification data set's own format",
+         checks="dropbench.finetune.datasets.cls:DATA_CHECKS",
+         drop_path={"drop.kind": "drop_path", "drop.rate": "{rate}"},
+         rehearsal=Rehearsal(
+             dict(train_per_class=2, test_per_class=1, realistic=True),
+             {"schedule.epochs": 1, "schedule.warmup_epochs": 0, "data.num_workers": 0, "runtime.stop_at_iter": 1,
+              "runtime.eval_every": 1, "runtime.progress": False},
+             cpu={"data.batch_size": 8, "data.eval_batch_size": 32},  # 64 (32 for the small sets) per process
+             stages="load ckpt, train, ckpt, stop@it1, resume, test, result")),
 )
+
+
+def data_checks() -> dict[str, DataCheck]:
+    """How the data preflight checks each data set: the pretraining set's, then each registered task's.
+
+    A task's data sets are checked as its :attr:`Task.checks` says; a data set it declares no check for is only
+    fingerprinted (:data:`pretrain.inventory.GENERIC`).
+    """
+    out = {PRETRAIN_DATASET: IMAGENET_CHECK}
+    for task in TASKS.values():
+        declared = load_entry(task.checks) if task.checks else {}
+        for dataset in task.datasets:
+            if out.get(dataset, GENERIC) is GENERIC:
+                out[dataset] = declared.get(dataset, GENERIC)
+    return out
 
 
 def get_task(name: str) -> Task:

@@ -17,6 +17,16 @@ from typing import Any
 
 import numpy as np
 import torch
+from dropbench.pretrain.inventory import (
+    GETTING_THE_DATA,
+    DataCheck,
+    DataLayoutError,
+    Inventory,
+    Official,
+    decode_files,
+    file_sizes,
+    spread,
+)
 from dropbench.pretrain.stop import shield_worker, worker_context
 from timm.data import create_transform, resolve_data_config
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -24,6 +34,8 @@ from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
 __all__ = [
+    "IMAGENET_CHECK",
+    "PRETRAIN_DATASET",
     "DataLayoutError",
     "ResumableSampler",
     "SeededDataset",
@@ -31,14 +43,12 @@ __all__ = [
     "build_transforms",
     "check_imagefolder",
     "eval_loader",
+    "imagefolder_inventory",
     "train_loader",
 ]
 
 log = logging.getLogger(__name__)
-
-
-class DataLayoutError(ValueError):
-    """A data root that does not have the layout a reader expects; the message names what is wrong and the fix."""
+PRETRAIN_DATASET = "imagenet"  # the pretraining set's name: its data root, its runs' results, the data preflight
 
 
 def check_imagefolder(root: str | Path, splits: Sequence[str] = ("train", "val"), hint: str = "") -> list[str]:
@@ -192,6 +202,50 @@ def build_imagenet(root: str | Path, train_tf: Callable, eval_tf: Callable, seed
     val = ImageFolder(str(Path(root) / "val"))
     log.info("data %s: %d classes, %d train / %d val images", root, len(classes), len(train), len(val))
     return SeededDataset(train, train_tf, seed), SeededDataset(val, eval_tf, seed)
+
+
+def imagefolder_inventory(dataset: str, root: Path, splits: tuple[str, str], fix: str) -> Inventory:
+    """The data preflight's count of an image-folder root (``<split>/<class>/<image>``), from its listings.
+
+    Args:
+        dataset: the data set's name, for messages.
+        root: the root.
+        splits: the split folders read.
+        fix: the expected layout, for messages.
+    """
+    classes = check_imagefolder(root, splits=splits, hint=fix)
+    counts, n_bytes, firsts = {}, 0, {}
+    for split in splits:
+        n, first = 0, []
+        for c in classes:
+            names = sorted(file_sizes(root / split / c, IMG_EXTENSIONS).items())
+            n += len(names)
+            n_bytes += sum(size for _, size in names)
+            first.append(root / split / c / names[0][0])  # check_imagefolder: every class holds an image
+        counts[split], firsts[split] = n, first
+
+    def decode(k: int) -> None:
+        for split in splits:
+            decode_files(dataset, spread(firsts[split], k))  # the first image of evenly spaced classes
+
+    return Inventory(root, counts, len(classes), sum(counts.values()), n_bytes, decode)
+
+
+IMAGENET = Official(
+    {"train": 1_281_167, "val": 50_000}, 1000,
+    "https://image-net.org/download.php (ILSVRC2012_img_train.tar, ILSVRC2012_img_val.tar; the val images sorted "
+    "into one folder per class, e.g. with the PyTorch ImageNet example's valprep.sh)",
+    "PATH/train/<wnid>/*.JPEG, PATH/val/<wnid>/*.JPEG")
+
+
+def _imagenet_inventory(root: Path) -> Inventory:
+    fix = (f"expected {IMAGENET.layout} ({GETTING_THE_DATA}; `dropbench data synth-imagenet` writes a small "
+           f"generated one)")
+    return imagefolder_inventory(PRETRAIN_DATASET, root, ("train", "val"), fix)
+
+
+# the data preflight's check of the pretraining set (``finetune.tasks.data_checks`` collects it)
+IMAGENET_CHECK = DataCheck(_imagenet_inventory, IMAGENET)
 
 
 def _worker_init(worker_id: int) -> None:

@@ -8,6 +8,8 @@ The layout mmseg's ``ADE20KDataset`` reads::
 Label maps are single-channel 8-bit PNGs holding 0 (unlabelled, ignored: mmseg's ``reduce_zero_label``) and 1..150
 (class ``v - 1`` of the 150). A value above 150 would reach the loss as class 150..254 and stop training hours in
 (or trip a CUDA device-side assert), so :func:`check_ade20k` refuses such data before the Runner starts.
+:data:`DATA_CHECKS` is what the data preflight knows of it: the official split sizes, source and layout, and a count
+of a root from its listings (:func:`pair_files`).
 
 :func:`write_synth_ade20k` writes small generated scenes in the same layout: sky / wall above, floor / grass below,
 and a few objects (person, car, tree, chair), each class with its own colour, texture and shape, with unlabelled
@@ -24,11 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from dropbench.pretrain.inventory import DataCheck, Inventory, Official, decode_files, spread
 from dropbench.pretrain.synth import Shape, draw_shape, synth_marker
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["ADE20KDataError", "ADE20K_SIZES", "NUM_CLASSES", "SPLITS", "SYNTH_CLASSES", "check_ade20k",
-           "pair_files", "write_synth_ade20k"]
+__all__ = ["ADE20KDataError", "ADE20K_SIZES", "DATA_CHECKS", "NUM_CLASSES", "OFFICIAL", "SPLITS", "SYNTH_CLASSES",
+           "check_ade20k", "pair_files", "write_synth_ade20k"]
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +154,31 @@ def check_ade20k(root: str | Path, max_check: int | None = None) -> dict[str, in
     log.info("ADE20K at %s: %d training / %d validation pairs checked", root, counts["training"],
              counts["validation"])
     return counts
+
+
+OFFICIAL = Official(
+    {"training": 20_210, "validation": 2_000}, None,
+    "http://data.csail.mit.edu/places/ADEchallenge/ADEChallengeData2016.zip (the SceneParsing benchmark)",
+    "PATH = ADEChallengeData2016/ with images/{training,validation}/*.jpg and annotations/{training,validation}/*.png")
+
+
+def _inventory(root: Path) -> Inventory:
+    """The data preflight's count of an ADE20K root: the pairs of each split, from the listings."""
+    if not root.is_dir():
+        raise ADE20KDataError(f"ADE20K root {root} does not exist or is not a folder; expected {OFFICIAL.layout}")
+    pairs = {split: pair_files(root, split) for split in SPLITS}
+    files = [p for split in SPLITS for pair in pairs[split] for p in pair]
+
+    def decode(k: int) -> None:
+        for split in SPLITS:
+            decode_files("ade20k", [p for pair in spread(pairs[split], k) for p in pair])
+
+    return Inventory(root, {s: len(p) for s, p in pairs.items()}, None, len(files),
+                     sum(p.stat().st_size for p in files), decode)
+
+
+# the data preflight's check of ADE20K (the task registry's ``checks`` names it)
+DATA_CHECKS: dict[str, DataCheck] = {"ade20k": DataCheck(_inventory, OFFICIAL, (ADE20KDataError,))}
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,9 @@ torchvision checks the md5 of the official CIFAR-100, STL-10 and Flowers-102 fil
 it is skipped, with a warning, only for a data set folder that :func:`write_synth_cls` marked as generated (its
 ``DROPBENCH_GENERATED.json``). Anything missing, truncated or corrupt raises :class:`~pretrain.data.DataLayoutError`
 naming the file and the expected layout (image files are checked for presence, not decoded, when a set is opened).
+
+:data:`DATA_CHECKS` is what the data preflight knows of each set: its official release (split sizes under the transfer
+protocol, classes, source, layout) and a count of a root from its listings and meta files.
 """
 
 from __future__ import annotations
@@ -33,7 +36,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from dropbench.pretrain.data import DataLayoutError, check_imagefolder
+from dropbench.pretrain.data import DataLayoutError, check_imagefolder, imagefolder_inventory
+from dropbench.pretrain.inventory import (
+    DataCheck,
+    Inventory,
+    Official,
+    check_listed,
+    decode_files,
+    file_sizes,
+    marked,
+    read_meta,
+    spread,
+)
 from dropbench.pretrain.synth import MARKER, SHAPES, Shape, background, draw_shape, synth_marker
 from PIL import Image
 from torch.utils.data import ConcatDataset, Dataset
@@ -42,6 +56,7 @@ from torchvision.datasets.utils import calculate_md5
 
 __all__ = [
     "CLS_DATASETS",
+    "DATA_CHECKS",
     "ClsData",
     "ClsFormat",
     "DataLayoutError",
@@ -360,6 +375,248 @@ def load_cls_data(dataset: str, root: str | Path) -> ClsData:
              "+".join(fmt.train_splits), len(test), fmt.test_split)
     return ClsData(train=train, test=test, num_classes=num_classes, classes=classes, folder=folder,
                    generated=is_generated(folder), splits={"train": "+".join(fmt.train_splits), "test": fmt.test_split})
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# the data preflight (benchmarks.datacheck): each official release, and a count of a root from listings and meta files
+
+_OFFICIAL: dict[str, Official] = {
+    "cifar100": Official(
+        {"train": 50_000, "test": 10_000}, 100,
+        "https://www.cs.toronto.edu/~kriz/cifar.html (cifar-100-python.tar.gz, the python version)",
+        "PATH/cifar-100-python/{train,test,meta}"),
+    "flowers102": Official(
+        {"train+val": 2_040, "test": 6_149}, 102,
+        "https://www.robots.ox.ac.uk/~vgg/data/flowers/102/ (102flowers.tgz, imagelabels.mat, setid.mat)",
+        "PATH/flowers-102/{jpg/image_NNNNN.jpg, imagelabels.mat, setid.mat}"),
+    "pets": Official(
+        {"trainval": 3_680, "test": 3_669}, 37,
+        "https://www.robots.ox.ac.uk/~vgg/data/pets/ (images.tar.gz, annotations.tar.gz)",
+        "PATH/oxford-iiit-pet/{images/*.jpg, annotations/trainval.txt, annotations/test.txt}"),
+    "stl10": Official(
+        {"train": 5_000, "test": 8_000}, 10,
+        "https://cs.stanford.edu/~acoates/stl10/ (stl10_binary.tar.gz)",
+        "PATH/stl10_binary/{train,test}_{X,y}.bin, unlabeled_X.bin"),
+    "food101": Official(
+        {"train": 75_750, "test": 25_250}, 101,
+        "https://data.vision.ee.ethz.ch/cvl/datasets_extra/food-101/ (food-101.tar.gz)",
+        "PATH/food-101/{images/<class>/<id>.jpg, meta/train.json, meta/test.json}"),
+}
+_STL_RECORD = 3 * 96 * 96  # bytes of one STL-10 image in *_X.bin
+_CIFAR_RECORD = 3 * 32 * 32
+
+
+def _unpickle(path: Path) -> dict:
+    with open(path, "rb") as f:
+        return pickle.load(f, encoding="latin1")
+
+
+def _loadmat(path: Path) -> dict:
+    from scipy.io import loadmat
+
+    return loadmat(path)
+
+
+def _cls_folder(dataset: str, root: Path) -> Path:
+    _, folder = find_cls_folder(dataset, root)
+    check_cls_files(dataset, folder)
+    return folder
+
+
+def _cifar100_inventory(root: Path) -> Inventory:
+    folder = _cls_folder("cifar100", root)
+    fmt = _format("cifar100")
+    names = {"train": CIFAR100.train_list[0][0], "test": CIFAR100.test_list[0][0]}  # one pickled batch per split
+    splits = (*fmt.train_splits, fmt.test_split)
+    batches = {s: read_meta(folder / names[s], "cifar100", _unpickle) for s in splits}
+    meta_path = folder / CIFAR100.meta["filename"]
+    meta = read_meta(meta_path, "cifar100", _unpickle)
+    counts = {}
+    for s, batch in batches.items():
+        path = folder / names[s]
+        if not isinstance(batch, dict) or "fine_labels" not in batch or "data" not in batch:
+            raise DataLayoutError(f"cifar100: {path} is not a CIFAR-100 batch (a dict with 'data' and 'fine_labels'); "
+                                  f"expected {_OFFICIAL['cifar100'].layout}")
+        rows = np.asarray(batch["data"]).shape[0]
+        if rows != len(batch["fine_labels"]):
+            raise DataLayoutError(f"cifar100: {path} holds {rows} images but {len(batch['fine_labels'])} labels; "
+                                  f"restore it from the official archive")
+        counts[s] = rows
+    key = CIFAR100.meta["key"]
+    classes = len(meta[key]) if isinstance(meta, dict) and key in meta else None
+    paths = [folder / names[s] for s in splits] + [meta_path]
+
+    def decode(k: int) -> None:
+        for s, batch in batches.items():
+            data = np.asarray(batch["data"])
+            if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != _CIFAR_RECORD:
+                raise DataLayoutError(f"cifar100: {folder / names[s]} holds images of shape {data.shape[1:]} "
+                                      f"({data.dtype}), not rows of {_CIFAR_RECORD} uint8 (3 x 32 x 32); restore it "
+                                      f"from the official archive")
+            for i in spread(range(len(data)), k):
+                Image.fromarray(data[i].reshape(3, 32, 32).transpose(1, 2, 0))
+
+    return Inventory(folder, counts, classes, len(paths), sum(p.stat().st_size for p in paths), decode)
+
+
+def _flowers102_inventory(root: Path) -> Inventory:
+    folder = _cls_folder("flowers102", root)
+    fmt = _format("flowers102")
+    label_file, setid_file = (folder / Flowers102._file_dict[k][0] for k in ("label", "setid"))
+    labels = np.asarray(read_meta(label_file, "flowers102", _loadmat)["labels"]).reshape(-1)
+    setid = read_meta(setid_file, "flowers102", _loadmat)
+    ids: dict[str, list[int]] = {}
+    for split in (*fmt.train_splits, fmt.test_split):
+        key = Flowers102._splits_map[split]
+        if key not in setid:
+            raise DataLayoutError(f"flowers102: {setid_file} has no {key!r} (the {split} split); restore it from the "
+                                  f"official archive")
+        ids[split] = [int(i) for i in np.asarray(setid[key]).reshape(-1)]
+    groups = {"+".join(fmt.train_splits): [i for s in fmt.train_splits for i in ids[s]],
+              fmt.test_split: ids[fmt.test_split]}
+    sizes = file_sizes(folder / "jpg")
+    name = "image_{:05d}.jpg".format  # torchvision's Flowers102 file names
+    listed = [i for group in groups.values() for i in group]
+    check_listed("flowers102", "images", [str(folder / "jpg" / name(i)) for i in listed if name(i) not in sizes],
+             f"expected {_OFFICIAL['flowers102'].layout}")
+    bad = [i for i in listed if not 1 <= i <= len(labels)]
+    if bad:
+        raise DataLayoutError(f"flowers102: {setid_file} lists image ids {bad[:5]} that {label_file} has no label for "
+                              f"({len(labels)} labels); restore both from the official archive")
+
+    def decode(k: int) -> None:
+        for group in groups.values():
+            decode_files("flowers102", [folder / "jpg" / name(i) for i in spread(sorted(group), k)])
+
+    n_bytes = sum(sizes[name(i)] for i in listed) + label_file.stat().st_size + setid_file.stat().st_size
+    classes = len({int(labels[i - 1]) for i in listed})
+    return Inventory(folder, {s: len(g) for s, g in groups.items()}, classes, len(listed) + 2, n_bytes, decode)
+
+
+def _pets_inventory(root: Path) -> Inventory:
+    folder = _cls_folder("pets", root)
+    fmt = _format("pets")
+    splits = (*fmt.train_splits, fmt.test_split)
+    rows: dict[str, list[tuple[str, int]]] = {}
+    for split in splits:
+        path = folder / "annotations" / f"{split}.txt"
+        rows[split] = []
+        for i, line in enumerate(path.read_text().splitlines(), 1):  # parsed as torchvision's OxfordIIITPet does
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) != 4 or not parts[1].isdigit():
+                raise DataLayoutError(f"pets: {path} line {i} {line!r} is not 'Image CLASS-ID SPECIES BREED-ID'; "
+                                      f"restore it from the official archive")
+            rows[split].append((parts[0], int(parts[1])))
+    sizes = file_sizes(folder / "images")
+    listed = [f"{image}.jpg" for split in splits for image, _ in rows[split]]
+    check_listed("pets", "images", [str(folder / "images" / n) for n in listed if n not in sizes],
+             f"expected {_OFFICIAL['pets'].layout}")
+
+    def decode(k: int) -> None:
+        for split in splits:
+            decode_files("pets", [folder / "images" / f"{image}.jpg" for image, _ in spread(rows[split], k)])
+
+    ann = [folder / "annotations" / f"{s}.txt" for s in splits]
+    return Inventory(folder, {s: len(r) for s, r in rows.items()}, len({c for r in rows.values() for _, c in r}),
+                      len(listed) + len(ann), sum(sizes[n] for n in listed) + sum(p.stat().st_size for p in ann),
+                      decode)
+
+
+def _stl10_inventory(root: Path) -> Inventory:
+    folder = _cls_folder("stl10", root)
+    fmt = _format("stl10")
+    splits = (*fmt.train_splits, fmt.test_split)
+    counts, labels, n_bytes = {}, set(), 0
+    for split in splits:
+        x, y = folder / f"{split}_X.bin", folder / f"{split}_y.bin"  # as torchvision's STL10 names them
+        size = x.stat().st_size
+        if size % _STL_RECORD:
+            raise DataLayoutError(f"stl10: {x} is {size} bytes, not a whole number of {_STL_RECORD}-byte images "
+                                  f"(3 x 96 x 96): truncated? Restore it from the official archive")
+        counts[split] = size // _STL_RECORD
+        y_bytes = y.read_bytes()
+        if len(y_bytes) != counts[split]:
+            raise DataLayoutError(f"stl10: {x} holds {counts[split]} images but {y} {len(y_bytes)} labels; restore "
+                                  f"them from the official archive")
+        found = set(np.frombuffer(y_bytes, np.uint8).tolist())
+        if not found <= set(range(1, 11)):
+            raise DataLayoutError(f"stl10: {y} holds labels {sorted(found - set(range(1, 11)))[:5]} outside 1..10; "
+                                  f"restore it from the official archive")
+        labels |= found
+        n_bytes += size + len(y_bytes)
+
+    def decode(k: int) -> None:
+        for split in splits:
+            x = folder / f"{split}_X.bin"
+            images = np.memmap(x, np.uint8, "r", shape=(counts[split], 3, 96, 96))
+            for i in spread(range(counts[split]), k):
+                Image.fromarray(np.ascontiguousarray(images[i].transpose(2, 1, 0)))
+
+    return Inventory(folder, counts, len(labels), 2 * len(splits), n_bytes, decode)
+
+
+def _food101_inventory(root: Path) -> Inventory:
+    folder = _cls_folder("food101", root)
+    fmt = _format("food101")
+    splits = (*fmt.train_splits, fmt.test_split)
+    meta = {s: read_meta(folder / "meta" / f"{s}.json", "food101", lambda p: json.loads(p.read_text())) for s in splits}
+    listed: dict[str, list[str]] = {}
+    for split, table in meta.items():
+        if not isinstance(table, dict) or not all(isinstance(v, list) for v in table.values()):
+            raise DataLayoutError(f"food101: {folder / 'meta' / f'{split}.json'} is not {{class: [image, ...]}}; "
+                                  f"restore it from the official archive")
+        listed[split] = [f"{rel}.jpg" for images in table.values() for rel in images]  # torchvision's paths
+    sizes: dict[str, int] = {}
+    for c in sorted({rel.split("/")[0] for names in listed.values() for rel in names}):
+        if (folder / "images" / c).is_dir():
+            sizes.update({f"{c}/{n}": s for n, s in file_sizes(folder / "images" / c).items()})
+    every = [rel for names in listed.values() for rel in names]
+    check_listed("food101", "images", [str(folder / "images" / r) for r in every if r not in sizes],
+             f"expected {_OFFICIAL['food101'].layout}")
+
+    def decode(k: int) -> None:
+        for split in splits:
+            decode_files("food101", [folder / "images" / r for r in spread(listed[split], k)])
+
+    meta_files = [folder / "meta" / f"{s}.json" for s in splits]
+    classes = len({c for table in meta.values() for c in table})
+    return Inventory(folder, {s: len(v) for s, v in listed.items()}, classes, len(every) + len(meta_files),
+                      sum(sizes[r] for r in every) + sum(p.stat().st_size for p in meta_files), decode)
+
+
+def _imagefolder_inventory(root: Path) -> Inventory:
+    fmt = _format("imagefolder")
+    return imagefolder_inventory("imagefolder", root, (fmt.train_splits[0], fmt.test_split),
+                                 "expected PATH/{train,val}/<class>/*")
+
+
+def _generated(dataset: str) -> Callable[[Path], bool]:
+    """Whether a root was generated: the marker in ROOT, or in the data set folder below it."""
+    def generated(root: Path) -> bool:
+        if marked(root):
+            return True
+        try:
+            return marked(find_cls_folder(dataset, root)[1])
+        except DataLayoutError:
+            return False
+
+    return generated
+
+
+_INVENTORIES: dict[str, Callable[[Path], Inventory]] = {
+    "cifar100": _cifar100_inventory,
+    "flowers102": _flowers102_inventory,
+    "pets": _pets_inventory,
+    "stl10": _stl10_inventory,
+    "food101": _food101_inventory,
+    "imagefolder": _imagefolder_inventory,
+}
+# the data preflight's check of each set (the task registry's ``checks`` names it); image folders have no official
+# counts
+DATA_CHECKS: dict[str, DataCheck] = {
+    d: DataCheck(inventory, _OFFICIAL.get(d), generated=_generated(d)) for d, inventory in _INVENTORIES.items()}
 
 
 # ---------------------------------------------------------------------------------------------------------------------

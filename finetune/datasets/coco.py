@@ -3,6 +3,8 @@
 * :func:`check_coco` validates a COCO root (``train2017/``, ``val2017/``, ``annotations/instances_<split>.json``)
   before any training starts: every problem mmdet would otherwise hit mid-run (or silently skip) is reported with the
   file, the offending image / annotation id and the fix, as a :class:`CocoFormatError`.
+* :data:`DATA_CHECKS` is what the data preflight knows of COCO 2017: its official split sizes, source and layout, and
+  a count of a root from :func:`check_coco` and the image folders' listings.
 * :func:`write_synth_coco` writes a small COCO-layout set of generated scenes (a few shape categories, several objects
   per image, boxes and polygon masks) on which Mask R-CNN learns within minutes on a CPU.
 
@@ -19,11 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from dropbench.pretrain.inventory import DataCheck, Inventory, Official, decode_files, file_sizes, spread
 from dropbench.pretrain.io import atomic_write
 from dropbench.pretrain.synth import SHAPES, Shape, background, draw_shape, synth_marker
 from PIL import Image
 
-__all__ = ["SYNTH_CATEGORIES", "CocoFormatError", "CocoSplit", "check_coco", "write_synth_coco"]
+__all__ = ["DATA_CHECKS", "OFFICIAL", "SYNTH_CATEGORIES", "CocoFormatError", "CocoSplit", "check_coco",
+           "write_synth_coco"]
 
 SPLITS = ("train2017", "val2017")
 MAX_REPORTED = 5
@@ -262,6 +266,35 @@ def check_coco(root: str | os.PathLike, splits: tuple[str, ...] = SPLITS, requir
                                   f"{dict(zip(first.category_ids, first.classes))}); every split must share one "
                                   f"category list, in the same order")
     return out
+
+
+OFFICIAL = Official(
+    {"train2017": 118_287, "val2017": 5_000}, 80,
+    "https://cocodataset.org/#download (2017 Train images, 2017 Val images, 2017 Train/Val annotations)",
+    "PATH/train2017/*.jpg, PATH/val2017/*.jpg, PATH/annotations/instances_{train,val}2017.json")
+
+
+def _inventory(root: Path) -> Inventory:
+    """The data preflight's count of a COCO root: :func:`check_coco`'s, and the image folders' listings."""
+    splits = check_coco(root)
+    n_files = n_bytes = 0
+    listed: dict[str, list[Path]] = {}
+    for split in SPLITS:
+        sizes = file_sizes(root / split)
+        n_files += len(sizes) + 1
+        n_bytes += sum(sizes.values()) + splits[split].ann_file.stat().st_size
+        listed[split] = [root / split / name for name in sorted(sizes)]
+
+    def decode(k: int) -> None:
+        for split in SPLITS:
+            decode_files("coco", spread(listed[split], k))
+
+    first = splits[SPLITS[0]]
+    return Inventory(root, {s: splits[s].num_images for s in SPLITS}, len(first.classes), n_files, n_bytes, decode)
+
+
+# the data preflight's check of COCO (the task registry's ``checks`` names it)
+DATA_CHECKS: dict[str, DataCheck] = {"coco": DataCheck(_inventory, OFFICIAL, (CocoFormatError,))}
 
 
 def _place(rng: np.random.Generator, size: tuple[int, int], placed: list[tuple[float, float, float]],
