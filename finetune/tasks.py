@@ -266,9 +266,13 @@ def _register(*tasks: Task) -> dict[str, Task]:
 _CLS_TABLE_SETS = tuple(d for d in CLS_DATASETS if d != "imagefolder")  # the paper's five; an image folder: the user's
 # Table 6's column titles as the paper prints them
 CLS_TITLES = {"cifar100": "C-100", "flowers102": "Flowers", "pets": "Pets", "stl10": "STL-10", "food101": "Food-101"}
-# a rehearsal's mmengine runs load data in-process: worker processes would dominate a two-iteration run
-_MM_IN_PROCESS = {f"{k}.{o}": v for k in ("train_dataloader", "val_dataloader", "test_dataloader")
-                  for o, v in (("num_workers", 0), ("persistent_workers", False))}
+# the mmengine recipes (det, seg): the fixed fine-tuning drop-path rate is the backbone's; a rehearsal checkpoints after
+# the first epoch / iteration, evaluates after the second and loads data in-process (worker processes would dominate a
+# two-iteration run)
+_MM_DROP_PATH = {"model.backbone.drop_path_rate": "{rate}"}
+_MM_REHEARSAL = {"train_cfg.val_interval": 2, "default_hooks.checkpoint.interval": 1,
+                 **{f"{k}.{o}": v for k in ("train_dataloader", "val_dataloader", "test_dataloader")
+                    for o, v in (("num_workers", 0), ("persistent_workers", False))}}
 
 TASKS: dict[str, Task] = _register(
     Task("coco", "dropbench.finetune.det:run_coco", "det", ("coco",),
@@ -280,13 +284,12 @@ TASKS: dict[str, Task] = _register(
          "COCO root: train2017/, val2017/, annotations/instances_{train,val}2017.json",
          "a small generated COCO-layout set (boxes, polygon masks)", dense=True,
          checks="dropbench.finetune.datasets.coco:DATA_CHECKS",
-         drop_path={"model.backbone.drop_path_rate": "{rate}"},
+         drop_path=_MM_DROP_PATH,
          rehearsal=Rehearsal(
              dict(num_train=2, num_val=1, realistic=True),
              # a two-epoch detector scores nothing above the recipe's 0.05: keep every detection, so COCO's evaluation
              # (and the per-sample outputs) run on real detections instead of returning no metrics
-             {"train_cfg.max_epochs": 2, "train_cfg.val_interval": 2, "default_hooks.checkpoint.interval": 1,
-              "model.test_cfg.rcnn.score_thr": 0.0, **_MM_IN_PROCESS},
+             {"train_cfg.max_epochs": 2, **_MM_REHEARSAL, "model.test_cfg.rcnn.score_thr": 0.0},
              stop=dict(type="RehearsalStop", epoch=1),
              stages="load ckpt, train, ckpt, stop@ep1, resume, train, COCO eval, result")),
     Task("ade20k", "dropbench.finetune.seg:run_ade20k", "seg", ("ade20k",),
@@ -298,11 +301,9 @@ TASKS: dict[str, Task] = _register(
          "ADEChallengeData2016 root: images/{training,validation}/, annotations/{training,validation}/",
          "a small generated ADE20K-layout set (150-class label maps)", dense=True,
          checks="dropbench.finetune.datasets.ade20k:DATA_CHECKS",
-         drop_path={"model.backbone.drop_path_rate": "{rate}"},
+         drop_path=_MM_DROP_PATH,
          rehearsal=Rehearsal(
-             dict(train_images=2, val_images=1, realistic=True),
-             {"train_cfg.max_iters": 2, "train_cfg.val_interval": 2, "default_hooks.checkpoint.interval": 1,
-              **_MM_IN_PROCESS},
+             dict(train_images=2, val_images=1, realistic=True), {"train_cfg.max_iters": 2, **_MM_REHEARSAL},
              cpu={"model.decode_head.channels": 64, "model.auxiliary_head.channels": 64},  # 512 / 256
              stop=dict(type="RehearsalStop", iteration=1),
              stages="load ckpt, train, ckpt, stop@it1, resume, train, slide eval{ms}, result")),

@@ -110,6 +110,8 @@ class ClsFormat:
         md5: official checksums torchvision verifies (file -> md5), read from the torchvision class.
         train_splits: torchvision splits concatenated for training (the data protocol of the transfer tables).
         test_split: the split evaluated.
+        official: the official release (split sizes under the transfer protocol, classes, source, the layout the
+            data preflight names), which the data preflight compares a root with (None: none, image folders).
     """
 
     name: str
@@ -119,6 +121,7 @@ class ClsFormat:
     md5: dict[str, str]
     train_splits: tuple[str, ...]
     test_split: str
+    official: Official | None = None
 
 
 _FORMATS: dict[str, ClsFormat] = {
@@ -128,25 +131,45 @@ _FORMATS: dict[str, ClsFormat] = {
                   "ROOT/cifar-100-python/{train,test,meta} (the python version, cifar-100-python.tar.gz)",
                   ("train", "test", "meta"),
                   {**dict(CIFAR100.train_list + CIFAR100.test_list), CIFAR100.meta["filename"]: CIFAR100.meta["md5"]},
-                  ("train",), "test"),
+                  ("train",), "test",
+                  official=Official(
+                      {"train": 50_000, "test": 10_000}, 100,
+                      "https://www.cs.toronto.edu/~kriz/cifar.html (cifar-100-python.tar.gz, the python version)",
+                      "PATH/cifar-100-python/{train,test,meta}")),
         ClsFormat("flowers102", "flowers-102",
                   "ROOT/flowers-102/{jpg/image_00001.jpg ..., imagelabels.mat, setid.mat} (102flowers.tgz extracted "
                   "into flowers-102/, beside the two .mat files)",
                   ("jpg/", "imagelabels.mat", "setid.mat"),
                   {name: md5 for key, (name, md5) in Flowers102._file_dict.items() if key != "image"},
-                  ("train", "val"), "test"),
+                  ("train", "val"), "test",
+                  official=Official(
+                      {"train+val": 2_040, "test": 6_149}, 102,
+                      "https://www.robots.ox.ac.uk/~vgg/data/flowers/102/ (102flowers.tgz, imagelabels.mat, setid.mat)",
+                      "PATH/flowers-102/{jpg/image_NNNNN.jpg, imagelabels.mat, setid.mat}")),
         ClsFormat("pets", "oxford-iiit-pet",
                   "ROOT/oxford-iiit-pet/{images/<Breed>_<n>.jpg, annotations/trainval.txt, annotations/test.txt} "
                   "(images.tar.gz and annotations.tar.gz extracted into oxford-iiit-pet/)",
-                  ("images/", "annotations/trainval.txt", "annotations/test.txt"), {}, ("trainval",), "test"),
+                  ("images/", "annotations/trainval.txt", "annotations/test.txt"), {}, ("trainval",), "test",
+                  official=Official(
+                      {"trainval": 3_680, "test": 3_669}, 37,
+                      "https://www.robots.ox.ac.uk/~vgg/data/pets/ (images.tar.gz, annotations.tar.gz)",
+                      "PATH/oxford-iiit-pet/{images/*.jpg, annotations/trainval.txt, annotations/test.txt}")),
         ClsFormat("stl10", STL10.base_folder,
                   "ROOT/stl10_binary/{train_X.bin, train_y.bin, test_X.bin, test_y.bin, unlabeled_X.bin, "
                   "class_names.txt} (stl10_binary.tar.gz)",
                   tuple(name for name, _ in STL10.train_list + STL10.test_list),
-                  dict(STL10.train_list + STL10.test_list), ("train",), "test"),
+                  dict(STL10.train_list + STL10.test_list), ("train",), "test",
+                  official=Official(
+                      {"train": 5_000, "test": 8_000}, 10,
+                      "https://cs.stanford.edu/~acoates/stl10/ (stl10_binary.tar.gz)",
+                      "PATH/stl10_binary/{train,test}_{X,y}.bin, unlabeled_X.bin")),
         ClsFormat("food101", "food-101",
                   "ROOT/food-101/{images/<class>/<id>.jpg, meta/train.json, meta/test.json} (food-101.tar.gz)",
-                  ("images/", "meta/train.json", "meta/test.json"), {}, ("train",), "test"),
+                  ("images/", "meta/train.json", "meta/test.json"), {}, ("train",), "test",
+                  official=Official(
+                      {"train": 75_750, "test": 25_250}, 101,
+                      "https://data.vision.ee.ethz.ch/cvl/datasets_extra/food-101/ (food-101.tar.gz)",
+                      "PATH/food-101/{images/<class>/<id>.jpg, meta/train.json, meta/test.json}")),
         ClsFormat("imagefolder", None, "ROOT/train/<class>/<images>, ROOT/val/<class>/<images>",
                   ("train/", "val/"), {}, ("train",), "val"),
     )
@@ -378,32 +401,16 @@ def load_cls_data(dataset: str, root: str | Path) -> ClsData:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# the data preflight (benchmarks.datacheck): each official release, and a count of a root from listings and meta files
+# the data preflight (benchmarks.datacheck): a count of a root from listings and meta files, against its format's
+# official release
 
-_OFFICIAL: dict[str, Official] = {
-    "cifar100": Official(
-        {"train": 50_000, "test": 10_000}, 100,
-        "https://www.cs.toronto.edu/~kriz/cifar.html (cifar-100-python.tar.gz, the python version)",
-        "PATH/cifar-100-python/{train,test,meta}"),
-    "flowers102": Official(
-        {"train+val": 2_040, "test": 6_149}, 102,
-        "https://www.robots.ox.ac.uk/~vgg/data/flowers/102/ (102flowers.tgz, imagelabels.mat, setid.mat)",
-        "PATH/flowers-102/{jpg/image_NNNNN.jpg, imagelabels.mat, setid.mat}"),
-    "pets": Official(
-        {"trainval": 3_680, "test": 3_669}, 37,
-        "https://www.robots.ox.ac.uk/~vgg/data/pets/ (images.tar.gz, annotations.tar.gz)",
-        "PATH/oxford-iiit-pet/{images/*.jpg, annotations/trainval.txt, annotations/test.txt}"),
-    "stl10": Official(
-        {"train": 5_000, "test": 8_000}, 10,
-        "https://cs.stanford.edu/~acoates/stl10/ (stl10_binary.tar.gz)",
-        "PATH/stl10_binary/{train,test}_{X,y}.bin, unlabeled_X.bin"),
-    "food101": Official(
-        {"train": 75_750, "test": 25_250}, 101,
-        "https://data.vision.ee.ethz.ch/cvl/datasets_extra/food-101/ (food-101.tar.gz)",
-        "PATH/food-101/{images/<class>/<id>.jpg, meta/train.json, meta/test.json}"),
-}
 _STL_RECORD = 3 * 96 * 96  # bytes of one STL-10 image in *_X.bin
 _CIFAR_RECORD = 3 * 32 * 32
+
+
+def _layout(dataset: str) -> str:
+    """The layout the official release has, for the preflight's messages."""
+    return _format(dataset).official.layout
 
 
 def _unpickle(path: Path) -> dict:
@@ -436,7 +443,7 @@ def _cifar100_inventory(root: Path) -> Inventory:
         path = folder / names[s]
         if not isinstance(batch, dict) or "fine_labels" not in batch or "data" not in batch:
             raise DataLayoutError(f"cifar100: {path} is not a CIFAR-100 batch (a dict with 'data' and 'fine_labels'); "
-                                  f"expected {_OFFICIAL['cifar100'].layout}")
+                                  f"expected {_layout('cifar100')}")
         rows = np.asarray(batch["data"]).shape[0]
         if rows != len(batch["fine_labels"]):
             raise DataLayoutError(f"cifar100: {path} holds {rows} images but {len(batch['fine_labels'])} labels; "
@@ -478,7 +485,7 @@ def _flowers102_inventory(root: Path) -> Inventory:
     name = "image_{:05d}.jpg".format  # torchvision's Flowers102 file names
     listed = [i for group in groups.values() for i in group]
     check_listed("flowers102", "images", [str(folder / "jpg" / name(i)) for i in listed if name(i) not in sizes],
-             f"expected {_OFFICIAL['flowers102'].layout}")
+             f"expected {_layout('flowers102')}")
     bad = [i for i in listed if not 1 <= i <= len(labels)]
     if bad:
         raise DataLayoutError(f"flowers102: {setid_file} lists image ids {bad[:5]} that {label_file} has no label for "
@@ -512,7 +519,7 @@ def _pets_inventory(root: Path) -> Inventory:
     sizes = file_sizes(folder / "images")
     listed = [f"{image}.jpg" for split in splits for image, _ in rows[split]]
     check_listed("pets", "images", [str(folder / "images" / n) for n in listed if n not in sizes],
-             f"expected {_OFFICIAL['pets'].layout}")
+             f"expected {_layout('pets')}")
 
     def decode(k: int) -> None:
         for split in splits:
@@ -574,7 +581,7 @@ def _food101_inventory(root: Path) -> Inventory:
             sizes.update({f"{c}/{n}": s for n, s in file_sizes(folder / "images" / c).items()})
     every = [rel for names in listed.values() for rel in names]
     check_listed("food101", "images", [str(folder / "images" / r) for r in every if r not in sizes],
-             f"expected {_OFFICIAL['food101'].layout}")
+             f"expected {_layout('food101')}")
 
     def decode(k: int) -> None:
         for split in splits:
@@ -616,7 +623,7 @@ _INVENTORIES: dict[str, Callable[[Path], Inventory]] = {
 # the data preflight's check of each set (the task registry's ``checks`` names it); image folders have no official
 # counts
 DATA_CHECKS: dict[str, DataCheck] = {
-    d: DataCheck(inventory, _OFFICIAL.get(d), generated=_generated(d)) for d, inventory in _INVENTORIES.items()}
+    d: DataCheck(inventory, _FORMATS[d].official, generated=_generated(d)) for d, inventory in _INVENTORIES.items()}
 
 
 # ---------------------------------------------------------------------------------------------------------------------

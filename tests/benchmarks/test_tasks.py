@@ -102,3 +102,21 @@ def test_the_registry_refuses_what_it_cannot_hold(probe):
         probe.job_dataset(None)
     with pytest.raises(ValueError, match="unknown data set 'svhn'"):
         probe.run(Job(model="vit_tiny", checkpoint=None, data="d", out="o", dataset="svhn"))
+
+
+def test_per_task_settings_come_from_the_entry(probe, tmp_path):
+    from dropbench.benchmarks.datacheck import OFFICIAL
+    from dropbench.benchmarks.rehearse import rehearsal_preset
+    from dropbench.benchmarks.suite import finetune_options
+    from dropbench.finetune.datasets.coco import OFFICIAL as COCO
+    from mmengine.config import Config
+
+    assert finetune_options("coco", {"drop_path": 0.2}) == {"model.backbone.drop_path_rate": 0.2}
+    assert OFFICIAL["coco"] is COCO  # the preflight's official counts are the reader module's
+    # the stand-in's entry has no drop-path keys and no rehearsal: both refused by name, not looked up and missed
+    with pytest.raises(ValueError, match="task probe takes no fixed drop-path rate"):
+        finetune_options("probe", {"drop_path": 0.1})
+    preset = tmp_path / "probe.py"
+    preset.write_text(PRESET)
+    with pytest.raises(ValueError, match="task probe has no rehearsal settings"):
+        rehearsal_preset(Config.fromfile(str(preset)), cpu=True)
