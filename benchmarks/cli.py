@@ -49,16 +49,17 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
         return _submit(args)
     from dropbench.benchmarks.datacheck import stage_preflight
     from dropbench.benchmarks.runs import pretrain_run, run_and_record
+    from dropbench.pretrain.data import PRETRAIN_DATASET
     from dropbench.pretrain.train import build_config
 
     cfg = build_config(args)
     data: dict = {}  # the data's provenance, filled by the preflight at the start of the stage (a failure is recorded)
 
     def stage():
-        data.update(stage_preflight("imagenet", args.data))
+        data.update(stage_preflight(PRETRAIN_DATASET, args.data))
         return pretrain_run(cfg, args.out, args.resume, recipe=args.config)
 
-    result = run_and_record("pretrain", "imagenet", cfg.model.name, args.out, stage, data=data)
+    result = run_and_record("pretrain", PRETRAIN_DATASET, cfg.model.name, args.out, stage, data=data)
     _print_result(result)
     return 0
 

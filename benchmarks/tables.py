@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 from dropbench.benchmarks.stats import DEFAULT_B, DEFAULT_LEVEL, delta_intervals, interval_caption, mean_of
 from dropbench.finetune.tasks import TASKS, Column, TableSpec
+from dropbench.pretrain.data import PRETRAIN_DATASET
 from dropbench.pretrain.io import atomic_write
 from dropbench.pretrain.models import PAPER_MODELS
 
@@ -30,7 +31,8 @@ VARIANT_LABELS = {"baseline": "no dropout", "standard-dropout": "standard dropou
                   "early-dropout": "early dropout", "early-sd": "early s.d.", "late-dropout": "late dropout",
                   "late-sd": "late s.d."}
 PRETRAIN_TABLE = TableSpec("pretrain", "ImageNet pretraining (top-1, %; paper: the run's recipe, basic if it has none)",
-                           "pretrain", (Column("top-1", "top1", "imagenet"),), "imagenet", reference_recipe="basic")
+                           "pretrain", (Column("top-1", "top1", PRETRAIN_DATASET),), "imagenet",
+                           reference_recipe="basic")
 
 
 class _Tables(Mapping[str, TableSpec]):
