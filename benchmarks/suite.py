@@ -170,6 +170,8 @@ def finetune_options(task: str, spec: dict) -> dict:
     options: dict = {}
     rate = spec.get("drop_path")
     if rate is not None:
+        if task not in _DROP_PATH_KEYS:
+            raise ValueError(f"finetune.{task}.drop_path: the {task} task trains no backbone; remove the key")
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= float(rate) < 1.0:
             raise ValueError(f"finetune.{task}.drop_path must be a rate in [0, 1) or None, got {rate!r}")
         options = {k: float(rate) if v == "{rate}" else v for k, v in _DROP_PATH_KEYS[task].items()}
@@ -179,7 +181,8 @@ def finetune_options(task: str, spec: dict) -> dict:
 
 def plan(preset: str | Config, out: str | os.PathLike, data_roots: dict[str, str] | None = None,
          seeds: int | None = None, checkpoint: str | None = None, model: str | None = None,
-         label: str | None = None, allow_missing: bool = False, keys: bool = True) -> SuitePlan:
+         label: str | None = None, allow_missing: bool = False, keys: bool = True,
+         tasks: list[str] | None = None) -> SuitePlan:
     """Expand a preset into its runs (keys included), in dependency order.
 
     Args:
@@ -193,6 +196,7 @@ def plan(preset: str | Config, out: str | os.PathLike, data_roots: dict[str, str
         allow_missing: plan even when required roots are missing (their ``data`` entry is None), to report them.
         keys: compute the runs' keys (recipes loaded, checkpoints hashed); False for a plan that only lists its runs
             and data (``dropbench data check``).
+        tasks: only these downstream tasks of the preset (``evaluate --tasks probe``); None: all of them.
 
     Raises:
         MissingDataError: a data set the runs read has no root and the preset requires real data for it; the message
@@ -227,7 +231,14 @@ def plan(preset: str | Config, out: str | os.PathLike, data_roots: dict[str, str
         if model is None:
             raise ValueError("evaluating a checkpoint needs its --model")
         sources.append((model, label or Path(checkpoint).stem, None, str(Path(checkpoint).resolve())))
-    for task, spec in dict(cfg.finetune).items():
+    finetune = dict(cfg.finetune)
+    for task in tasks or ():
+        if task not in finetune:
+            raise ValueError(f"--tasks {task}: preset {cfg.get('preset')} has no {task!r} entry; its tasks: "
+                             f"{', '.join(finetune) or '(none)'}")
+    for task, spec in finetune.items():
+        if tasks and task not in tasks:
+            continue
         if task not in TASKS:
             raise ValueError(f"preset {cfg.get('preset')}: unknown downstream task {task!r}; registered: "
                              f"{', '.join(TASKS)}")

@@ -139,6 +139,8 @@ class TableSpec:
     columns: tuple[Column, ...]
     reference: str
     mean_column: bool = False
+    # further mean columns, each over the columns of one metric: (title, metric), e.g. ("kNN mean", "knn_top1")
+    metric_means: tuple[tuple[str, str], ...] = ()
     # ImageNet figures exist per recipe: rows whose runs all used a recipe with figures get that recipe's, the others
     # (smoke, a config file) this one's
     reference_recipe: str | None = None
@@ -251,6 +253,15 @@ TASKS: dict[str, Task] = _register(
                    tuple(Column(CLS_TITLES.get(d, d), "top1", d) for d in _CLS_TABLE_SETS), "table6", mean_column=True),
          "dropbench.finetune.datasets.cls:write_synth_cls",
          "classification on CIFAR-100, Flowers-102, Pets, STL-10, Food-101 or an image folder (Table 6)",
+         "the data set's root as its distribution ships it",
+         "a tiny generated set in one classification data set's own format"),
+    Task("probe", "dropbench.finetune.probe:run_probe", "probe", CLS_DATASETS,
+         TableSpec("probe", "Frozen-feature probes: kNN (k = 20) and linear top-1 (%)", "probe",
+                   tuple(Column(f"{CLS_TITLES[d]} {kind}", metric, d) for d in _CLS_TABLE_SETS
+                         for kind, metric in (("kNN", "knn_top1"), ("linear", "linear_top1"))), "probe",
+                   metric_means=(("kNN mean", "knn_top1"), ("linear mean", "linear_top1"))),
+         "dropbench.finetune.datasets.cls:write_synth_cls",
+         "kNN and linear probes of a checkpoint's frozen features on a classification set (minutes, no fine-tuning)",
          "the data set's root as its distribution ships it",
          "a tiny generated set in one classification data set's own format"),
 )
