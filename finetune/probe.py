@@ -283,12 +283,11 @@ def fit_logistic(x: torch.Tensor, y: torch.Tensor, num_classes: int, l2: float, 
 
 
 @contextlib.contextmanager
-def _threads_for(elements: int, small: int = 1 << 21):
-    """One CPU thread for small problems (the smoke sets: there thread hand-offs cost more than the arithmetic, up to
-    ten times more on a busy 2-core machine), the process's setting otherwise."""
+def _threads(threads: int | None):
+    """torch's intra-op CPU threads for the run (None: the process's setting), restored afterwards."""
     before = torch.get_num_threads()
-    if elements < small and before > 1:
-        torch.set_num_threads(1)
+    if threads:
+        torch.set_num_threads(int(threads))
     try:
         yield
     finally:
@@ -382,8 +381,14 @@ def run_probe(job: Job) -> Outcome:
     """
     cfg = build_probe_config(job)
     cache = FeatureCache.at(cfg.cache.dir)  # first: an unwritable cache fails before any work
+    with _threads(cfg.runtime.threads):
+        return _probe(job, cfg, cache)
+
+
+def _probe(job: Job, cfg: Config, cache: FeatureCache) -> Outcome:
     seed = int(cfg.runtime.seed)
     device = _device(cfg.runtime.device)
+    cpu0 = time.process_time()
     data = load_cls_data(cfg.data.dataset, cfg.data.root)
     train_split_labels = np.asarray(split_labels(data.train), dtype=np.int64)
     _check_training_split(data, train_split_labels, cfg.data.dataset)
@@ -409,16 +414,16 @@ def run_probe(job: Job) -> Outcome:
 
     ks = list(dict.fromkeys([int(cfg.knn.k), *map(int, cfg.knn.extra_k)]))
     lin = cfg.linear
-    with _threads_for(train_x.numel() if work.type == "cpu" else 1 << 30):
-        t0 = time.perf_counter()
-        knn = knn_predict(train_x, train_y, test_x, num_classes, ks, float(cfg.knn.temperature),
-                          int(cfg.knn.chunk_elements))
-        timings["knn_s"] = round(time.perf_counter() - t0, 3)
-        t0 = time.perf_counter()
-        linear_pred, linear_info = linear_probe(train_x, train_y, test_x, num_classes, list(lin.l2_sweep),
-                                                float(lin.holdout), seed, int(lin.sweep_max_iter), int(lin.max_iter),
-                                                float(lin.tolerance))
-        timings["linear_s"] = round(time.perf_counter() - t0, 3)
+    t0 = time.perf_counter()
+    knn = knn_predict(train_x, train_y, test_x, num_classes, ks, float(cfg.knn.temperature),
+                      int(cfg.knn.chunk_elements))
+    timings["knn_s"] = round(time.perf_counter() - t0, 3)
+    t0 = time.perf_counter()
+    linear_pred, linear_info = linear_probe(train_x, train_y, test_x, num_classes, list(lin.l2_sweep),
+                                            float(lin.holdout), seed, int(lin.sweep_max_iter), int(lin.max_iter),
+                                            float(lin.tolerance))
+    timings["linear_s"] = round(time.perf_counter() - t0, 3)
+    timings["cpu_s"] = round(time.process_time() - cpu0, 3)  # this process, all threads (loader workers not counted)
 
     ids, labels = np.arange(len(test_y)), test_y.cpu().numpy()
     states = {"linear": ClassificationState(ids, labels, linear_pred.cpu().numpy(), num_classes, prefix="linear_")}

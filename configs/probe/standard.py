@@ -52,6 +52,7 @@ linear = dict(
 runtime = dict(
     seed=0,  # the held-out split's draw (kNN and the features do not depend on it)
     device='auto',  # auto (CUDA if visible) | cpu | cuda
+    threads=None,  # torch's CPU threads during the run; None: the process's setting (dropbench's choice)
 )
 
 cache = dict(
