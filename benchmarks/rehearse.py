@@ -62,18 +62,21 @@ LENGTHS: dict[str, dict[str, Any]] = {
              **{f"{k}.{o}": v for k in _LOADERS for o, v in (("num_workers", 0), ("persistent_workers", False))}},
     "ade20k": {"train_cfg.max_iters": 2, "train_cfg.val_interval": 2, "default_hooks.checkpoint.interval": 1,
                **{f"{k}.{o}": v for k in _LOADERS for o, v in (("num_workers", 0), ("persistent_workers", False))}},
+    "probe": {"data.num_workers": 0},  # trains nothing: no length to shorten
 }
 _STOP = {"coco": dict(type="RehearsalStop", epoch=1), "ade20k": dict(type="RehearsalStop", iteration=1)}
 # on a CPU, where one step of the real recipe would take minutes; each run's table row lists what applied to it
 CPU_REDUCTIONS: dict[str, dict[str, Any]] = {
     "pretrain": {"data.batch_size": 8, "data.eval_batch_size": 16},  # 128 per process
     "cls": {"data.batch_size": 8, "data.eval_batch_size": 32},  # 64 (32 for the small sets) per process
+    "probe": {"data.batch_size": 16},  # 128 images per forward pass
     "ade20k": {"model.decode_head.channels": 64, "model.auxiliary_head.channels": 64},  # 512 / 256
 }
 _STAGES = {"pretrain": "train, ckpt, stop@it1, resume, val, ckpt, result",
            "cls": "load ckpt, train, ckpt, stop@it1, resume, test, result",
            "coco": "load ckpt, train, ckpt, stop@ep1, resume, train, COCO eval, result",
-           "ade20k": "load ckpt, train, ckpt, stop@it1, resume, train, slide eval{ms}, result"}
+           "ade20k": "load ckpt, train, ckpt, stop@it1, resume, train, slide eval{ms}, result",
+           "probe": "load ckpt, features (cached), kNN, linear sweep + refit, result"}
 
 
 class _Stopped(KeyboardInterrupt):

@@ -190,7 +190,8 @@ def plan(preset: str | Config, out: str | os.PathLike, data_roots: dict[str, str
         out: the suite folder.
         data_roots: ``{data set: root}`` overriding the preset's; where neither gives one, data is generated under
             ``<out>/data`` if the preset's ``data_policy`` says ``generated`` for it.
-        seeds: number of fine-tuning seeds (0..seeds-1) instead of the preset's list.
+        seeds: number of fine-tuning seeds (0..seeds-1) instead of the preset's list (and of a task entry's own
+            ``seeds``, e.g. the probe's ``[0]``: its features and kNN do not depend on the seed).
         checkpoint, model, label: evaluate one external checkpoint of ``model`` (labelled ``label`` in the tables) on
             the preset's downstream tasks instead of running its pretraining matrix.
         allow_missing: plan even when required roots are missing (their ``data`` entry is None), to report them.
@@ -253,8 +254,9 @@ def plan(preset: str | Config, out: str | os.PathLike, data_roots: dict[str, str
                     continue  # Mixer: classification only
             several = len(entry_.datasets) > 1  # run ids name the data set
             datasets = [entry_.job_dataset(d) for d in spec.get("datasets", entry_.table_datasets)]
+            task_seeds = seed_list if seeds or "seeds" not in spec else [int(x) for x in spec["seeds"]]
             for dataset in datasets:
-                for seed in seed_list:
+                for seed in task_seeds:
                     parts = [task] + ([dataset] if several else []) + [model_name, variant, f"seed{seed}"]
                     runs.append(RunSpec(id="/".join(parts), task=task, model=model_name, variant=variant,
                                         dataset=dataset, config=spec["config"], data_root=roots[dataset], seed=seed,
