@@ -263,21 +263,31 @@ def fit_logistic(x: torch.Tensor, y: torch.Tensor, num_classes: int, l2: float, 
                  ) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Multinomial logistic regression by full-batch L-BFGS: minimise mean cross-entropy + ``l2 / 2 * ||W||^2``.
 
-    The bias is not regularised. ``init``: a warm start (W, b). Returns (W (d, classes), b (classes,), iterations).
+    The bias is not regularised. The gradient is written out (softmax minus one-hot), two matrix products per
+    evaluation and no autograd graph over the data. ``init``: a warm start (W, b).
+
+    Returns:
+        W (classes, d), b (classes,) and the number of L-BFGS iterations; logits are ``x @ W.T + b``.
     """
-    w = (init[0].clone() if init else x.new_zeros(x.shape[1], num_classes)).requires_grad_()
+    n = len(x)
+    w = (init[0].clone() if init else x.new_zeros(num_classes, x.shape[1])).requires_grad_()
     b = (init[1].clone() if init else x.new_zeros(num_classes)).requires_grad_()
+    rows = torch.arange(n, device=x.device)
     opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter, history_size=10, tolerance_grad=tolerance,
                             tolerance_change=1e-9, line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = F.cross_entropy(torch.addmm(b, x, w), y) + 0.5 * l2 * w.pow(2).sum()
-        loss.backward()
+        with torch.no_grad():
+            log_p = torch.addmm(b, x, w.t()).log_softmax(1)
+            loss = -log_p[rows, y].mean() + 0.5 * l2 * w.pow(2).sum()
+            g = log_p.exp_()  # softmax
+            g[rows, y] -= 1.0
+            g /= n
+            w.grad = torch.addmm(w, g.t(), x, beta=l2)  # g^T x + l2 W
+            b.grad = g.sum(0)
         return loss
 
-    with torch.enable_grad():
-        opt.step(closure)
+    opt.step(closure)
     iters = int(opt.state[opt.param_groups[0]["params"][0]].get("n_iter", 0))
     return w.detach(), b.detach(), iters
 
@@ -316,12 +326,13 @@ def _holdout(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
 
 def linear_probe(train: torch.Tensor, train_labels: torch.Tensor, test: torch.Tensor, num_classes: int,
                  l2_sweep: Sequence[float], holdout: float, seed: int, sweep_max_iter: int, max_iter: int,
-                 tolerance: float = 1e-5, topk: int = 5) -> tuple[torch.Tensor, dict]:
+                 tolerance: float = 1e-4, patience: int | None = None, topk: int = 5) -> tuple[torch.Tensor, dict]:
     """Choose the L2 strength on a held-out part of the training split, refit on all of it, predict the test split.
 
     The sweep runs from the strongest L2 to the weakest, each fit warm-started from the previous one; the strength
-    with the highest held-out top-1 wins (ties: the stronger). Standardisation statistics come from the images each
-    fit trains on.
+    with the highest held-out top-1 wins (ties: the stronger). With ``patience`` the sweep stops once that many
+    strengths in a row scored below the best so far (past the peak, weaker L2 only over-fits more). Standardisation
+    statistics come from the images each fit trains on.
 
     Returns:
         (n_test, min(topk, classes)) predicted classes, best first; and what was done (sweep, scores, choice).
@@ -341,14 +352,19 @@ def linear_probe(train: torch.Tensor, train_labels: torch.Tensor, test: torch.Te
         w, b, n = fit_logistic(fit_x, fit_y, num_classes, l2, sweep_max_iter, init, tolerance)
         init = (w, b)
         solutions[l2] = init
-        pred = torch.addmm(b, held_x, w).argmax(1)
+        pred = torch.addmm(b, held_x, w.t()).argmax(1)
         scores.append(100.0 * int((pred == held_y).sum()) / len(held_y))
         iters.append(n)
+        below = len(scores) - 1 - int(np.argmax(scores))  # strengths since the best (argmax: the first best)
+        if patience and below >= patience:
+            break
     best = grid[int(np.argmax(scores))]  # argmax: the first of equal scores, i.e. the strongest L2
     all_x, test_x = _standardise(train, test)
     w, b, n = fit_logistic(all_x, train_labels, num_classes, best, max_iter, solutions[best], tolerance)
-    pred = torch.addmm(b, test_x, w).topk(min(topk, num_classes), dim=1).indices
-    info = {"l2": best, "rule": "highest held-out top-1 (ties: the stronger L2)", "l2_sweep": grid,
+    pred = torch.addmm(b, test_x, w.t()).topk(min(topk, num_classes), dim=1).indices
+    rule = "highest held-out top-1 (ties: the stronger L2)" + (f"; the sweep stops after {patience} strengths in a "
+                                                               f"row below the best" if patience else "")
+    info = {"l2": best, "rule": rule, "l2_sweep": grid[:len(scores)], "l2_grid": grid,
             "heldout_top1": scores, "sweep_iterations": iters, "refit_iterations": n, "holdout": holdout,
             "fit_images": int((~mask_np).sum()), "heldout_images": int(mask_np.sum()), "objective":
             "mean cross-entropy + l2 / 2 * ||W||^2 (bias not regularised), standardised features"}
@@ -421,7 +437,7 @@ def _probe(job: Job, cfg: Config, cache: FeatureCache) -> Outcome:
     t0 = time.perf_counter()
     linear_pred, linear_info = linear_probe(train_x, train_y, test_x, num_classes, list(lin.l2_sweep),
                                             float(lin.holdout), seed, int(lin.sweep_max_iter), int(lin.max_iter),
-                                            float(lin.tolerance))
+                                            float(lin.tolerance), lin.get("patience"))
     timings["linear_s"] = round(time.perf_counter() - t0, 3)
     timings["cpu_s"] = round(time.process_time() - cpu0, 3)  # this process, all threads (loader workers not counted)
 

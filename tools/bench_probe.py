@@ -82,7 +82,7 @@ def features(n_train: int = 50_000, n_test: int = 10_000, dim: int = 768, classe
     out = []
     for n in (n_train, n_test):
         y = torch.randint(0, classes, (n,), generator=g)
-        out += [(centres[y] + 0.6 * torch.randn(n, latent, generator=g)) @ embed + torch.randn(n, dim, generator=g), y]
+        out += [(centres[y] + 1.5 * torch.randn(n, latent, generator=g)) @ embed + torch.randn(n, dim, generator=g), y]
     return tuple(out)
 
 
@@ -96,9 +96,10 @@ def bench_linear(data: tuple[torch.Tensor, ...]) -> dict:
     x, y, xt, yt = data
     cfg = load_config(resolve_config("probe", "standard")).linear
     (pred, info), wall, cpu = _timed(linear_probe, x, y, xt, int(y.max()) + 1, list(cfg.l2_sweep), float(cfg.holdout),
-                                     0, int(cfg.sweep_max_iter), int(cfg.max_iter), float(cfg.tolerance))
+                                     0, int(cfg.sweep_max_iter), int(cfg.max_iter), float(cfg.tolerance),
+                                     cfg.get("patience"))
     return {"seconds": wall, "cpu": cpu, "top1": 100.0 * float((pred[:, 0] == yt).float().mean()), "l2": info["l2"],
-            "sweep": len(info["l2_sweep"]), "sweep_iterations": info["sweep_iterations"],
+            "sweep": len(info["l2_sweep"]), "grid": len(info["l2_grid"]), "sweep_iterations": info["sweep_iterations"],
             "refit_iterations": info["refit_iterations"]}
 
 
@@ -128,7 +129,8 @@ def main() -> None:
     data = features() if {"linear", "knn"} & set(args.only) else ()
     if "linear" in args.only:
         r = bench_linear(data)
-        print(f"linear   50000 x 768, 100 classes, sweep of {r['sweep']} (L-BFGS iterations {r['sweep_iterations']}) "
+        print(f"linear   50000 x 768, 100 classes, sweep of {r['sweep']} of {r['grid']} strengths (L-BFGS iterations "
+              f"{r['sweep_iterations']}) "
               f"+ refit ({r['refit_iterations']}): {r['seconds']:.1f} s wall, {r['cpu']:.1f} s CPU (target "
               f"{TARGETS['linear']}); chosen L2 {r['l2']:g}, test top-1 {r['top1']:.1f} %")
     if "knn" in args.only:
