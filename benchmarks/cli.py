@@ -429,7 +429,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_a", metavar="RUN_A")
     p.add_argument("run_b", metavar="RUN_B")
     p.add_argument("--results", help="results folder whose rows RUN_A and RUN_B name (MODEL:VARIANT)")
-    p.add_argument("--task", help="with --results: the task (coco, ade20k, cls, pretrain) when a row has several")
+    p.add_argument("--task", help="with --results: the task (coco, ade20k, cls, probe, pretrain) when a row has "
+                   "several")
     p.add_argument("--dataset", help="with --results: the data set when a row has several")
     p.add_argument("--metric", nargs="+", help="metrics to compare (default: every shared one)")
     p.add_argument("--boot", type=int, default=1000, help="bootstrap resamples B (default 1000)")

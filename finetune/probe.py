@@ -244,8 +244,10 @@ def knn_predict(train: torch.Tensor, train_labels: torch.Tensor, test: torch.Ten
     k_out = min(topk, num_classes)
     out: dict[int, list[torch.Tensor]] = {k: [] for k in ks}
     train_t = train.t().contiguous()
+    buffer = test.new_empty(min(rows, len(test)), n_train)  # one similarity block, reused (no fresh pages per chunk)
     for start in range(0, len(test), rows):
-        sim = test[start:start + rows] @ train_t
+        block = test[start:start + rows]
+        sim = torch.mm(block, train_t, out=buffer[:len(block)])
         dist, idx = sim.topk(kmax, dim=1, largest=True, sorted=True)
         neighbours = train_labels[idx]
         weights = (dist / temperature).exp()
