@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from dropbench.benchmarks.cli import main
 from dropbench.benchmarks.results import read_result
+from dropbench.benchmarks.suite import plan
 from dropbench.finetune.probe import ProbeError, knn_predict, linear_probe, run_probe
 from dropbench.finetune.samples import load_states
 from dropbench.finetune.tasks import Job
@@ -133,6 +134,8 @@ def test_evaluate_tasks_probe_prints_the_probe_table_with_intervals(paper_checkp
     row = next(line for line in table.splitlines() if "| again " in line)
     assert row.count(" +0.0 ") == 2 and row.count(" 0.0 ") == 4  # the same checkpoint: difference 0, interval [0, 0]
     assert "B = 1000" in table and "Frozen-feature probes" in text
+    with pytest.raises(ValueError, match="--tasks coco: preset probe-mini has no 'coco' entry; its tasks: cls, probe"):
+        plan(preset, out, checkpoint=str(ckpt), model="vit_tiny", tasks=["coco"])
 
 
 def test_refusals_name_the_problem_and_write_nothing(paper_checkpoint, synth_cls, tmp_path, capsys):
@@ -161,3 +164,9 @@ def test_refusals_name_the_problem_and_write_nothing(paper_checkpoint, synth_cls
     err = capsys.readouterr().err
     assert code == 2 and f"{root} has one image per class" in err and "give several per class" in err
     assert read_result(tmp_path / "r3").status == "failed" and not list((tmp_path / "cache").rglob("*.npz"))
+
+    bare = tmp_path / "bare.pth"  # a plain state dict: no metadata names its model
+    torch.save(sd["model"], bare)
+    code = main(["finetune", "probe", "--dataset", "pets", "--checkpoint", str(bare), "--data", str(data), "--out",
+                 str(tmp_path / "r4")])
+    assert code == 2 and f"{bare} (timm layout) names no model: pass --model" in capsys.readouterr().err
