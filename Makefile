@@ -9,10 +9,12 @@ DEMO   ?= results/smoke
 setup:
 	@bash tools/setup_env.sh
 
-# the smoke suite on generated data: every pretraining variant, every downstream task, then Tables 4-6
+# the smoke suite on generated data: every pretraining variant, every downstream task, then Tables 4-6 and the probe
+# table, and the report (figures: schedules, curves, differences, probe vs fine-tuning)
 # (re-running it skips what is done; interrupting it loses nothing)
 demo: setup
 	$(VENV)/bin/dropbench suite run --preset smoke --out $(DEMO)
+	$(VENV)/bin/dropbench report --results $(DEMO)
 
 test: setup
 	$(PY) -m pytest -q tests

@@ -21,7 +21,7 @@ _EPILOG = """stages:
   convert    normalise any checkpoint (dropbench, the paper's, timm) to a paper model's timm state dict
   finetune   fine-tune a checkpoint on a downstream task ({tasks})
   suite      plan / run a preset: every pretraining variant and fine-tune, then Tables 4-6
-  evaluate   run every downstream task for one new checkpoint, beside the suite's rows
+  evaluate   run every downstream task (or --tasks) for one new checkpoint, beside the suite's rows
   tables     build the tables from result files (md, tex, csv)
   report     figures and tables in one Markdown report
   doctor     print the stack and check each task on the devices seen (mmcv's CUDA ops on a GPU)
@@ -79,11 +79,22 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     from dropbench.benchmarks.runs import run_task
     from dropbench.finetune.tasks import Job
 
-    job = Job(model=args.model, checkpoint=args.checkpoint, data=args.data, out=args.out,
+    job = Job(model=_model(args), checkpoint=args.checkpoint, data=args.data, out=args.out,
               dataset=args.dataset, config=args.config, cfg_options=dict(args.cfg_options or {}),
               seed=args.seed, resume=args.resume, launcher=args.launcher, use_ema=args.ema)
     _print_result(run_task(args.task, job, preflight=True))
     return 0
+
+
+def _model(args: argparse.Namespace) -> str:
+    """``--model``, or the paper model the checkpoint's metadata names when it is omitted."""
+    if args.model:
+        return args.model
+    from dropbench.finetune.convert import checkpoint_model
+
+    model = checkpoint_model(args.checkpoint)
+    log.info("--model %s (from %s)", model, args.checkpoint)
+    return model
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
@@ -165,7 +176,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     preset = load_preset(args.preset)
     suite_plan = plan(preset, args.out, _parse_roots(args.data_root), seeds=args.seeds, checkpoint=args.checkpoint,
-                      model=args.model, label=args.label)
+                      model=_model(args), label=args.label, tasks=args.tasks)
     print(describe(suite_plan).splitlines()[0])
     report = run_suite(suite_plan, preset, executor=args.executor, jobs=args.jobs, progress=not args.no_progress,
                        wait=args.wait)
@@ -334,7 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--dataset", required=True, choices=task.datasets)
         p.set_defaults(dataset=None)  # a task of one data set: that one
         p.add_argument("--checkpoint", required=True, help="pretrained checkpoint (any layout `convert` reads)")
-        p.add_argument("--model", required=True, help="paper model the checkpoint holds (e.g. swin_femto)")
+        p.add_argument("--model", help="paper model the checkpoint holds (e.g. swin_femto; default: the one its "
+                       "metadata names)")
         p.add_argument("--data", required=True, help=task.data_help)
         p.add_argument("--config", default="smoke", help=f"recipe name or config file (configs/{task.stage}/)")
         p.add_argument("--out", required=True, help="run directory (checkpoints, logs, result.json)")
@@ -384,8 +396,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Fine-tune one checkpoint on every downstream task of a preset and print Tables "
                        "4-6 with its row beside the suite's rows already in --out.")
     p.add_argument("--checkpoint", required=True)
-    p.add_argument("--model", required=True, help="paper model the checkpoint holds")
+    p.add_argument("--model", help="paper model the checkpoint holds (default: the one its metadata names)")
     p.add_argument("--preset", default="smoke", help="smoke | paper | a preset file")
+    p.add_argument("--tasks", nargs="+", choices=list(TASKS), metavar="TASK",
+                   help=f"only these downstream tasks of the preset ({', '.join(TASKS)}; default: all)")
     p.add_argument("--label", help="row label in the tables (default: the checkpoint's file name)")
     p.add_argument("--out", required=True, help="suite folder (shared with `suite run` to compare)")
     p.add_argument("--data-root", nargs="+", default=[], metavar="NAME=PATH")
@@ -416,7 +430,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_a", metavar="RUN_A")
     p.add_argument("run_b", metavar="RUN_B")
     p.add_argument("--results", help="results folder whose rows RUN_A and RUN_B name (MODEL:VARIANT)")
-    p.add_argument("--task", help="with --results: the task (coco, ade20k, cls, pretrain) when a row has several")
+    p.add_argument("--task", help="with --results: the task (coco, ade20k, cls, probe, pretrain) when a row has "
+                   "several")
     p.add_argument("--dataset", help="with --results: the data set when a row has several")
     p.add_argument("--metric", nargs="+", help="metrics to compare (default: every shared one)")
     p.add_argument("--boot", type=int, default=1000, help="bootstrap resamples B (default 1000)")

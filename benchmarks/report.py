@@ -3,8 +3,10 @@
 ``dropbench report --results DIR`` writes ``DIR/report/``: ``schedules.png`` (the drop rate of every pretraining
 variant over training, as the paper's Figure 2 draws them, from each run's recorded metadata),
 ``pretrain_<model>.png`` (train loss and val top-1 per epoch of each pretraining run, from its ``log.jsonl``),
-``deltas_<table>.png`` (each variant's difference to its baseline with its paired bootstrap interval, a line at 0)
-and ``report.md`` with the figures and the tables.
+``deltas_<table>.png`` (each variant's difference to its baseline with its paired bootstrap interval, a line at 0),
+``probe_vs_finetune.png`` (frozen-feature probe top-1 against fine-tuned top-1 per model, variant and data set, with
+the Spearman rank correlation across them: how far the cheap screen ranks checkpoints as fine-tuning does) and
+``report.md`` with the figures and the tables.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from dropbench.pretrain.io import atomic_write  # noqa: E402
 from dropbench.pretrain.models import PAPER_MODELS  # noqa: E402
 from dropbench.pretrain.schedules import DropSpec  # noqa: E402
 
-__all__ = ["plot_deltas", "plot_pretraining_curves", "plot_schedules", "write_report"]
+__all__ = ["plot_deltas", "plot_pretraining_curves", "plot_probe_vs_finetune", "plot_schedules", "probe_vs_finetune",
+           "write_report"]
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +128,53 @@ def plot_deltas(table: pd.DataFrame, title: str, path: str | os.PathLike) -> Pat
     return Path(path)
 
 
+def probe_vs_finetune(results: pd.DataFrame) -> pd.DataFrame:
+    """Per (model, variant, data set) with both a probe and a fine-tuning run: the mean over seeds of the probes'
+    ``knn_top1`` and ``linear_top1`` and of the fine-tuned ``top1`` (columns ``knn``, ``linear``, ``finetuned``)."""
+    cols = ["model", "variant", "dataset", "knn", "linear", "finetuned"]
+    if results.empty or "task" not in results:
+        return pd.DataFrame(columns=cols)
+    ok = results[results["status"] == "ok"]
+    keys = ["model", "variant", "dataset"]
+    needed = {"metric:knn_top1", "metric:linear_top1", "metric:top1"}
+    if not needed <= set(ok.columns):
+        return pd.DataFrame(columns=cols)
+    probe = ok[ok["task"] == "probe"].groupby(keys)[["metric:knn_top1", "metric:linear_top1"]].mean()
+    fine = ok[ok["task"] == "cls"].groupby(keys)[["metric:top1"]].mean()
+    joined = probe.join(fine, how="inner").dropna().reset_index()
+    return joined.rename(columns={"metric:knn_top1": "knn", "metric:linear_top1": "linear",
+                                  "metric:top1": "finetuned"})[cols]
+
+
+def _spearman(x: pd.Series, y: pd.Series) -> float:
+    return float(x.corr(y, method="spearman")) if len(x) > 2 else float("nan")
+
+
+def plot_probe_vs_finetune(results: pd.DataFrame, path: str | os.PathLike) -> tuple[Path, str] | None:
+    """Probe top-1 (kNN, linear) against fine-tuned top-1, one point per (model, variant, data set); the Spearman
+    rank correlation of each probe with fine-tuning across those points in the legend. Returns (figure, a sentence
+    giving the correlations), or None when no (model, variant, data set) has both."""
+    rows = probe_vs_finetune(results)
+    if rows.empty:
+        return None
+    rho = {kind: _spearman(rows[kind], rows["finetuned"]) for kind in ("knn", "linear")}
+    fig, ax = plt.subplots(figsize=(5, 4.2))
+    for kind, marker, label in (("knn", "o", "kNN (k = 20)"), ("linear", "s", "linear")):
+        ax.scatter(rows["finetuned"], rows[kind], marker=marker, alpha=0.75,
+                   label=f"{label}: Spearman ρ = {rho[kind]:.2f}")
+    low = min(rows[["knn", "linear", "finetuned"]].min().min(), 100) - 2
+    ax.plot([low, 100], [low, 100], color="k", lw=0.6, ls=":")
+    ax.set(xlabel="fine-tuned top-1 (%)", ylabel="probe top-1 (%)",
+           title=f"Probe vs fine-tuning ({len(rows)} model x variant x data set)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    text = (f"Spearman rank correlation with fine-tuned top-1 across {len(rows)} (model, variant, data set): kNN "
+            f"{rho['knn']:.2f}, linear {rho['linear']:.2f}" + (" (needs 3 or more points)" if len(rows) < 3 else ""))
+    return Path(path), text
+
+
 def write_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None) -> Path:
     """Figures and tables of ``results_dir`` in ``out_dir`` (default ``<results_dir>/report``); returns report.md."""
     results_dir = Path(results_dir)
@@ -146,6 +196,11 @@ def write_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike | No
     curves = plot_pretraining_curves(results, out)
     if curves:
         parts += ["## Pretraining curves", ""] + [f"![{p.stem}]({p.name})" for p in curves] + [""]
+    probe = plot_probe_vs_finetune(results, out / "probe_vs_finetune.png")
+    if probe:
+        log.info("%s", probe[1])
+        parts += ["## Can the probes screen checkpoints?", "", f"![probe vs fine-tuning]({probe[0].name})", "",
+                  probe[1] + ".", ""]
     parts += ["## Tables", ""]
     for name, table in tables.items():
         parts += [render(table, "md", TABLES[name].title), ""]

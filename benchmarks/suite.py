@@ -178,7 +178,8 @@ def finetune_options(task: str, spec: dict) -> dict:
 
 def plan(preset: str | Config, out: str | os.PathLike, data_roots: dict[str, str] | None = None,
          seeds: int | None = None, checkpoint: str | None = None, model: str | None = None,
-         label: str | None = None, allow_missing: bool = False, keys: bool = True) -> SuitePlan:
+         label: str | None = None, allow_missing: bool = False, keys: bool = True,
+         tasks: list[str] | None = None) -> SuitePlan:
     """Expand a preset into its runs (keys included), in dependency order.
 
     Args:
@@ -186,12 +187,14 @@ def plan(preset: str | Config, out: str | os.PathLike, data_roots: dict[str, str
         out: the suite folder.
         data_roots: ``{data set: root}`` overriding the preset's; where neither gives one, data is generated under
             ``<out>/data`` if the preset's ``data_policy`` says ``generated`` for it.
-        seeds: number of fine-tuning seeds (0..seeds-1) instead of the preset's list.
+        seeds: number of fine-tuning seeds (0..seeds-1) instead of the preset's list (and of a task entry's own
+            ``seeds``, e.g. the probe's ``[0]``: its features and kNN do not depend on the seed).
         checkpoint, model, label: evaluate one external checkpoint of ``model`` (labelled ``label`` in the tables) on
             the preset's downstream tasks instead of running its pretraining matrix.
         allow_missing: plan even when required roots are missing (their ``data`` entry is None), to report them.
         keys: compute the runs' keys (recipes loaded, checkpoints hashed); False for a plan that only lists its runs
             and data (``dropbench data check``).
+        tasks: only these downstream tasks of the preset (``evaluate --tasks probe``); None: all of them.
 
     Raises:
         MissingDataError: a data set the runs read has no root and the preset requires real data for it; the message
@@ -226,7 +229,14 @@ def plan(preset: str | Config, out: str | os.PathLike, data_roots: dict[str, str
         if model is None:
             raise ValueError("evaluating a checkpoint needs its --model")
         sources.append((model, label or Path(checkpoint).stem, None, str(Path(checkpoint).resolve())))
-    for task, spec in dict(cfg.finetune).items():
+    finetune = dict(cfg.finetune)
+    for task in tasks or ():
+        if task not in finetune:
+            raise ValueError(f"--tasks {task}: preset {cfg.get('preset')} has no {task!r} entry; its tasks: "
+                             f"{', '.join(finetune) or '(none)'}")
+    for task, spec in finetune.items():
+        if tasks and task not in tasks:
+            continue
         if task not in TASKS:
             raise ValueError(f"preset {cfg.get('preset')}: unknown downstream task {task!r}; registered: "
                              f"{', '.join(TASKS)}")
@@ -241,8 +251,9 @@ def plan(preset: str | Config, out: str | os.PathLike, data_roots: dict[str, str
                     continue  # Mixer: classification only
             several = len(entry_.datasets) > 1  # run ids name the data set
             datasets = [entry_.job_dataset(d) for d in spec.get("datasets", entry_.table_datasets)]
+            task_seeds = seed_list if seeds or "seeds" not in spec else [int(x) for x in spec["seeds"]]
             for dataset in datasets:
-                for seed in seed_list:
+                for seed in task_seeds:
                     parts = [task] + ([dataset] if several else []) + [model_name, variant, f"seed{seed}"]
                     runs.append(RunSpec(id="/".join(parts), task=task, model=model_name, variant=variant,
                                         dataset=dataset, config=spec["config"], data_root=roots[dataset], seed=seed,

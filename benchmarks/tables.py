@@ -22,7 +22,7 @@ from dropbench.pretrain.io import atomic_write
 from dropbench.pretrain.models import PAPER_MODELS
 
 __all__ = ["PRETRAIN_TABLE", "REFERENCE", "TABLES", "Column", "TableSpec", "build_table", "build_tables",
-           "data_caption", "load_reference", "recipe_caption", "render", "write_tables"]
+           "data_caption", "load_reference", "mean_groups", "recipe_caption", "render", "write_tables"]
 
 REFERENCE = Path(os.environ.get("DROPBENCH_REFERENCE", Path(__file__).resolve().parents[1] / "results" / "reference"
                                 / "paper.csv"))
@@ -97,7 +97,8 @@ def build_table(results: pd.DataFrame, spec: TableSpec, reference: pd.DataFrame 
     stats = ("mean", "std", "n", "delta", "ci_low", "ci_high", "p", "paper", "unreadable")
     cols = [c for c in spec.columns if not c.optional or (f"metric:{c.metric}" in results
                                                            and results[f"metric:{c.metric}"].notna().any())]
-    titles = [c.title for c in cols] + (["mean"] if spec.mean_column else [])
+    means = mean_groups(spec, cols)
+    titles = [c.title for c in cols] + list(means)
     empty = pd.DataFrame(columns=pd.MultiIndex.from_product([titles, stats]),
                          index=pd.MultiIndex.from_arrays([[], []], names=["model", "variant"]))
     titled = {c.dataset: c.title for c in cols}
@@ -141,15 +142,15 @@ def build_table(results: pd.DataFrame, spec: TableSpec, reference: pd.DataFrame 
         title = titled.get(u.get("dataset"), titled.get(None))
         cell = (u["model"], u["variant"]), (title, "unreadable")
         table.loc[cell] = (0 if pd.isna(table.loc[cell]) else table.loc[cell]) + 1
-    table.attrs["data"] = _provenance(runs, cols, keys, spec.mean_column)
+    table.attrs["data"] = _provenance(runs, cols, keys, means)
     table.attrs["recipe"] = recipe_caption(runs, spec)
-    if spec.mean_column:
-        means = table[[(c.title, "mean") for c in cols]]
-        complete = means.notna().all(axis=1)
-        table[("mean", "mean")] = means.mean(axis=1).where(complete)
-        table[("mean", "n")] = table[[(c.title, "n") for c in cols]].min(axis=1).where(complete)
-        papers = table[[(c.title, "paper") for c in cols]]
-        table[("mean", "paper")] = papers.mean(axis=1).where(papers.notna().all(axis=1))
+    for title, group in means.items():
+        values = table[[(c.title, "mean") for c in group]]
+        complete = values.notna().all(axis=1)
+        table[(title, "mean")] = values.mean(axis=1).where(complete)
+        table[(title, "n")] = table[[(c.title, "n") for c in group]].min(axis=1).where(complete)
+        papers = table[[(c.title, "paper") for c in group]]
+        table[(title, "paper")] = papers.mean(axis=1).where(papers.notna().all(axis=1))
     for title in titles:
         for m in {k[0] for k in keys}:
             base = _baseline(table, m, baseline)
@@ -168,13 +169,23 @@ def build_table(results: pd.DataFrame, spec: TableSpec, reference: pd.DataFrame 
     return table
 
 
+def mean_groups(spec: TableSpec, cols: list[Column]) -> dict[str, list[Column]]:
+    """A table's mean columns: title -> the shown columns it averages (``mean`` over all of them where
+    ``mean_column``; one per ``metric_means`` entry over that metric's columns)."""
+    groups = {"mean": list(cols)} if spec.mean_column else {}
+    for title, metric in spec.metric_means:
+        groups[title] = [c for c in cols if c.metric == metric]
+    return {t: g for t, g in groups.items() if g}
+
+
 def _generated(runs: pd.DataFrame) -> pd.Series:
     """Per run, the data sets it read that were generated (``data_generated``), as sets (empty where not recorded)."""
     col = runs["data_generated"] if "data_generated" in runs else pd.Series("", index=runs.index)
     return col.fillna("").map(lambda v: set(filter(None, str(v).split(","))))
 
 
-def _provenance(runs: pd.DataFrame, cols: list[Column], keys: list[tuple[str, str]], mean_column: bool) -> dict:
+def _provenance(runs: pd.DataFrame, cols: list[Column], keys: list[tuple[str, str]],
+                means: dict[str, list[Column]]) -> dict:
     """Which data sets a table's runs read were generated, and which of its cells come from generated data.
 
     Returns ``{"generated": sorted names, "cells": {(model, variant, column title)}, "mixed": generated and real cells
@@ -186,7 +197,7 @@ def _provenance(runs: pd.DataFrame, cols: list[Column], keys: list[tuple[str, st
     cells, shown = set(), 0
     for m, v in keys:
         row = (runs["model"] == m) & (runs["variant"] == v)
-        row_generated = False
+        generated_cols = set()
         for col in cols:
             sel = row if col.dataset is None else row & (runs["dataset"] == col.dataset)
             metric = f"metric:{col.metric}"
@@ -197,9 +208,10 @@ def _provenance(runs: pd.DataFrame, cols: list[Column], keys: list[tuple[str, st
             shown += 1
             if generated[sel].map(bool).any():
                 cells.add((m, v, col.title))
-                row_generated = True
-        if mean_column and row_generated:
-            cells.add((m, v, "mean"))
+                generated_cols.add(col.title)
+        for title, group in means.items():
+            if generated_cols & {c.title for c in group}:
+                cells.add((m, v, title))
     names = sorted(set().union(*generated)) if len(generated) else []
     return {"generated": names, "cells": cells, "mixed": 0 < len(cells) < shown,
             "unrecorded": int((~recorded).sum())}
@@ -249,7 +261,8 @@ def recipe_caption(runs: pd.DataFrame, spec: TableSpec) -> str:
         fine = _values(runs, "recipe")
         rates = _values(runs, "drop_path")
         if fine or rates:
-            text = "fine-tuning " + (" / ".join(map(str, fine)) or "recipe not recorded")
+            stage = "probe" if spec.task == "probe" else "fine-tuning"  # the probe trains no backbone
+            text = f"{stage} " + (" / ".join(map(str, fine)) or "recipe not recorded")
             if rates:
                 text += ", drop path " + " / ".join(f"{r:g}" for r in rates)
                 if 0.1 in rates:
@@ -267,9 +280,9 @@ def _add_intervals(table: pd.DataFrame, runs: pd.DataFrame, spec: TableSpec, col
     found: dict[str, dict] = {}
     for col in cols:
         found[col.title] = delta_intervals(runs, col.metric, col.dataset, pairs, col.scale, n_boot, level)
-    if spec.mean_column:  # the mean over independent test sets: its draws are the mean of theirs
-        found["mean"] = {(m, v): mean_of([found[c.title][(m, v)] for c in cols])
-                         if all(found[c.title].get((m, v)) for c in cols) else None for m, v, _ in pairs}
+    for title, group in mean_groups(spec, cols).items():  # a mean over independent test sets: its draws are the
+        found[title] = {(m, v): mean_of([found[c.title][(m, v)] for c in group])  # mean of theirs
+                        if all(found[c.title].get((m, v)) for c in group) else None for m, v, _ in pairs}
     missing = False
     for title, cells in found.items():
         for (m, v), r in cells.items():

@@ -35,6 +35,7 @@ from timm.models import convnext, mlp_mixer, swin_transformer, vision_transforme
 __all__ = [
     "CheckpointError",
     "LoadReport",
+    "checkpoint_model",
     "convert_checkpoint",
     "convert_state_dict",
     "file_sha256",
@@ -218,6 +219,21 @@ def load_pretrained(model: nn.Module, path: str | os.PathLike, model_name: str, 
                         pretrain={k: v for k, v in meta.items() if k != "weights"}, weights=meta["weights"])
     log.info("loaded %s", report.summary())
     return report
+
+
+def checkpoint_model(path: str | os.PathLike) -> str:
+    """The paper model a checkpoint says it holds (dropbench's ``pretrain.model``, the paper's ``args.model``).
+
+    Raises:
+        CheckpointError: unreadable, or its metadata names no paper model (then ``--model`` must be given).
+    """
+    _, layout, meta = read_checkpoint(path)
+    name = meta.get("model")
+    if name not in _known_names():
+        found = f"names {name!r}" if name else "names no model"
+        raise CheckpointError(f"{path} ({layout} layout) {found}: pass --model (one of "
+                              f"{', '.join(sorted(_known_names()))})")
+    return str(name)
 
 
 def _known_names() -> set[str]:

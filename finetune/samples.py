@@ -120,6 +120,8 @@ class ClassificationState(SampleState):
         labels: (n,) int class index.
         topk: (n, k) int predicted class indices, best first.
         num_classes: the classifier's class count (classes without test images do not enter the per-class mean).
+        prefix, suffix: put around the metric names (the probe's ``knn_top1_k10``: ``knn_`` and ``_k10``), so that
+            one run can keep several classifiers' predictions side by side.
     """
 
     kind: ClassVar[str] = "cls"
@@ -127,6 +129,8 @@ class ClassificationState(SampleState):
     labels: np.ndarray
     topk: np.ndarray
     num_classes: int
+    prefix: str = ""
+    suffix: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "image_ids", _as_ids(self.image_ids))
@@ -144,8 +148,11 @@ class ClassificationState(SampleState):
         object.__setattr__(self, "labels", labels)
         object.__setattr__(self, "topk", topk)
 
+    def _name(self, metric: str) -> str:
+        return f"{self.prefix}{metric}{self.suffix}"
+
     def metric_names(self) -> tuple[str, ...]:
-        return ("top1", "top5", "mean_per_class_top1")
+        return tuple(self._name(m) for m in ("top1", "top5", "mean_per_class_top1"))
 
     @cached_property
     def _columns(self) -> Any:
@@ -169,8 +176,8 @@ class ClassificationState(SampleState):
         with np.errstate(invalid="ignore", divide="ignore"):
             per_class = np.where(present, 100 * per_correct / np.where(present, per_total, 1), 0)
             mean_per_class = per_class.sum(axis=1) / present.sum(axis=1)
-        return {"top1": 100 * sums[:, 0] / total, "top5": 100 * sums[:, 1] / total,
-                "mean_per_class_top1": mean_per_class}
+        return {self._name("top1"): 100 * sums[:, 0] / total, self._name("top5"): 100 * sums[:, 1] / total,
+                self._name("mean_per_class_top1"): mean_per_class}
 
     def summary(self) -> dict[str, float]:
         # as pretrain.engine.evaluate and finetune.cls compute them
@@ -179,22 +186,26 @@ class ClassificationState(SampleState):
         correct = np.bincount(self.labels, weights=hit[:, 0], minlength=self.num_classes).tolist()
         total = np.bincount(self.labels, minlength=self.num_classes).tolist()
         present = [100 * c / t for c, t in zip(correct, total) if t]
-        out = {"top1": 100 * float(hit[:, 0].sum()) / n, "top5": 100 * float(hit.any(axis=1).sum()) / n}
+        out = {self._name("top1"): 100 * float(hit[:, 0].sum()) / n,
+               self._name("top5"): 100 * float(hit.any(axis=1).sum()) / n}
         if present:
-            out["mean_per_class_top1"] = sum(present) / len(present)
+            out[self._name("mean_per_class_top1")] = sum(present) / len(present)
         return out
 
     def to_arrays(self) -> dict[str, np.ndarray]:
+        names = {k: np.asarray(v) for k, v in (("prefix", self.prefix), ("suffix", self.suffix)) if v}
         return {"image_ids": self.image_ids, "labels": self.labels, "topk": self.topk,
-                "num_classes": np.asarray(self.num_classes)}
+                "num_classes": np.asarray(self.num_classes), **names}
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> ClassificationState:
-        return cls(arrays["image_ids"], arrays["labels"], arrays["topk"], int(arrays["num_classes"]))
+        return cls(arrays["image_ids"], arrays["labels"], arrays["topk"], int(arrays["num_classes"]),
+                   prefix=str(arrays.get("prefix", "")), suffix=str(arrays.get("suffix", "")))
 
     def reorder(self, image_ids: np.ndarray) -> ClassificationState:
         pos = _positions(self.image_ids, image_ids)
-        return ClassificationState(self.image_ids[pos], self.labels[pos], self.topk[pos], self.num_classes)
+        return ClassificationState(self.image_ids[pos], self.labels[pos], self.topk[pos], self.num_classes,
+                                   self.prefix, self.suffix)
 
 
 # ----------------------------------------------------------------------------------------------------- segmentation

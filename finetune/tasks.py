@@ -144,6 +144,8 @@ class TableSpec:
     columns: tuple[Column, ...]
     reference: str
     mean_column: bool = False
+    # further mean columns, each over the columns of one metric: (title, metric), e.g. ("kNN mean", "knn_top1")
+    metric_means: tuple[tuple[str, str], ...] = ()
     # ImageNet figures exist per recipe: rows whose runs all used a recipe with figures get that recipe's, the others
     # (smoke, a config file) this one's
     reference_recipe: str | None = None
@@ -273,6 +275,7 @@ _MM_DROP_PATH = {"model.backbone.drop_path_rate": "{rate}"}
 _MM_REHEARSAL = {"train_cfg.val_interval": 2, "default_hooks.checkpoint.interval": 1,
                  **{f"{k}.{o}": v for k in ("train_dataloader", "val_dataloader", "test_dataloader")
                     for o, v in (("num_workers", 0), ("persistent_workers", False))}}
+_CLS_REHEARSAL_SYNTH = dict(train_per_class=2, test_per_class=1, realistic=True)  # the classification sets' generator
 
 TASKS: dict[str, Task] = _register(
     Task("coco", "dropbench.finetune.det:run_coco", "det", ("coco",),
@@ -317,11 +320,26 @@ TASKS: dict[str, Task] = _register(
          checks="dropbench.finetune.datasets.cls:DATA_CHECKS",
          drop_path={"drop.kind": "drop_path", "drop.rate": "{rate}"},
          rehearsal=Rehearsal(
-             dict(train_per_class=2, test_per_class=1, realistic=True),
+             _CLS_REHEARSAL_SYNTH,
              {"schedule.epochs": 1, "schedule.warmup_epochs": 0, "data.num_workers": 0, "runtime.stop_at_iter": 1,
               "runtime.eval_every": 1, "runtime.progress": False},
              cpu={"data.batch_size": 8, "data.eval_batch_size": 32},  # 64 (32 for the small sets) per process
              stages="load ckpt, train, ckpt, stop@it1, resume, test, result")),
+    Task("probe", "dropbench.finetune.probe:run_probe", "probe", CLS_DATASETS,
+         TableSpec("probe", "Frozen-feature probes: kNN (k = 20) and linear top-1 (%)", "probe",
+                   tuple(Column(f"{CLS_TITLES[d]} {kind}", metric, d) for d in _CLS_TABLE_SETS
+                         for kind, metric in (("kNN", "knn_top1"), ("linear", "linear_top1"))), "probe",
+                   metric_means=(("kNN mean", "knn_top1"), ("linear mean", "linear_top1"))),
+         "dropbench.finetune.datasets.cls:write_synth_cls",
+         "kNN and linear probes of a checkpoint's frozen features on a classification set (minutes, no fine-tuning)",
+         "the data set's root as its distribution ships it",
+         "a tiny generated set in one classification data set's own format",
+         checks="dropbench.finetune.datasets.cls:DATA_CHECKS",
+         rehearsal=Rehearsal(
+             _CLS_REHEARSAL_SYNTH,
+             {"data.num_workers": 0},  # trains nothing: no length to shorten
+             cpu={"data.batch_size": 16},  # 128 images per forward pass
+             stages="load ckpt, features (cached), kNN, linear sweep + refit, result")),
 )
 
 

@@ -57,3 +57,23 @@ def paper_checkpoint(tmp_path_factory) -> Callable[..., Path]:
         return made[key]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def synth_cls(tmp_path_factory) -> Callable[..., Path]:
+    """Factory: ``synth_cls(dataset, num_classes=4, train_per_class=16, test_per_class=8)`` is the root of a generated
+    classification set in that data set's format (``write_synth_cls``, seed 0), written once per session for each
+    set of arguments."""
+    made: dict[tuple, Path] = {}
+
+    def make(dataset: str, num_classes: int = 4, train_per_class: int = 16, test_per_class: int = 8) -> Path:
+        key = (dataset, num_classes, train_per_class, test_per_class)
+        if key not in made:
+            from dropbench.finetune.datasets.cls import write_synth_cls
+
+            made[key] = write_synth_cls(tmp_path_factory.mktemp(f"cls-{dataset}"), seed=0, dataset=dataset,
+                                        num_classes=num_classes, train_per_class=train_per_class,
+                                        test_per_class=test_per_class)
+        return made[key]
+
+    return make

@@ -38,6 +38,10 @@ finetune = dict(
     ade20k=dict(config='paper-160k', models=['swin_femto', 'convnext_femto'], cfg_options={}, drop_path=None),
     cls=dict(config='transfer', models=['vit_tiny', 'swin_femto', 'convnext_femto', 'vit_base', 'mixer_b16'],
              datasets=['cifar100', 'flowers102', 'pets', 'stl10', 'food101'], cfg_options={}, drop_path=None),
+    # frozen-feature kNN and linear probes (configs/probe/standard.py) of every checkpoint: one seed (the features and
+    # kNN do not depend on it; the linear probe's held-out draw does, little)
+    probe=dict(config='standard', models=['vit_tiny', 'swin_femto', 'convnext_femto', 'vit_base', 'mixer_b16'],
+               datasets=['cifar100', 'flowers102', 'pets', 'stl10', 'food101'], cfg_options={}, seeds=[0]),
 )
 
 # Pretraining: 4 nodes x 8 GPUs x batch 128 = total batch 4096, as the paper; fine-tuning: one node of 8 GPUs

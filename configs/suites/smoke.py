@@ -36,6 +36,9 @@ finetune = dict(
     ade20k=dict(config='smoke', models=['swin_femto'], cfg_options={}),
     cls=dict(config='smoke', models=['swin_femto', 'vit_tiny'],
              datasets=['cifar100', 'flowers102', 'pets', 'stl10', 'food101'], cfg_options={}),
+    # frozen-feature kNN and linear probes of every checkpoint (configs/probe/smoke.py)
+    probe=dict(config='smoke', models=['swin_femto', 'vit_tiny'],
+               datasets=['cifar100', 'flowers102', 'pets', 'stl10', 'food101'], cfg_options={}),
 )
 
 # Resources per task for --executor slurm (one job per run; multi-GPU runs use torchrun-style launchers).

@@ -66,6 +66,7 @@ __all__ = [
     "is_generated",
     "load_cls_data",
     "read_cls_split",
+    "split_labels",
     "write_synth_cls",
 ]
 
@@ -303,6 +304,11 @@ def _labels(ds: Dataset) -> list[int]:
         if getattr(ds, attr, None) is not None:
             return [int(y) for y in getattr(ds, attr)]
     raise TypeError(f"cannot read the labels of {type(ds).__name__}")
+
+
+def split_labels(ds: Dataset) -> list[int]:
+    """The labels of a split as its reader holds them (no image decoded), in index order."""
+    return _labels(ds)
 
 
 def _image_files(ds: Dataset) -> list[Path]:

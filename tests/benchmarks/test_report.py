@@ -29,3 +29,22 @@ def test_report_draws_schedules_curves_and_tables(tmp_path):
     for name in ("schedules.png", "pretrain_vit_tiny.png", "deltas_pretrain.png"):
         with Image.open(report.parent / name) as im:
             assert im.size[0] > 300
+
+
+def test_report_plots_probe_against_fine_tuned_top1_with_spearman(tmp_path):
+    fine = {("vit_tiny", "baseline"): 60.0, ("vit_tiny", "late-sd"): 70.0, ("swin_femto", "baseline"): 65.0,
+            ("swin_femto", "early-sd"): 80.0}
+    knn = {("vit_tiny", "baseline"): 30.0, ("vit_tiny", "late-sd"): 35.0, ("swin_femto", "baseline"): 40.0,
+           ("swin_femto", "early-sd"): 45.0}
+    for (model, variant), top1 in fine.items():
+        for task, metrics in (("cls", {"top1": top1}), ("probe", {"knn_top1": knn[(model, variant)],
+                                                                  "linear_top1": top1 - 10})):
+            write_result(RunResult(task=task, dataset="pets", model=model, metrics=metrics, config={}, config_hash="h",
+                                   variant=variant), tmp_path / "runs" / task / model / variant)
+    text = write_report(tmp_path).read_text()
+    # kNN ranks the four (1, 2, 3, 4) where fine-tuning has (1, 3, 2, 4): rho = 1 - 6 * 2 / (4 * 15) = 0.8
+    assert ("Spearman rank correlation with fine-tuned top-1 across 4 (model, variant, data set): kNN 0.80, "
+            "linear 1.00.") in text
+    assert "![probe vs fine-tuning](probe_vs_finetune.png)" in text
+    with Image.open(tmp_path / "report" / "probe_vs_finetune.png") as im:
+        assert im.size[0] > 300

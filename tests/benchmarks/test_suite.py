@@ -350,25 +350,27 @@ def test_smoke_preset_end_to_end(tmp_path):
                           str(out), "--no-progress"], cwd=REPO, capture_output=True, text=True)
     assert res.returncode == 0, (res.stdout[-3000:], res.stderr[-3000:])
     p = plan("smoke", out)
-    assert len(p.runs) == 36 and {status_of(p, r) for r in p.runs} == {"done"}
+    assert len(p.runs) == 61 and {status_of(p, r) for r in p.runs} == {"done"}  # 36 + 25 probes
     assert f"{len(p.runs)} run(s) done now" in res.stdout
     results = {r.id: read_result(p.run_dir(r)) for r in p.runs}
     pretrain = [r for r in results.values() if r.task == "pretrain"]
     assert all(r.metrics["top1"] > 25.0 for r in pretrain)  # 10 generated classes: chance is 10 %
-    assert {r.task for r in results.values()} == {"pretrain", "coco", "ade20k", "cls"}
+    assert {r.task for r in results.values()} == {"pretrain", "coco", "ade20k", "cls", "probe"}
     # the fine-tunes learn: box AP clearly above 0, mIoU well above chance (8 region classes), top-1 above chance
     assert all(r.metrics["coco/bbox_mAP"] > 0.1 for r in results.values() if r.task == "coco")
     assert all({"mIoU", "mAcc", "aAcc"} <= set(r.metrics) for r in results.values() if r.task == "ade20k")
     assert all(r.metrics["mIoU"] > 25.0 for r in results.values() if r.task == "ade20k")
     assert all(r.metrics["top1"] > 1.5 * 100 / r.extra["num_classes"] for r in results.values() if r.task == "cls")
-    for name in ("pretrain", "table4", "table5", "table6"):
+    probes = [r for r in results.values() if r.task == "probe"]  # every smoke checkpoint on every data set
+    assert len(probes) == 25 and all(r.metrics["linear_top1"] > 1.5 * 100 / r.extra["num_classes"] for r in probes)
+    for name in ("pretrain", "table4", "table5", "table6", "probe"):
         for fmt in ("md", "tex", "csv"):
             assert (out / "tables" / f"{name}.{fmt}").stat().st_size > 0
     assert "| Swin-F     | early s.d.    |" in (out / "tables" / "table4.md").read_text()
     assert "(no results)" not in res.stdout
     # every difference carries its paired bootstrap interval (every run kept its per-sample outputs)
     assert all(r.extra.get("samples") for r in results.values())
-    for name in ("pretrain", "table4", "table5", "table6"):
+    for name in ("pretrain", "table4", "table5", "table6", "probe"):
         text = (out / "tables" / f"{name}.md").read_text()
         assert " ci_low " in text and " p " in text and "B = 1000; one seed per row" in text, text
         assert "show the difference alone" not in text and "without intervals" not in text
