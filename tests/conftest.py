@@ -17,6 +17,14 @@ torch.set_num_threads(2)
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def feature_cache(tmp_path_factory) -> Path:
+    """The probe's feature cache of every test and of the commands they start: a fresh folder, never ~/.cache."""
+    folder = tmp_path_factory.mktemp("dropbench-cache")
+    os.environ["DROPBENCH_CACHE"] = str(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def synth_imagenet(tmp_path_factory) -> Path:
     """A tiny generated ImageNet-layout set: 4 classes, 24 train / 8 val images each, 32 px."""
