@@ -1,0 +1,137 @@
+"""Any timm architecture, from a safetensors file or a timm hub folder: convert, one COCO step, one ADE20K step, the
+classification smoke recipe; ``dropbench evaluate`` with the model read from the folder; the refusals.
+
+The architectures are the issue's (ResNet, ConvNeXt, Swin, ViT, DeiT, EfficientNet) at test sizes: timm's own
+``test_*`` models, and Swin-T / DeiT-T reduced through the ``model_args`` their hub ``config.json`` records (which the
+loaders must honour). Weights are random (seed 0), saved by timm's ``save_for_hf``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+pytest.importorskip("mmdet")
+pytest.importorskip("mmseg")
+
+from dropbench.benchmarks import cli  # noqa: E402
+from dropbench.finetune.backbone import PyramidError, TimmPyramidBackbone, pyramid_layout  # noqa: E402
+from dropbench.finetune.cls import run_cls  # noqa: E402
+from dropbench.finetune.convert import CheckpointError, convert_checkpoint, resolve_model  # noqa: E402
+from dropbench.finetune.det import run_coco  # noqa: E402
+from dropbench.finetune.seg import run_ade20k  # noqa: E402
+from dropbench.finetune.tasks import Job  # noqa: E402
+from safetensors.torch import load_file  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+ARCHS = {  # the issue's architectures, as small as timm makes them
+    "resnet": ("test_resnet", {}),
+    "convnext": ("test_convnext", {}),
+    "efficientnet": ("test_efficientnet", {}),
+    "vit": ("test_vit", {}),
+    "swin": ("swin_tiny_patch4_window7_224", dict(embed_dim=16, depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 1))),
+    "deit": ("deit_tiny_patch16_224", dict(depth=4, embed_dim=32, num_heads=2)),
+}
+COCO_STEP = {"train_cfg.max_epochs": 1, "default_hooks.logger.interval": 1}
+ADE_STEP = {"train_cfg.max_iters": 1, "train_dataloader.batch_size": 2, "default_hooks.logger.interval": 1,
+            "default_hooks.checkpoint.interval": 1}
+CLS_SMOKE = {"schedule.epochs": 1, "schedule.warmup_epochs": 0, "data.batch_size": 4, "optim.lr_batch_size": 4,
+             "runtime.progress": False}
+
+
+@pytest.mark.parametrize("arch", list(ARCHS))
+def test_any_architecture_converts_and_fine_tunes_on_every_task(arch, timm_hub, tiny_coco, tiny_ade, tiny_flowers,
+                                                                 tmp_path):
+    name, model_args = ARCHS[arch]
+    hub = timm_hub(name, **model_args)
+    saved = load_file(hub / "model.safetensors")
+
+    # convert: the architecture (and its reduced width) read from the folder, every tensor carried over
+    report = convert_checkpoint(hub, None, tmp_path / "converted.pth")
+    converted = torch.load(tmp_path / "converted.pth", weights_only=True)
+    assert report.architecture == name and report.layout == "timm-hub" and report.missing == []
+    assert report.loaded == len(saved) and set(converted["model"]) == set(saved)
+    for k, v in saved.items():
+        torch.testing.assert_close(converted["model"][k], v, msg=k)
+
+    # one COCO step, one ADE20K step: the pyramid from timm's feature API, the weights loaded strictly
+    det = run_coco(Job(model=name, checkpoint=hub, data=tiny_coco, out=tmp_path / "coco", cfg_options=COCO_STEP))
+    assert "coco/bbox_mAP" in det.metrics and det.load_report.loaded > 0
+    layout = pyramid_layout(name, json.dumps(json.loads((hub / "config.json").read_text())["model_args"],
+                                             sort_keys=True))
+    assert det.config["model"]["neck"]["in_channels"] == list(layout.channels)
+    assert det.extra["data_config"]["source"] == "checkpoint pretrained_cfg"
+    assert det.extra["hparams"]["layer_decay_in_force"]["applied"] is True  # every architecture here has a matcher
+    seg = run_ade20k(Job(model=name, checkpoint=hub, data=tiny_ade, out=tmp_path / "ade", cfg_options=ADE_STEP))
+    assert {"mIoU", "mAcc", "aAcc"} <= set(seg.metrics)
+    assert seg.config["model"]["decode_head"]["in_channels"] == list(layout.channels)
+
+    # the classification smoke recipe, at the checkpoint's pretraining size and normalisation
+    cls = run_cls(Job(model=name, checkpoint=hub, data=tiny_flowers, out=tmp_path / "cls", dataset="flowers102",
+                      config="smoke", cfg_options=CLS_SMOKE))
+    hp = cls.extra["hparams"]
+    assert 0 <= cls.metrics["top1"] <= 100 and hp["input_size"] == 64
+    assert hp["normalisation"]["source"] == "checkpoint pretrained_cfg"
+    assert hp["layer_decay"] == 0.75 and hp["layer_decay_grouping"] == "timm group_matcher"
+    assert cls.load_report.dropped_head  # the 10-class head is replaced by the 2-class one
+
+
+def test_bare_safetensors_needs_the_model_and_loads_it(timm_hub, tmp_path):
+    hub = timm_hub("test_convnext")
+    bare = tmp_path / "weights.safetensors"
+    shutil.copy(hub / "model.safetensors", bare)
+    with pytest.raises(ValueError, match="does not name its architecture.*--model"):
+        resolve_model(bare, None)
+    report = convert_checkpoint(bare, "test_convnext", tmp_path / "out.pth")
+    assert report.layout == "safetensors" and report.architecture is None and report.loaded == len(load_file(bare))
+    bb = TimmPyramidBackbone("test_convnext", checkpoint=str(bare))
+    bb.init_weights()
+    assert bb.load_report.loaded == len(bb.model.state_dict())
+
+
+def test_checkpoint_of_another_architecture_is_refused(timm_hub, tmp_path):
+    hub = timm_hub("test_convnext")
+    with pytest.raises(CheckpointError, match="holds a test_convnext checkpoint, not test_resnet"):
+        resolve_model(hub, "test_resnet")
+    code = cli.main(["convert", "--checkpoint", str(hub), "--model", "test_resnet", "--out", str(tmp_path / "x.pth")])
+    assert code == 2
+    bare = tmp_path / "weights.safetensors"  # no name in the file: the strict loader refuses with names and shapes
+    shutil.copy(hub / "model.safetensors", bare)
+    with pytest.raises(CheckpointError, match=r"does not fit test_resnet: \d+ model tensors missing"):
+        convert_checkpoint(bare, "test_resnet", tmp_path / "y.pth")
+
+
+def test_model_without_usable_features_is_refused_before_training(timm_hub, tmp_path, capsys):
+    with pytest.raises(PyramidError, match="other sizes than its pretraining size.*e.g. vit_tiny"):
+        pyramid_layout("mixer_b16_224")
+    bare = tmp_path / "weights.safetensors"  # any file: the model is refused before it is loaded
+    shutil.copy(timm_hub("test_convnext") / "model.safetensors", bare)
+    for task in ("coco", "ade20k"):  # and before the data is even looked at
+        code = cli.main(["finetune", task, "--model", "mixer_b16_224", "--checkpoint", str(bare),
+                         "--data", str(tmp_path / "no_data"), "--out", str(tmp_path / "run")])
+        err = capsys.readouterr().err
+        assert code == 2 and "mixer_b16_224 cannot be a detection / segmentation backbone" in err
+        assert "e.g. vit_tiny" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_evaluate_reads_the_model_from_a_hub_folder(timm_hub, tmp_path, capsys):
+    """``dropbench evaluate`` with no --model: the folder's architecture fills Table 6's row beside the others."""
+    hub = timm_hub("test_convnext")
+    preset = tmp_path / "preset.py"
+    preset.write_text("preset = 'any'\nseeds = [0]\ndata = dict()\ndata_policy = dict(flowers102='generated')\n"
+                      "synth = dict(flowers102=dict(num_classes=2, train_per_class=4, test_per_class=2))\n"
+                      "finetune = dict(cls=dict(config='smoke', models=[], datasets=['flowers102'], cfg_options="
+                      + repr(CLS_SMOKE) + "))\n")
+    out = tmp_path / "suite"
+    code = cli.main(["evaluate", "--checkpoint", str(hub), "--label", "mine", "--preset", str(preset),
+                     "--out", str(out), "--no-progress"])
+    printed = capsys.readouterr().out
+    assert code == 0
+    result = json.loads(next(out.glob("runs/cls/flowers102/test_convnext/mine/seed0/result.json")).read_text())
+    assert result["status"] == "ok" and result["model"] == "test_convnext" and result["variant"] == "mine"
+    assert "| test_convnext | mine |" in printed.replace("  ", " ") or "test_convnext" in printed
