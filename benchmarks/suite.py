@@ -246,7 +246,8 @@ def plan(preset: str | Config, out: str | os.PathLike, data_roots: dict[str, str
     else:
         from dropbench.finetune.convert import resolve_model
 
-        model = resolve_model(checkpoint, model)  # the file's architecture; a --model that disagrees is refused
+        if model is None:  # the file's architecture (a --model given is checked against the file below)
+            model = resolve_model(checkpoint, None)
         sources.append((model, label or Path(checkpoint).stem, None, str(Path(checkpoint).resolve())))
     for task, spec in dict(cfg.finetune).items():
         if task not in TASKS:
@@ -272,6 +273,10 @@ def plan(preset: str | Config, out: str | os.PathLike, data_roots: dict[str, str
     missing = [d for d in needed if given[d] is None and policy[d] == "required"]
     if missing and not allow_missing:  # before anything is hashed, generated or written
         raise MissingDataError(missing_roots_message(str(cfg.get("preset", "custom")), missing))
+    if checkpoint is not None and keys:
+        from dropbench.finetune.convert import resolve_model
+
+        resolve_model(checkpoint, model)  # a --model that disagrees with the architecture the file names: refused
     keyed: dict[str, RunSpec] = {}
     recipes: dict[tuple[str, str, str], str] = {}
     for r in runs if keys else []:

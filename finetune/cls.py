@@ -74,7 +74,7 @@ def checkpoint_settings(model: str, checkpoint: str | None, cfg: Config) -> dict
     config hashes are unchanged.
     """
     out: dict = {}
-    if checkpoint is None or checkpoint == "None":
+    if checkpoint is None or not Path(checkpoint).exists():  # (a missing file is the loader's error to name)
         return out
     data = checkpoint_data_config(checkpoint)
     if data.get("input_size"):

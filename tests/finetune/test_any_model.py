@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import pandas as pd
 import pytest
 import torch
 
@@ -134,4 +135,7 @@ def test_evaluate_reads_the_model_from_a_hub_folder(timm_hub, tmp_path, capsys):
     assert code == 0
     result = json.loads(next(out.glob("runs/cls/flowers102/test_convnext/mine/seed0/result.json")).read_text())
     assert result["status"] == "ok" and result["model"] == "test_convnext" and result["variant"] == "mine"
-    assert "| test_convnext | mine |" in printed.replace("  ", " ") or "test_convnext" in printed
+    table6 = pd.read_csv(out / "tables" / "table6.csv")
+    row = table6[(table6["model"] == "test_convnext") & (table6["variant"] == "mine")]
+    assert len(row) == 1 and row["Flowers"].iloc[0] == pytest.approx(result["metrics"]["top1"])
+    assert "test_convnext" in printed
