@@ -94,6 +94,19 @@ def test_bare_safetensors_needs_the_model_and_loads_it(timm_hub, tmp_path):
     assert bb.load_report.loaded == len(bb.model.state_dict())
 
 
+def test_hub_folder_with_pytorch_model_bin(timm_hub, tmp_path):
+    """timm's legacy hub layout (``pytorch_model.bin``, read weights-only) names its architecture as well."""
+    hub = timm_hub("test_resnet")
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    torch.save(load_file(hub / "model.safetensors"), legacy / "pytorch_model.bin")
+    shutil.copy(hub / "config.json", legacy / "config.json")
+    assert resolve_model(legacy, None) == "test_resnet"
+    report = convert_checkpoint(legacy, None, tmp_path / "out.pth")
+    assert report.layout == "timm-hub" and report.loaded == len(load_file(hub / "model.safetensors"))
+    assert report.data_config["input_size"] == [3, 64, 64] and len(report.data_config["mean"]) == 3
+
+
 def test_checkpoint_of_another_architecture_is_refused(timm_hub, tmp_path):
     hub = timm_hub("test_convnext")
     with pytest.raises(CheckpointError, match="holds a test_convnext checkpoint, not test_resnet"):
@@ -139,3 +152,29 @@ def test_evaluate_reads_the_model_from_a_hub_folder(timm_hub, tmp_path, capsys):
     row = table6[(table6["model"] == "test_convnext") & (table6["variant"] == "mine")]
     assert len(row) == 1 and row["Flowers"].iloc[0] == pytest.approx(result["metrics"]["top1"])
     assert "test_convnext" in printed
+
+
+@pytest.mark.parametrize(("stage", "config", "name", "template", "decay"), [
+    ("det", "paper-3x", "convnext_tiny", "convnext_femto", True),  # the ConvNeXt rule knows ConvNeXt's names
+    ("det", "paper-1x", "deit_tiny_patch16_224", "vit_base", True),  # BEiT-style over timm's group_matcher
+    ("seg", "paper-160k", "resnet50", "convnext_femto", False),  # the ConvNeXt rule knows no ResNet: scale 1
+    ("seg", "paper-160k", "swin_tiny_patch4_window7_224", "swin_femto", False),  # as for Swin-F in the reference
+])
+def test_paper_recipes_apply_to_any_architecture(stage, config, name, template, decay):
+    """A paper recipe exists per paper model; another architecture takes the one of its kind, with its own channels
+    and the layer decay recorded as in force or not."""
+    from dropbench.finetune.backbone import pyramid_channels, resolve_recipe
+    from dropbench.finetune.layer_decay import layer_decay_in_force
+    from dropbench.finetune.mm import prepare_runner_config
+    from dropbench.finetune.seg import prepare_seg_config
+
+    path, used = resolve_recipe(stage, config, name)
+    assert used == template and template.replace("_", "-") in path.name
+    job = Job(model=name, checkpoint=None, data="/data", out="/tmp/unused-any-model", config=config)
+    cfg = prepare_seg_config(job) if stage == "seg" else prepare_runner_config(stage, job)
+    assert cfg.model.backbone.model_name == name
+    if stage == "seg":
+        assert cfg.model.decode_head.in_channels == list(pyramid_channels(name))
+    else:
+        assert cfg.model.neck.in_channels is None  # filled from the model by configure_coco
+    assert layer_decay_in_force(cfg.optim_wrapper, name)["applied"] is decay
