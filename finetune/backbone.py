@@ -275,7 +275,7 @@ def pyramid_channels(model_name: str, model_args: str = "{}") -> tuple[int, ...]
 
 
 class TimmPyramidBackbone(BaseModule):
-    """A paper model (timm) as a detection / segmentation backbone returning four NCHW maps.
+    """A paper model or a timm architecture as a detection / segmentation backbone returning four NCHW maps.
 
     Args:
         model_name: a paper model (``vit_tiny``, ``vit_base``, ``swin_femto``, ``convnext_femto``) or any timm

@@ -5,6 +5,8 @@ Swin-F, ConvNeXt-F, Mixer-S/32 and Mixer-B/16 under the names its official code 
 CC-BY-NC 4.0). The architectures are timm's; this module only registers the paper's names that timm lacks, so that
 ``timm.create_model('swin_femto')`` works, and keeps one table (:data:`PAPER_MODELS`) that the rest of dropbench reads:
 which timm family each model belongs to and whether it accepts dropout (ConvNeXt does not, as in the paper's code).
+Fine-tuning also takes any other timm architecture (:func:`create_model`, :func:`check_model`): built by timm at a
+fixed drop-path rate, never with the paper's dropout schedules.
 
 Drop rates are ordinary keyword arguments (``drop_rate``, ``drop_path_rate``). Unlike timm's own Swin, whose default
 stochastic-depth rate is 0.1, every model here defaults to no dropout and no stochastic depth. Dropout sits where the
