@@ -74,6 +74,8 @@ def checkpoint_settings(model: str, checkpoint: str | None, cfg: Config) -> dict
     config hashes are unchanged.
     """
     out: dict = {}
+    if model not in PAPER_MODELS and cfg.optim.get("layer_decay") and not hasattr(model_class(model), "group_matcher"):
+        out["optim.layer_decay"] = None
     if checkpoint is None or not Path(checkpoint).exists():  # (a missing file is the loader's error to name)
         return out
     data = checkpoint_data_config(checkpoint)
@@ -88,8 +90,6 @@ def checkpoint_settings(model: str, checkpoint: str | None, cfg: Config) -> dict
     kwargs = {k: v for k, v in ((config or {}).get("model_args") or {}).items() if k not in ("num_classes", "img_size")}
     if kwargs:
         out["model.kwargs"] = kwargs
-    if model not in PAPER_MODELS and cfg.optim.get("layer_decay") and not hasattr(model_class(model), "group_matcher"):
-        out["optim.layer_decay"] = None
     return out
 
 

@@ -178,3 +178,28 @@ def test_paper_recipes_apply_to_any_architecture(stage, config, name, template, 
     else:
         assert cfg.model.neck.in_channels is None  # filled from the model by configure_coco
     assert layer_decay_in_force(cfg.optim_wrapper, name)["applied"] is decay
+
+
+def test_a_model_without_group_matcher_trains_without_layer_decay_and_says_so():
+    """PiT has no ``group_matcher``: classification drops the layer decay, the dense constructor gives every
+    parameter the full rate, and both runs record it."""
+    import torch.nn as nn
+    from dropbench.finetune.cls import build_cls_config, hyperparameters
+    from dropbench.finetune.layer_decay import TimmLayerDecayOptimizerConstructor, layer_decay_in_force
+
+    cfg = build_cls_config(Job(model="pit_ti_224", checkpoint=None, data="/d", out="/tmp/unused", dataset="pets"))
+    assert cfg.optim.layer_decay is None
+    assert hyperparameters(cfg, 1)["layer_decay_grouping"].startswith("none: the model has no group_matcher")
+    assert build_cls_config(Job(model="test_vit", checkpoint=None, data="/d", out="/tmp/unused",
+                                dataset="pets")).optim.layer_decay == 0.75
+    ow = dict(constructor="TimmLayerDecayOptimizerConstructor", paramwise_cfg=dict(layer_decay_rate=0.9))
+    assert layer_decay_in_force(ow, "pit_ti_224")["applied"] is False
+    assert layer_decay_in_force(ow, "test_vit")["applied"] is True
+    net = nn.Module()
+    net.backbone = nn.Module()
+    net.backbone.model = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2))  # no group_matcher
+    net.neck = nn.Linear(2, 2)
+    constructor = TimmLayerDecayOptimizerConstructor(dict(type="OptimWrapper", optimizer=dict(type="AdamW", lr=1e-3)),
+                                                     dict(layer_decay_rate=0.5, backbone="backbone.model"))
+    groups = constructor(net).optimizer.param_groups
+    assert sum(len(g["params"]) for g in groups) == 6 and {g["lr_scale"] for g in groups} == {1.0}
