@@ -18,7 +18,7 @@ log = logging.getLogger("dropbench")
 _EPILOG = """stages:
   data       check data roots (layout, official split sizes, a decoded sample), or generate stand-ins
   pretrain   ImageNet pretraining with early / late / standard dropout or stochastic depth
-  convert    normalise any checkpoint (dropbench, the paper's, timm) to a paper model's timm state dict
+  convert    normalise any checkpoint (dropbench, the paper's, timm, safetensors, hub folder) to a timm state dict
   finetune   fine-tune a checkpoint on a downstream task ({tasks})
   suite      plan / run a preset: every pretraining variant and fine-tune, then Tables 4-6
   evaluate   run every downstream task (or --tasks) for one new checkpoint, beside the suite's rows
@@ -68,6 +68,8 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     from dropbench.finetune.convert import convert_checkpoint
 
     report = convert_checkpoint(args.checkpoint, args.model, args.out, use_ema=args.ema, img_size=args.img_size)
+    if report.architecture and not args.model:
+        print(f"model: {report.architecture} (named by the checkpoint)")
     print(report.summary())
     print(f"wrote {args.out}")
     return 0
@@ -77,24 +79,19 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     if args.slurm:
         return _submit(args)
     from dropbench.benchmarks.runs import run_task
-    from dropbench.finetune.tasks import Job
+    from dropbench.finetune.convert import resolve_model
+    from dropbench.finetune.tasks import Job, get_task
 
-    job = Job(model=_model(args), checkpoint=args.checkpoint, data=args.data, out=args.out,
-              dataset=args.dataset, config=args.config, cfg_options=dict(args.cfg_options or {}),
+    model = resolve_model(args.checkpoint, args.model)
+    if get_task(args.task).dense:  # a model that cannot make the pyramid: refused before the data is checked
+        from dropbench.finetune.backbone import check_dense
+
+        check_dense(model, args.checkpoint)
+    job = Job(model=model, checkpoint=args.checkpoint, data=args.data,
+              out=args.out, dataset=args.dataset, config=args.config, cfg_options=dict(args.cfg_options or {}),
               seed=args.seed, resume=args.resume, launcher=args.launcher, use_ema=args.ema)
     _print_result(run_task(args.task, job, preflight=True))
     return 0
-
-
-def _model(args: argparse.Namespace) -> str:
-    """``--model``, or the paper model the checkpoint's metadata names when it is omitted."""
-    if args.model:
-        return args.model
-    from dropbench.finetune.convert import checkpoint_model
-
-    model = checkpoint_model(args.checkpoint)
-    log.info("--model %s (from %s)", model, args.checkpoint)
-    return model
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
@@ -176,7 +173,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     preset = load_preset(args.preset)
     suite_plan = plan(preset, args.out, _parse_roots(args.data_root), seeds=args.seeds, checkpoint=args.checkpoint,
-                      model=_model(args), label=args.label, tasks=args.tasks)
+                      model=args.model, label=args.label, tasks=args.tasks)
     print(describe(suite_plan).splitlines()[0])
     report = run_suite(suite_plan, preset, executor=args.executor, jobs=args.jobs, progress=not args.no_progress,
                        wait=args.wait)
@@ -323,12 +320,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_slurm(p)
     p.set_defaults(func=_cmd_pretrain)
 
-    p = sub.add_parser("convert", help="normalise a checkpoint to a paper model's timm state dict",
-                       description="Convert a dropbench, paper (facebookresearch/dropout) or timm checkpoint to the "
-                       "timm state dict of --model, checking that every backbone tensor fits (only the classifier "
+    p = sub.add_parser("convert", help="normalise a checkpoint to a model's timm state dict",
+                       description="Convert a dropbench, paper (facebookresearch/dropout) or timm checkpoint (state "
+                       "dict, .safetensors, hub folder) to the timm state dict of --model, "
+                       "checking that every backbone tensor fits (only the classifier "
                        "head may be dropped). Prints how many tensors were loaded, missing and unexpected.")
-    p.add_argument("--checkpoint", required=True, help="input checkpoint file")
-    p.add_argument("--model", required=True, help="paper model name the checkpoint holds (e.g. swin_femto)")
+    p.add_argument("--checkpoint", required=True, help="input checkpoint: a file (.pth, .safetensors, ...) or a timm "
+                   "hub folder (model.safetensors / pytorch_model.bin + config.json)")
+    p.add_argument("--model", help="the model the checkpoint holds: a paper model (e.g. swin_femto) or any timm "
+                   "architecture; optional when the file names it (hub folder, dropbench / paper checkpoint)")
     p.add_argument("--out", required=True, help="output file ({'model': timm state dict, 'pretrain': metadata})")
     p.add_argument("--ema", action="store_true", help="take the EMA weights ('model_ema')")
     p.add_argument("--img-size", type=int, help="resolution to convert for (default: the checkpoint's)")
@@ -344,9 +344,10 @@ def build_parser() -> argparse.ArgumentParser:
         if len(task.datasets) > 1:
             p.add_argument("--dataset", required=True, choices=task.datasets)
         p.set_defaults(dataset=None)  # a task of one data set: that one
-        p.add_argument("--checkpoint", required=True, help="pretrained checkpoint (any layout `convert` reads)")
-        p.add_argument("--model", help="paper model the checkpoint holds (e.g. swin_femto; default: the one its "
-                       "metadata names)")
+        p.add_argument("--checkpoint", required=True, help="pretrained checkpoint (any layout `convert` reads: a file "
+                       "or a timm hub folder)")
+        p.add_argument("--model", help="paper model (e.g. swin_femto) or timm architecture the checkpoint holds; "
+                       "optional when the file names it")
         p.add_argument("--data", required=True, help=task.data_help)
         p.add_argument("--config", default="smoke", help=f"recipe name or config file (configs/{task.stage}/)")
         p.add_argument("--out", required=True, help="run directory (checkpoints, logs, result.json)")
@@ -395,8 +396,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="run every downstream task of a preset for one checkpoint",
                        description="Fine-tune one checkpoint on every downstream task of a preset and print Tables "
                        "4-6 with its row beside the suite's rows already in --out.")
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--model", help="paper model the checkpoint holds (default: the one its metadata names)")
+    p.add_argument("--checkpoint", required=True, help="a checkpoint file or a timm hub folder (model.safetensors / "
+                   "pytorch_model.bin + config.json)")
+    p.add_argument("--model", help="paper model or timm architecture the checkpoint holds; optional when the file "
+                   "names it (hub folder, dropbench / paper checkpoint), refused when it disagrees")
     p.add_argument("--preset", default="smoke", help="smoke | paper | a preset file")
     p.add_argument("--tasks", nargs="+", choices=list(TASKS), metavar="TASK",
                    help=f"only these downstream tasks of the preset ({', '.join(TASKS)}; default: all)")

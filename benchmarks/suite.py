@@ -34,6 +34,7 @@ from dropbench.finetune.tasks import TASKS, Job, Outcome, Task, get_task
 from dropbench.pretrain.config import resolve_config
 from dropbench.pretrain.data import PRETRAIN_DATASET
 from dropbench.pretrain.io import atomic_write
+from dropbench.pretrain.models import PAPER_MODELS
 from dropbench.pretrain.stop import Preempted, check, stop_signals
 from mmengine.config import Config
 from tqdm import tqdm
@@ -54,6 +55,20 @@ def _stage_dir(task: str) -> str:
 def _root_names() -> tuple[str, ...]:
     """The data sets a suite takes roots for: ImageNet, then every data set the registered tasks' tables report."""
     return tuple(dict.fromkeys((PRETRAIN_DATASET, *(d for t in TASKS.values() for d in t.table_datasets))))
+
+
+def _dense(model: str, checkpoint: str | None) -> bool:
+    """Whether ``model`` can be a detection / segmentation backbone (a refusal is logged: its dense runs are left
+    out, as the paper's Mixers' are)."""
+    from dropbench.finetune.backbone import check_dense
+
+    try:
+        check_dense(model, checkpoint)
+    except ValueError as e:
+        if model not in PAPER_MODELS:
+            log.warning("%s", e)
+        return False
+    return True
 
 
 def _task_of_dataset(dataset: str) -> Task:
@@ -130,9 +145,15 @@ def load_preset(preset: str) -> Config:
     return Config.fromfile(str(resolve_config("suites", preset)))
 
 
-def _recipe_text(stage: str, config: str, model: str) -> str:
+def _recipe_text(stage: str, config: str, model: str, checkpoint: str | None = None) -> str:
     try:
-        return Config.fromfile(str(resolve_config(stage, config, model))).pretty_text
+        if stage in (PRETRAIN, get_task("cls").stage) or model in PAPER_MODELS:
+            path = resolve_config(stage, config, model)
+        else:  # a timm architecture may take a paper model's per-model recipe (finetune.backbone.resolve_recipe)
+            from dropbench.finetune.backbone import checkpoint_model_args, resolve_recipe
+
+            path = resolve_recipe(stage, config, model, checkpoint_model_args(checkpoint))[0]
+        return Config.fromfile(str(path)).pretty_text
     except ValueError:
         raise
     except Exception as e:  # a recipe that does not parse is a planning error, not a run failure
@@ -226,8 +247,10 @@ def plan(preset: str | Config, out: str | os.PathLike, data_roots: dict[str, str
                                     drop={**variants[variant], **dict(entry.get("drop", {})).get(variant, {})}))
                 sources.append((entry["model"], variant, run_id, None))
     else:
-        if model is None:
-            raise ValueError("evaluating a checkpoint needs its --model")
+        from dropbench.finetune.convert import resolve_model
+
+        if model is None:  # the file's architecture (a --model given is checked against the file below)
+            model = resolve_model(checkpoint, None)
         sources.append((model, label or Path(checkpoint).stem, None, str(Path(checkpoint).resolve())))
     finetune = dict(cfg.finetune)
     for task in tasks or ():
@@ -245,10 +268,8 @@ def plan(preset: str | Config, out: str | os.PathLike, data_roots: dict[str, str
             if model_name not in spec["models"]:
                 if checkpoint is None:
                     continue
-                from dropbench.pretrain.models import paper_model
-
-                if entry_.dense and not paper_model(model_name).dense:
-                    continue  # Mixer: classification only
+                if entry_.dense and not _dense(model_name, ckpt):
+                    continue  # Mixer, a timm model without a usable pyramid: classification only
             several = len(entry_.datasets) > 1  # run ids name the data set
             datasets = [entry_.job_dataset(d) for d in spec.get("datasets", entry_.table_datasets)]
             task_seeds = seed_list if seeds or "seeds" not in spec else [int(x) for x in spec["seeds"]]
@@ -263,20 +284,24 @@ def plan(preset: str | Config, out: str | os.PathLike, data_roots: dict[str, str
     missing = [d for d in needed if given[d] is None and policy[d] == "required"]
     if missing and not allow_missing:  # before anything is hashed, generated or written
         raise MissingDataError(missing_roots_message(str(cfg.get("preset", "custom")), missing))
+    if checkpoint is not None and keys:
+        from dropbench.finetune.convert import resolve_model
+
+        resolve_model(checkpoint, model)  # a --model that disagrees with the architecture the file names: refused
     keyed: dict[str, RunSpec] = {}
     recipes: dict[tuple[str, str, str], str] = {}
     for r in runs if keys else []:
         stage = _stage_dir(r.task)
         if (stage, r.config, r.model) not in recipes:
-            recipes[(stage, r.config, r.model)] = _recipe_text(stage, r.config, r.model)
+            recipes[(stage, r.config, r.model)] = _recipe_text(stage, r.config, r.model, r.checkpoint)
         if r.upstream:
             source = keyed[r.upstream].key
         elif r.checkpoint:
-            from dropbench.finetune.convert import file_sha256
+            from dropbench.finetune.convert import checkpoint_sha256
 
-            if not Path(r.checkpoint).is_file():
+            if not Path(r.checkpoint).exists():
                 raise ValueError(f"checkpoint {r.checkpoint} does not exist")
-            source = file_sha256(r.checkpoint)
+            source = checkpoint_sha256(r.checkpoint)
         else:
             source = None
         # generated data under the suite folder is keyed by its place in it: a moved suite folder stays done

@@ -21,14 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import torch.nn as nn
-from dropbench.finetune.convert import CheckpointError, LoadReport, load_pretrained
+from dropbench.finetune.convert import CheckpointError, LoadReport, checkpoint_data_config, hub_config, load_pretrained
 from dropbench.finetune.datasets.cls import CLS_DATASETS, ClsData, load_cls_data
 from dropbench.finetune.samples import ClassificationState, kept_samples, write_samples
 from dropbench.finetune.tasks import Job, Outcome, get_task
 from dropbench.pretrain.config import config_hash, load_config, plain, resolve_config
 from dropbench.pretrain.data import SeededDataset
 from dropbench.pretrain.distributed import setup_launcher
-from dropbench.pretrain.models import paper_model
+from dropbench.pretrain.models import PAPER_MODELS, check_model, model_class, model_family
 from dropbench.pretrain.schedules import DropSpec
 from dropbench.pretrain.train import run
 from mmengine.config import Config
@@ -44,13 +44,14 @@ def build_cls_config(job: Job) -> Config:
     dataset = job.dataset
     if dataset not in CLS_DATASETS:
         raise ValueError(f"unknown --dataset {dataset!r}; choose one of: {', '.join(CLS_DATASETS)}")
-    paper_model(job.model)  # validates the name
+    check_model(job.model)  # a paper model or any timm architecture
     cfg = load_config(resolve_config(get_task("cls").stage, job.config))
     per_dataset = cfg.pop("per_dataset", None) or {}
     if dataset in per_dataset:
         cfg.merge_from_dict(per_dataset[dataset].to_dict())
     cfg.merge_from_dict({"model.name": job.model, "model.checkpoint": str(job.checkpoint),
                          "model.use_ema": bool(job.use_ema), "data.dataset": dataset, "data.root": job.data})
+    cfg.merge_from_dict(checkpoint_settings(job.model, job.checkpoint, cfg))
     if job.seed is not None:
         cfg.merge_from_dict({"runtime.seed": int(job.seed)})
     if job.cfg_options:
@@ -60,6 +61,36 @@ def build_cls_config(job: Job) -> Config:
     if cfg.data.dataset != dataset:
         raise ValueError(f"data.dataset is {cfg.data.dataset!r} but --dataset is {dataset!r}")
     return cfg
+
+
+def checkpoint_settings(model: str, checkpoint: str | None, cfg: Config) -> dict:
+    """Recipe values a checkpoint decides, as overrides (the job's own overrides come after and win).
+
+    A timm hub checkpoint's ``pretrained_cfg`` sets the input size, interpolation, crop and normalisation
+    (``data.input_size``, ``data.interpolation``, ``data.crop_pct``, ``data.mean`` / ``data.std``) and its
+    ``model_args`` the architecture's reconstruction arguments (``model.kwargs``, e.g. a reduced width); a model
+    without a ``group_matcher`` trains without layer decay (``optim.layer_decay`` None; the run's
+    ``extra.hparams.layer_decay_grouping`` says so). Empty for the paper models' checkpoints, so their recipes and
+    config hashes are unchanged.
+    """
+    out: dict = {}
+    if model not in PAPER_MODELS and cfg.optim.get("layer_decay") and not hasattr(model_class(model), "group_matcher"):
+        out["optim.layer_decay"] = None
+    if checkpoint is None or not Path(checkpoint).exists():  # (a missing file is the loader's error to name)
+        return out
+    data = checkpoint_data_config(checkpoint)
+    if data.get("input_size"):
+        out["data.input_size"] = int(data["input_size"][-1])
+    if data.get("mean") and data.get("std"):
+        out["data.mean"], out["data.std"] = list(data["mean"]), list(data["std"])
+    for key in ("interpolation", "crop_pct"):
+        if data.get(key):
+            out[f"data.{key}"] = data[key]
+    config = hub_config(checkpoint)
+    kwargs = {k: v for k, v in ((config or {}).get("model_args") or {}).items() if k not in ("num_classes", "img_size")}
+    if kwargs:
+        out["model.kwargs"] = kwargs
+    return out
 
 
 def hyperparameters(cfg: Config, world_size: int, precision: dict | None = None) -> dict:
@@ -80,7 +111,18 @@ def hyperparameters(cfg: Config, world_size: int, precision: dict | None = None)
         "mixup": a.mixup, "cutmix": a.cutmix, "mixup_prob": a.mixup_prob, "mixup_switch_prob": a.mixup_switch_prob,
         "smoothing": a.smoothing, "scale": plain(a.get("scale")), "ema": bool(cfg.ema.enabled),
         "use_ema_weights": bool(cfg.model.use_ema), "seed": int(cfg.runtime.seed), "precision": precision,
+        "layer_decay_grouping": _layer_grouping(cfg),
+        "normalisation": {"mean": plain(d.get("mean")), "std": plain(d.get("std")),
+                          "source": "checkpoint pretrained_cfg" if d.get("mean") else "recipe (timm's ImageNet)"},
     }
+
+
+def _layer_grouping(cfg: Config) -> str:
+    if cfg.optim.get("layer_decay") is None:
+        if cfg.model.name not in PAPER_MODELS and not hasattr(model_class(cfg.model.name), "group_matcher"):
+            return "none: the model has no group_matcher, trained without layer decay"
+        return "none"
+    return "timm group_matcher"
 
 
 def _mean(values: list[float | None] | None) -> float | None:
@@ -106,7 +148,8 @@ def keep_samples(summary: dict, out_dir: str | os.PathLike, metrics: dict[str, f
 
 
 def run_cls(job: Job) -> Outcome:
-    """Fine-tune ``job.checkpoint`` (paper model ``job.model``) on a classification set and return the outcome.
+    """Fine-tune ``job.checkpoint`` (paper model or timm architecture ``job.model``) on a classification set and
+    return the outcome.
 
     Args:
         job: ``dataset`` one of :data:`~finetune.datasets.cls.CLS_DATASETS`, its root ``data`` (see
@@ -135,7 +178,7 @@ def run_cls(job: Job) -> Outcome:
         try:
             report: LoadReport = load_pretrained(net, cfg.model.checkpoint, cfg.model.name, bool(cfg.model.use_ema))
         except CheckpointError as e:
-            if paper_model(cfg.model.name).family == "mixer" and "another shape" in str(e):
+            if model_family(cfg.model.name) == "mixer" and "another shape" in str(e):
                 raise CheckpointError(f"{e} Mixer's token mixing is tied to the input size: fine-tune at the "
                                       f"resolution of pretraining (--cfg-options data.input_size=N).") from None
             raise

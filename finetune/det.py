@@ -27,13 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import dropbench.finetune.layer_decay  # noqa: F401  (registers TimmLayerDecayOptimizerConstructor)
-from dropbench.finetune.backbone import TimmPyramidBackbone, pyramid_channels
+from dropbench.finetune.backbone import TimmPyramidBackbone, check_dense, checkpoint_model_args, pyramid_channels
 from dropbench.finetune.datasets.coco import CocoSplit, check_coco
-from dropbench.finetune.mm import adapt_to_device, outcome, prepare_runner_config, run_runner
+from dropbench.finetune.mm import adapt_to_device, apply_data_config, outcome, prepare_runner_config, run_runner
 from dropbench.finetune.samples import DetectionState, write_samples
 from dropbench.finetune.tasks import Job, Outcome, get_task
 from dropbench.pretrain.io import atomic_write
-from dropbench.pretrain.models import paper_model
 from mmdet.evaluation.metrics import CocoMetric
 from mmdet.registry import METRICS, MODELS
 from mmengine.config import Config, ConfigDict
@@ -161,14 +160,16 @@ def configure_coco(cfg: Config, data_root: str | os.PathLike, splits: dict[str, 
     backbone = cfg.model.backbone
     if backbone.get("type") == "TimmPyramidBackbone" and cfg.model.neck.get("in_channels") is None:
         indices = backbone.get("out_indices", (0, 1, 2, 3))
-        cfg.model.neck.in_channels = [pyramid_channels(backbone.model_name)[i] for i in indices]
+        channels = pyramid_channels(backbone.model_name, checkpoint_model_args(backbone.get("checkpoint")))
+        cfg.model.neck.in_channels = [channels[i] for i in indices]
 
 
 def run_coco(job: Job) -> Outcome:
     """Fine-tune Mask R-CNN with a pretrained paper model as backbone on COCO and evaluate box and mask AP.
 
     Args:
-        job: ``model`` a dense paper model (``vit_tiny``, ``vit_base``, ``swin_femto``, ``convnext_femto``);
+        job: ``model`` a dense paper model (``vit_tiny``, ``vit_base``, ``swin_femto``, ``convnext_femto``) or a
+            timm architecture whose features make the pyramid (:func:`finetune.backbone.pyramid_layout`);
             ``data`` a COCO root (``train2017/``, ``val2017/``, ``annotations/instances_{train,val}2017.json``);
             ``out`` the mmengine work dir; ``config`` a recipe name under ``configs/det/`` (``smoke``, ``paper-1x``,
             ``paper-3x``) or a config file; ``cfg_options`` apply before the data root and classes are set.
@@ -178,16 +179,16 @@ def run_coco(job: Job) -> Outcome:
         resolved config, seed, the checkpoint's load report, hash and pretraining metadata.
 
     Raises:
-        ValueError: a classification-only model, an unknown recipe, or a malformed COCO root
+        ValueError: a classification-only model (:class:`~finetune.backbone.PyramidError`), an unknown recipe, or a
+            malformed COCO root
             (:class:`~finetune.datasets.coco.CocoFormatError`).
         finetune.convert.CheckpointError: the checkpoint does not fit the model.
     """
-    if not paper_model(job.model).dense:
-        raise ValueError(f"{job.model} cannot be a detection backbone (classification only); choose vit_tiny, "
-                         f"vit_base, swin_femto or convnext_femto")
+    check_dense(job.model, job.checkpoint)  # before the data check: a model that cannot work is named first
     splits = check_coco(job.data)
     cfg = prepare_runner_config(get_task("coco").stage, job)
     configure_coco(cfg, job.data, splits)
+    data_config = apply_data_config(cfg, job.checkpoint)
     device_changes = adapt_to_device(cfg)
     train = splits["train2017"]
     log.info("COCO fine-tuning of %s on %s: %d classes, %d train / %d val images, recipe %s", job.model, job.data,
@@ -198,6 +199,6 @@ def run_coco(job: Job) -> Outcome:
         log.warning("evaluation did not report %s", missing)
     extra = {"recipe": job.config, "classes": list(train.classes), "train_images": train.num_images,
              "val_images": splits["val2017"].num_images, "epochs": run.runner.epoch, "iterations": run.runner.iter,
-             "device_changes": device_changes}
+             "device_changes": device_changes, "data_config": data_config}
     extra.update(keep_samples(run.runner, job.out, run.metrics))  # samples.npz + detections JSON, named in result
     return outcome(cfg, run, run.metrics, job, extra=extra)

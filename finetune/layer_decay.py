@@ -15,7 +15,8 @@ own ``group_matcher`` (as timm's ``param_groups_layer_decay`` does): a backbone 
 trainable layer groups (0: the stem) gets ``lr * decay ** (L - i)``, so the deepest block gets ``decay`` and the stem
 ``decay ** L``, as in the BEiT downstream recipe; everything outside the backbone (neck, heads, the adapter's
 pyramid) gets the full rate. 1-D parameters and the model's ``no_weight_decay()`` names (position embeddings, class
-token, relative position tables) get no weight decay.
+token, relative position tables) get no weight decay. A timm architecture without a ``group_matcher`` trains without
+layer decay (every parameter at the full rate; a warning says so) and :func:`layer_decay_in_force` records it.
 
 Configs (mmengine)::
 
@@ -40,7 +41,7 @@ from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS
 from timm.models import group_parameters
 
 __all__ = ["ConvNeXtLayerDecayOptimizerConstructor", "TimmLayerDecayOptimizerConstructor", "convnext_layer_id",
-           "layer_groups", "reference_name"]
+           "layer_decay_in_force", "layer_groups", "reference_name"]
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,11 @@ class TimmLayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
             timm_model = module.get_submodule(path)
         except AttributeError:
             raise ValueError(f"layer decay: the model has no submodule {path!r} (paramwise_cfg.backbone)") from None
-        layer_map, num_layers = layer_groups(timm_model)
+        if hasattr(timm_model, "group_matcher"):
+            layer_map, num_layers = layer_groups(timm_model)
+        else:  # no layer structure timm knows of: no decay (recorded by layer_decay_in_force)
+            log.warning("%s has no group_matcher(): it trains without layer decay", type(timm_model).__name__)
+            layer_map, num_layers, decay = {}, 1, 1.0
         prefix = path + "."
         # the deepest layer that trains sets the scale (a frozen classifier-side norm, e.g. ConvNeXt's head.norm,
         # has a group of its own that would add a factor): that layer gets decay ** 1, as the BEiT recipe's last block
@@ -93,6 +98,29 @@ class TimmLayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
             groups[key]["params"].append(param)
         params.extend(groups[k] for k in sorted(groups))
         log.info("layer decay %.3f over %d backbone layer groups: %d param groups", decay, depth, len(groups))
+
+
+def layer_decay_in_force(optim_wrapper: dict, model_name: str) -> dict:
+    """What layer decay a det / seg run's optimizer applies to ``model_name``, for ``result.json``.
+
+    ``applied`` is False where the constructor's rule finds no layers in the model: a timm architecture without a
+    ``group_matcher`` (:class:`TimmLayerDecayOptimizerConstructor`), a non-ConvNeXt backbone under the ConvNeXt rule
+    (every parameter at scale 1, as in the reference). ``grouping`` says how layers were found.
+    """
+    from dropbench.pretrain.models import model_class, model_family
+
+    constructor = optim_wrapper.get("constructor")
+    cfg = dict(optim_wrapper.get("paramwise_cfg") or {})
+    if constructor == "TimmLayerDecayOptimizerConstructor":
+        applied = hasattr(model_class(model_name), "group_matcher")
+        return {"constructor": constructor, "rate": cfg.get("layer_decay_rate"), "applied": applied,
+                "grouping": "timm group_matcher" if applied else "none: the model has no group_matcher"}
+    if constructor == "ConvNeXtLayerDecayOptimizerConstructor":
+        applied = model_family(model_name) == "convnext"
+        return {"constructor": constructor, "rate": cfg.get("decay_rate"), "decay_type": cfg.get("decay_type"),
+                "applied": applied, "grouping": "ConvNeXt names" if applied else
+                "none: the ConvNeXt rule recognises no layer of this model (scale 1, as the reference)"}
+    return {"constructor": constructor, "applied": False, "grouping": "none"}
 
 
 # timm names of a ConvNeXt -> the names the reference code reads (its ConvNeXt keeps the stem and the downsampling

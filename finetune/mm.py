@@ -29,11 +29,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from dropbench.finetune.backbone import TimmPyramidBackbone
-from dropbench.finetune.convert import LoadReport, file_sha256
+from dropbench.finetune.backbone import TimmPyramidBackbone, checkpoint_model_args, resolve_recipe
+from dropbench.finetune.convert import LoadReport, checkpoint_sha256
+from dropbench.finetune.layer_decay import layer_decay_in_force
 from dropbench.finetune.tasks import Job, Outcome
 from dropbench.pretrain.checkpoint import CheckpointError, load_checkpoint_file, write_error
-from dropbench.pretrain.config import config_hash, dump_config, plain, resolve_config
+from dropbench.pretrain.config import config_hash, dump_config, plain
 from dropbench.pretrain.distributed import setup_launcher
 from dropbench.pretrain.faults import fault_point
 from dropbench.pretrain.stop import Preempted, deferred, requested, shield_worker, stop_signals, worker_context
@@ -43,7 +44,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner, find_latest_checkpoint
 from mmengine.runner.checkpoint import CheckpointLoader
 
-__all__ = ["DivergenceHook", "RunnerRun", "StopOnSignalHook", "StrictRunner", "adapt_to_device",
+__all__ = ["DivergenceHook", "RunnerRun", "StopOnSignalHook", "StrictRunner", "adapt_to_device", "apply_data_config",
            "install_safe_checkpoint_loading", "outcome", "prepare_runner_config", "resume_checkpoint", "run_runner"]
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,16 @@ def prepare_runner_config(stage: str, job: Job) -> Config:
     if job.resume is None and _last_checkpoint(work_dir):
         raise FileExistsError(f"{work_dir} already holds a run; pass --resume auto to continue it, or choose a new "
                               f"--out")
-    cfg = Config.fromfile(str(resolve_config(stage, config, model)))
+    recipe, template = resolve_recipe(stage, config, model, checkpoint_model_args(job.checkpoint))
+    cfg = Config.fromfile(str(recipe))
+    if template is not None:  # a paper model's recipe for a timm architecture: its model-dependent values go
+        cfg.model.backbone.model_name = model
+        for part in ("neck", "decode_head"):
+            if part in cfg.model and "in_channels" in cfg.model[part]:
+                cfg.model[part].in_channels = None
+        if "auxiliary_head" in cfg.model:
+            cfg.model.auxiliary_head.in_channels = None
+        log.info("recipe %r for %s: %s's (%s), with the model's own channels", config, model, template, recipe.name)
     if cfg.model.backbone.get("type") == "TimmPyramidBackbone":
         if cfg.model.backbone.get("model_name") is None:  # a model-independent recipe (smoke): --model decides
             cfg.model.backbone.model_name = model
@@ -93,6 +103,25 @@ def prepare_runner_config(stage: str, job: Job) -> Config:
     cfg.launcher = job.launcher
     cfg.resume = job.resume == "auto"
     return cfg
+
+
+def apply_data_config(cfg: Config, checkpoint: str | None) -> dict:
+    """Normalise inputs as the checkpoint was pretrained: its ``pretrained_cfg`` mean / std (a timm hub folder) go into
+    the model's data preprocessor (0-255 scale), else the recipe's stay. Returns what is in force, for
+    ``result.json`` (``extra.data_config``), with the checkpoint's pretraining input size where it has one (the
+    recipe's pipeline sets the fine-tuning sizes)."""
+    from dropbench.finetune.convert import checkpoint_data_config
+
+    given = checkpoint_data_config(checkpoint)
+    pre = cfg.model.data_preprocessor
+    if given.get("mean") and given.get("std"):
+        pre.mean = [round(float(m) * 255, 4) for m in given["mean"]]
+        pre.std = [round(float(v) * 255, 4) for v in given["std"]]
+    record = {"mean": [round(float(m) / 255, 6) for m in pre.mean], "std": [round(float(v) / 255, 6) for v in pre.std],
+              "source": "checkpoint pretrained_cfg" if given.get("mean") else "recipe"}
+    if given.get("input_size"):
+        record["pretrained_input_size"] = list(given["input_size"])
+    return record
 
 
 def adapt_to_device(cfg: Config) -> list[str]:
@@ -439,6 +468,8 @@ def hyperparameters(cfg: Config, world_size: int = 1) -> dict:
         "param_scheduler": plain(cfg.get("param_scheduler")),
         "train_pipeline": [t.get("type") for t in loader.dataset.get("pipeline", [])],
         "seed": int(cfg.randomness.seed),
+        "layer_decay_in_force": layer_decay_in_force(ow, cfg.model.backbone.model_name)
+        if cfg.model.get("backbone", {}).get("model_name") else None,
     }
 
 
@@ -449,7 +480,7 @@ def outcome(cfg: Config, run: RunnerRun, metrics: dict[str, float], job: Job, ex
     return Outcome(
         metrics=metrics, config=plain(cfg), config_hash=config_hash(cfg, exclude=_RUNTIME_KEYS),
         seed=int(cfg.randomness.seed), checkpoint=checkpoint, load_report=run.load_report,
-        checkpoint_sha256=None if run.load_report or not checkpoint else file_sha256(checkpoint),
+        checkpoint_sha256=None if run.load_report or not checkpoint else checkpoint_sha256(checkpoint),
         log_path=str(log_file) if log_file else None,
         extra={"resumed_from": run.runner.resumed_from,
                "hparams": hyperparameters(cfg, int(getattr(run.runner, "world_size", 1) or 1)), **(extra or {})})

@@ -20,9 +20,9 @@ from typing import Any
 import dropbench.finetune.layer_decay  # noqa: F401  (registers TimmLayerDecayOptimizerConstructor, used by every recipe)
 import numpy as np
 import torch
-from dropbench.finetune.backbone import TimmPyramidBackbone, pyramid_channels
+from dropbench.finetune.backbone import TimmPyramidBackbone, check_dense, checkpoint_model_args, pyramid_channels
 from dropbench.finetune.datasets.ade20k import check_ade20k
-from dropbench.finetune.mm import adapt_to_device, outcome, prepare_runner_config, run_runner
+from dropbench.finetune.mm import adapt_to_device, apply_data_config, outcome, prepare_runner_config, run_runner
 from dropbench.finetune.samples import SegmentationState, write_samples
 from dropbench.finetune.tasks import Job, Outcome, get_task
 from mmengine.config import Config
@@ -117,7 +117,7 @@ def prepare_seg_config(job: Job) -> Config:
     """
     cfg = prepare_runner_config(get_task("ade20k").stage, job)
     model, config = job.model, job.config
-    channels = list(pyramid_channels(model))
+    channels = list(pyramid_channels(model, checkpoint_model_args(job.checkpoint)))
     for name in ("decode_head", "auxiliary_head"):
         head = cfg.model.get(name)
         if head is None:
@@ -177,7 +177,8 @@ def run_ade20k(job: Job, max_check: int | None = None) -> Outcome:
     """Fine-tune a checkpoint with UperNet on ADE20K and evaluate it (``dropbench finetune ade20k``).
 
     Args:
-        job: ``model`` a dense paper model (``vit_tiny``, ``vit_base``, ``swin_femto``, ``convnext_femto``);
+        job: ``model`` a dense paper model (``vit_tiny``, ``vit_base``, ``swin_femto``, ``convnext_femto``) or a
+            timm architecture whose features make the pyramid (:func:`finetune.backbone.pyramid_layout`);
             ``checkpoint`` None initialises randomly, with a warning; ``data`` an ADEChallengeData2016 folder
             (``images/{training,validation}``, ``annotations/...``); ``out`` the mmengine work dir (logs,
             ``iter_N.pth``, the resolved config); ``config`` a recipe name under ``configs/seg`` (``smoke``,
@@ -188,8 +189,10 @@ def run_ade20k(job: Job, max_check: int | None = None) -> Outcome:
         The task outcome; metrics ``mIoU``, ``mAcc``, ``aAcc`` (percent), and ``mIoU_ms``, ``mAcc_ms``, ``aAcc_ms``
         when the recipe tests at multiple scales.
     """
+    check_dense(job.model, job.checkpoint)  # before the data check: a model that cannot work is named first
     counts = check_ade20k(job.data, max_check=max_check)
     cfg = prepare_seg_config(job)
+    data_config = apply_data_config(cfg, job.checkpoint)
     run = run_runner(cfg)
     missing = [k for k in SEG_METRICS if k not in run.metrics]
     if missing:
@@ -198,6 +201,6 @@ def run_ade20k(job: Job, max_check: int | None = None) -> Outcome:
     ms_states: dict[str, SegmentationState] = {}
     if cfg.get("test_multi_scale", False):
         result.update(evaluate_multi_scale(cfg, run.runner, ms_states))
-    extra = {"recipe": job.config, "data": counts, "iterations": int(run.runner.iter)}
+    extra = {"recipe": job.config, "data": counts, "iterations": int(run.runner.iter), "data_config": data_config}
     extra.update(keep_samples(run.runner, job.out, result, ms_states))  # samples.npz, named in result.json
     return outcome(cfg, run, result, job, extra)

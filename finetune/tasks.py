@@ -45,8 +45,10 @@ class Job:
     """One fine-tuning run of a downstream task.
 
     Attributes:
-        model: paper model the checkpoint holds (``swin_femto``).
-        checkpoint: pretrained checkpoint, any layout :mod:`finetune.convert` reads (None: random init, for tests).
+        model: the model the checkpoint holds: a paper model (``swin_femto``) or any timm architecture
+            (``convnext_tiny``); :func:`finetune.convert.resolve_model` reads it from a file that names it.
+        checkpoint: pretrained checkpoint, any layout :mod:`finetune.convert` reads (a file or a timm hub folder;
+            None: random init, for tests).
         data: the data set's root, as its distribution ships it.
         out: run directory (checkpoints, logs, the resolved config; ``result.json`` is written there by the caller).
         dataset: which of the task's data sets (None: its only one; see :attr:`Task.datasets`).

@@ -5,6 +5,8 @@ Swin-F, ConvNeXt-F, Mixer-S/32 and Mixer-B/16 under the names its official code 
 CC-BY-NC 4.0). The architectures are timm's; this module only registers the paper's names that timm lacks, so that
 ``timm.create_model('swin_femto')`` works, and keeps one table (:data:`PAPER_MODELS`) that the rest of dropbench reads:
 which timm family each model belongs to and whether it accepts dropout (ConvNeXt does not, as in the paper's code).
+Fine-tuning also takes any other timm architecture (:func:`create_model`, :func:`check_model`): built by timm at a
+fixed drop-path rate, never with the paper's dropout schedules.
 
 Drop rates are ordinary keyword arguments (``drop_rate``, ``drop_path_rate``). Unlike timm's own Swin, whose default
 stochastic-depth rate is 0.1, every model here defaults to no dropout and no stochastic depth. Dropout sits where the
@@ -16,8 +18,9 @@ official models do not have.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 
 import timm
 import torch
@@ -33,7 +36,8 @@ from timm.models.swin_transformer import checkpoint_filter_fn as _swin_filter
 from timm.models.vision_transformer import VisionTransformer
 from timm.models.vision_transformer import checkpoint_filter_fn as _vit_filter
 
-__all__ = ["PAPER_MODELS", "PaperModel", "PatchEmbedDropout", "create_paper_model", "paper_model"]
+__all__ = ["PAPER_MODELS", "PaperModel", "PatchEmbedDropout", "check_model", "create_model", "create_paper_model",
+           "model_class", "model_family", "model_label", "paper_model"]
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,81 @@ def create_paper_model(
     if drop_path:
         DropRateApplier(model, "drop_path", drop_path)(drop_path)
     return model
+
+
+def check_model(name: str) -> str:
+    """Validate a model name: a paper model or any timm architecture (a pretrained tag such as ``.fb_in1k`` allowed).
+
+    Returns the name; raises ``ValueError`` naming the paper models and how to list timm's.
+    """
+    if name in PAPER_MODELS or timm.is_model(name):
+        return name
+    raise ValueError(f"unknown model {name!r}: neither a paper model ({', '.join(PAPER_MODELS)}) nor a timm "
+                     f"architecture (python -c \"import timm; print(timm.list_models('{name.split('_')[0]}*'))\" "
+                     f"lists timm's)")
+
+
+def model_label(name: str) -> str:
+    """The name tables print for a model: the paper's label (``Swin-F``) or the timm name itself."""
+    return PAPER_MODELS[name].label if name in PAPER_MODELS else name
+
+
+@cache
+def model_class(name: str) -> type[nn.Module]:
+    """The class timm builds for ``name`` (built once on the meta device: no memory, no weights)."""
+    check_model(name)
+    with torch.device("meta"):
+        return type(timm.create_model(name, pretrained=False))
+
+
+# timm modules -> the families the paper models use (so any ViT / Swin / ConvNeXt is treated as the paper's are)
+_TIMM_FAMILIES = {"vision_transformer": "vit", "swin_transformer": "swin", "convnext": "convnext", "mlp_mixer": "mixer"}
+
+
+def model_family(name: str) -> str:
+    """``vit`` / ``swin`` / ``convnext`` / ``mixer`` for the paper models and timm models of those classes, else the
+    timm module's name (``resnet``, ``efficientnet``, ...)."""
+    if name in PAPER_MODELS:
+        return PAPER_MODELS[name].family
+    module = model_class(name).__module__.rsplit(".", 1)[-1]
+    return _TIMM_FAMILIES.get(module, module)
+
+
+def model_accepts(name: str, *keys: str) -> dict[str, bool]:
+    """Which of the keyword arguments ``keys`` the model's class takes (``img_size``, ``dynamic_img_size``, ...)."""
+    params = inspect.signature(model_class(name).__init__).parameters
+    return {k: k in params for k in keys}
+
+
+def create_model(
+    name: str,
+    num_classes: int = 1000,
+    dropout: float = 0.0,
+    drop_path: float = 0.0,
+    img_size: int | None = None,
+    **kwargs,
+) -> nn.Module:
+    """A paper model (:func:`create_paper_model`, unchanged) or any timm architecture, at fixed drop rates.
+
+    A timm architecture gets timm's own ``drop_path_rate`` (its own spread over depth) and ``img_size`` where its class
+    takes one (ViT, Swin; convolutional networks take any size). Scheduled dropout is the paper models' (ConvNeXt,
+    ResNet, EfficientNet have no dropouts of the kind the paper schedules): a timm architecture with ``dropout``
+    raises ``ValueError``.
+    """
+    if name in PAPER_MODELS:
+        return create_paper_model(name, num_classes=num_classes, dropout=dropout, drop_path=drop_path,
+                                  img_size=img_size, **kwargs)
+    check_model(name)
+    if dropout:
+        raise ValueError(f"{name} is not a paper model: dropout is scheduled only in the paper models "
+                         f"({', '.join(PAPER_MODELS)}); fine-tune it with drop path (drop.kind='drop_path')")
+    args: dict = dict(num_classes=num_classes, pretrained=False)
+    if drop_path:
+        args["drop_path_rate"] = drop_path
+    if img_size is not None and model_accepts(name, "img_size")["img_size"]:
+        args["img_size"] = img_size
+    args.update(kwargs)
+    return timm.create_model(name, **args)
 
 
 class PatchEmbedDropout(PatchEmbed):

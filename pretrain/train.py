@@ -39,7 +39,7 @@ from dropbench.pretrain.data import ResumableSampler, build_imagenet, build_tran
 from dropbench.pretrain.distributed import all_reduce_sum, barrier, cleanup, init_distributed
 from dropbench.pretrain.engine import DropControl, TrainContext, evaluate, train_one_epoch
 from dropbench.pretrain.io import atomic_link, atomic_write
-from dropbench.pretrain.models import create_paper_model, paper_model
+from dropbench.pretrain.models import PAPER_MODELS, check_model, create_model, model_family
 from dropbench.pretrain.schedules import DROP_MODES, DROP_SCHEDULES, DropRateApplier, DropSpec
 from dropbench.pretrain.stop import Preempted, deferred, requested, stop_signals
 from mmengine.config import Config
@@ -177,10 +177,13 @@ def check_config(cfg: Config) -> None:
     if not cfg.model.name:
         raise ValueError("no model: give --model (one of vit_tiny, vit_base, swin_femto, convnext_femto, mixer_s32, "
                          "mixer_b16)")
-    spec = paper_model(cfg.model.name)
+    spec = PAPER_MODELS.get(check_model(cfg.model.name))  # any timm architecture fine-tunes; None: not a paper model
     drop = DropSpec.from_config(cfg.drop)  # validates, raises
-    if drop.kind == "dropout" and not spec.supports_dropout:
+    if drop.kind == "dropout" and spec is not None and not spec.supports_dropout:
         raise ValueError(f"{spec.name} has no dropout (as in the paper's code); use --drop-path instead")
+    if spec is None and (drop.kind == "dropout" or drop.scheduled):
+        raise ValueError(f"{cfg.model.name} is not a paper model: dropout and drop schedules are the paper models' "
+                         f"({', '.join(PAPER_MODELS)}); use a fixed drop path (drop.kind='drop_path', mode 'standard')")
     drop.check(cfg.schedule.epochs)
     if cfg.data.root is None:
         raise ValueError("no data root: give --data (an ImageNet-layout folder; `dropbench data synth-imagenet` "
@@ -202,11 +205,12 @@ def pretrain_metadata(cfg: Config) -> dict:
 
 
 def _build_model(cfg: Config, num_classes: int, drop: DropSpec) -> nn.Module:
-    return create_paper_model(
+    return create_model(
         cfg.model.name,
         num_classes=num_classes,
         **drop.model_kwargs(),
         img_size=cfg.model.img_size or cfg.data.input_size,
+        **dict(cfg.model.get("kwargs") or {}),  # a timm checkpoint's reconstruction arguments (finetune.cls)
     )
 
 
@@ -232,7 +236,7 @@ def loop_options(cfg: Config, device: torch.device) -> dict:
     if not isinstance(compile_, (bool, str)):
         raise ValueError(f"runtime.compile must be false, true or a torch.compile backend name, got {compile_!r}")
     fused = choose("fused_optimizer", cuda) and str(cfg.optim.opt).lower() in ("adamw", "adam")
-    return {"channels_last": choose("channels_last", cuda and paper_model(cfg.model.name).family == "convnext"),
+    return {"channels_last": choose("channels_last", cuda and model_family(cfg.model.name) == "convnext"),
             "fused_optimizer": fused, "compile": compile_, "sync_every": int(r.get("sync_every", 50))}
 
 

@@ -85,3 +85,54 @@ def synth_cls(tmp_path_factory) -> Callable[..., Path]:
         return made[key]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def timm_hub(tmp_path_factory) -> Callable[..., Path]:
+    """Factory: ``timm_hub(architecture, input_size=64, num_classes=10, **model_args)`` is a timm hub folder
+    (``model.safetensors`` + ``config.json``, written by timm's ``save_for_hf``) of a randomly initialised model
+    (seed 0), its ``pretrained_cfg`` saying it was pretrained at ``input_size`` px; written once per session."""
+    made: dict[tuple, Path] = {}
+
+    def make(architecture: str, input_size: int = 64, num_classes: int = 10, **model_args: Any) -> Path:
+        key = (architecture, input_size, num_classes, json.dumps(model_args, sort_keys=True))
+        if key not in made:
+            import timm
+            from timm.models import save_for_hf
+
+            torch.manual_seed(0)
+            model = timm.create_model(architecture, pretrained=False, num_classes=num_classes, **model_args)
+            if model.pretrained_cfg.get("fixed_input_size"):  # ViT, Swin: built for the pretraining size
+                model = timm.create_model(architecture, pretrained=False, num_classes=num_classes,
+                                          img_size=input_size, **model_args)
+            folder = tmp_path_factory.mktemp("hub") / architecture
+            save_for_hf(model, folder, safe_serialization=True, data_config={"input_size": (3, input_size, input_size)})
+            made[key] = folder
+        return made[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_coco(tmp_path_factory) -> Path:
+    """The smallest generated COCO root: 2 train / 1 val images (one detection step, one evaluation)."""
+    from dropbench.finetune.datasets.coco import write_synth_coco
+
+    return write_synth_coco(tmp_path_factory.mktemp("tiny_coco"), seed=1, num_train=2, num_val=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_ade(tmp_path_factory) -> Path:
+    """The smallest generated ADE20K root: 2 training / 1 validation scenes."""
+    from dropbench.finetune.datasets.ade20k import write_synth_ade20k
+
+    return write_synth_ade20k(tmp_path_factory.mktemp("tiny_ade"), seed=1, train_images=2, val_images=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_flowers(tmp_path_factory) -> Path:
+    """A generated Flowers-102 root in its own format: 2 classes, 4 train / 2 test images per class."""
+    from dropbench.finetune.datasets.cls import write_synth_cls
+
+    return write_synth_cls(tmp_path_factory.mktemp("tiny_flowers"), seed=0, dataset="flowers102", num_classes=2,
+                           train_per_class=4, test_per_class=2)

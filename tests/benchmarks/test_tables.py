@@ -283,3 +283,25 @@ def test_intervals_beside_every_delta(tmp_path):
             f"{row[('C-100', 'ci_high')]:.1f}]}}") in tex
     csv = render(t, "csv").splitlines()[0]
     assert "C-100 delta,C-100 ci_low,C-100 ci_high,C-100 p" in csv
+
+
+def test_rows_of_any_architecture_follow_the_paper_models(tmp_path):
+    """An evaluated timm architecture gets a row labelled with its name and the user's label, after the paper models'
+    rows (whatever the names' alphabetical order), in the tables and the report's plots."""
+    from dropbench.benchmarks.report import write_report
+
+    _add(tmp_path, "ade20k", "ade20k", "convnext_tiny", "mine", {"mIoU": 30.0, "mAcc": 40.0, "aAcc": 60.0})
+    _add(tmp_path, "ade20k", "ade20k", "swin_femto", "baseline", {"mIoU": 40.0, "mAcc": 50.0, "aAcc": 70.0})
+    _add(tmp_path, "ade20k", "ade20k", "swin_femto", "early-sd", {"mIoU": 41.0, "mAcc": 51.0, "aAcc": 71.0})
+    _add(tmp_path, "ade20k", "ade20k", "convnext_tiny", "zz-base", {"mIoU": 31.0, "mAcc": 41.0, "aAcc": 61.0})
+    _add(tmp_path, "ade20k", "ade20k", "aaa_net", "mine", {"mIoU": 20.0, "mAcc": 30.0, "aAcc": 50.0})
+    table = build_table(collect_results(tmp_path), TABLES["table5"], baseline="zz-base")
+    assert list(table.index) == [("swin_femto", "baseline"), ("swin_femto", "early-sd"), ("aaa_net", "mine"),
+                                 ("convnext_tiny", "mine"), ("convnext_tiny", "zz-base")]
+    assert table.loc[("convnext_tiny", "mine"), ("mIoU", "delta")] == pytest.approx(-1.0)
+    rows = [line.split("|")[1:3] for line in render(table, "md", "T5").splitlines() if line.startswith("| ")][1:]
+    assert [(b.strip(), v.strip()) for b, v in rows] == [("Swin-F", "no dropout"), ("Swin-F", "early s.d."),
+                                                          ("aaa_net", "mine"), ("convnext_tiny", "mine"),
+                                                          ("convnext_tiny", "zz-base")]
+    report = write_report(tmp_path, tmp_path / "report").read_text()
+    assert "convnext_tiny" in report and (tmp_path / "report" / "deltas_table5.png").is_file()

@@ -172,8 +172,9 @@ def test_transfer_recipe_and_per_data_set_settings():
         build_cls_config(_cfg_job("pets", "vit_tiny", "/d", "c.pth", cfg_options={"drop.mode": "early"}))
     with pytest.raises(ValueError, match="unknown --dataset 'svhn'"):
         build_cls_config(_cfg_job("svhn", "vit_tiny", "/d", "c.pth"))
-    with pytest.raises(ValueError, match="unknown model"):
-        build_cls_config(_cfg_job("pets", "resnet50", "/d", "c.pth"))
+    with pytest.raises(ValueError, match="unknown model 'resnet_999': neither a paper model"):
+        build_cls_config(_cfg_job("pets", "resnet_999", "/d", "c.pth"))  # issue 12: any timm architecture is known
+    assert build_cls_config(_cfg_job("pets", "resnet50", "/d", "c.pth")).model.name == "resnet50"
     with pytest.raises(ValueError, match="no recipe 'paper'"):
         build_cls_config(_cfg_job("pets", "vit_tiny", "/d", "c.pth", config="paper"))
 

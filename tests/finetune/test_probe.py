@@ -169,4 +169,5 @@ def test_refusals_name_the_problem_and_write_nothing(paper_checkpoint, synth_cls
     torch.save(sd["model"], bare)
     code = main(["finetune", "probe", "--dataset", "pets", "--checkpoint", str(bare), "--data", str(data), "--out",
                  str(tmp_path / "r4")])
-    assert code == 2 and f"{bare} (timm layout) names no model: pass --model" in capsys.readouterr().err
+    assert code == 2 and f"{bare} does not name its architecture" in (err := capsys.readouterr().err)
+    assert "give --model" in err
