@@ -224,6 +224,7 @@ MINI_SUITE = """
 preset = 'campaign'
 seeds = [0]
 data = dict(imagenet=None, pets=None)
+data_policy = dict(imagenet='generated', pets='generated')
 synth = dict(imagenet=dict(num_classes=4, train_per_class=16, val_per_class=4, size=32),
              pets=dict(num_classes=3, train_per_class=8, test_per_class=4))
 pretrain = dict(
