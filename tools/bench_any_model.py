@@ -59,25 +59,12 @@ def build_det(model_name: str | None, theirs: dict | None) -> torch.nn.Module:
 
 
 def build_seg(model_name: str | None, theirs: dict | None, size: int, channels: int) -> torch.nn.Module:
-    """The recipes' UperNet likewise (heads ``channels`` / half wide, BN as the benchmark of Swin-F)."""
-    cfg = Config.fromfile(str(seg.MODEL_CFG)).model
+    """The recipes' UperNet likewise (``bench_seg_backbone.build_upernet``: heads ``channels`` / half wide, BN)."""
     if model_name is not None:
-        cfg.backbone.update(model_name=model_name, drop_path_rate=0.1, img_size=size)
-        in_channels = list(pyramid_channels(model_name))
-    else:
-        cfg.backbone = copy.deepcopy(theirs)
-        if theirs["type"] == "SwinTransformer":
-            cfg.backbone.update(patch_norm=True, use_abs_pos_embed=False)
-        in_channels = [96, 192, 384, 768] if theirs["type"] == "SwinTransformer" else [256, 512, 1024, 2048]
-    cfg.decode_head.update(in_channels=in_channels, channels=channels)
-    cfg.auxiliary_head.update(in_channels=in_channels[2], channels=channels // 2)
-    cfg.data_preprocessor.size = (size, size)
-    for head in (cfg.decode_head, cfg.auxiliary_head):
-        head.norm_cfg = dict(type="BN", requires_grad=True)
-    torch.manual_seed(0)
-    model = seg.MODELS.build(cfg)
-    model.init_weights()
-    return model.train()
+        return seg.build_upernet(size, channels, list(pyramid_channels(model_name)), timm_model=model_name)
+    swin = theirs["type"] == "SwinTransformer"
+    theirs = {**theirs, **(dict(patch_norm=True, use_abs_pos_embed=False) if swin else {})}
+    return seg.build_upernet(size, channels, [96, 192, 384, 768] if swin else [256, 512, 1024, 2048], theirs=theirs)
 
 
 def main() -> None:

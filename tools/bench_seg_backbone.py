@@ -39,14 +39,15 @@ MMSEG_SWIN_F = dict(type="SwinTransformer", embed_dims=40, depths=[2, 2, 6, 2], 
                     out_indices=(0, 1, 2, 3))
 
 
-def build(backbone: str, size: int, channels: int) -> torch.nn.Module:
-    """The recipes' UperNet with ``backbone`` ``timm`` (ours) or ``mmseg`` (mmseg's SwinTransformer)."""
+def build_upernet(size: int, channels: int, in_channels: list[int], timm_model: str | None = None,
+                  theirs: dict | None = None) -> torch.nn.Module:
+    """The recipes' UperNet (heads ``channels`` / half wide, BN) on dropbench's backbone for ``timm_model``, or on the
+    engine's backbone config ``theirs``; ``in_channels``: the backbone's four stage widths."""
     cfg = Config.fromfile(str(MODEL_CFG)).model
-    if backbone == "timm":
-        cfg.backbone.update(model_name="swin_femto", drop_path_rate=0.1, img_size=size)
+    if timm_model is not None:
+        cfg.backbone.update(model_name=timm_model, drop_path_rate=0.1, img_size=size)
     else:
-        cfg.backbone = copy.deepcopy(MMSEG_SWIN_F)
-    in_channels = list(pyramid_channels("swin_femto"))
+        cfg.backbone = copy.deepcopy(theirs)
     cfg.decode_head.update(in_channels=in_channels, channels=channels)
     cfg.auxiliary_head.update(in_channels=in_channels[2], channels=channels // 2)
     cfg.data_preprocessor.size = (size, size)
@@ -56,6 +57,12 @@ def build(backbone: str, size: int, channels: int) -> torch.nn.Module:
     model = MODELS.build(cfg)
     model.init_weights()
     return model.train()
+
+
+def build(backbone: str, size: int, channels: int) -> torch.nn.Module:
+    """The recipes' UperNet with ``backbone`` ``timm`` (ours) or ``mmseg`` (mmseg's SwinTransformer)."""
+    return build_upernet(size, channels, list(pyramid_channels("swin_femto")),
+                         timm_model="swin_femto" if backbone == "timm" else None, theirs=MMSEG_SWIN_F)
 
 
 def batch(n: int, size: int, seed: int = 0) -> dict:
