@@ -17,7 +17,7 @@ demo: setup
 	$(VENV)/bin/dropbench report --results $(DEMO)
 
 test: setup
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest tests
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -236,11 +236,15 @@ class _KeepUntilSaved(CheckpointHook):
             self.max_keep_ckpts = keep
         if keep <= 0 or (self.keep_ckpt_ids and self.keep_ckpt_ids[-1] == step):
             return
+        # mmengine's keep_ckpt_ids is a deque of maxlen max_keep_ckpts: an append drops the oldest id silently, so
+        # the stale ids are taken out first (their files are removed only now that the new one is on disk)
+        stale = []
+        while len(self.keep_ckpt_ids) >= keep:
+            stale.append(self.keep_ckpt_ids.popleft())
         self.keep_ckpt_ids.append(step)
-        while len(self.keep_ckpt_ids) > keep:
-            old = Path(self.out_dir) / self.filename_tmpl.format(self.keep_ckpt_ids.popleft())
-            if int(os.environ.get("RANK", "0")) == 0:
-                old.unlink(missing_ok=True)
+        if int(os.environ.get("RANK", "0")) == 0:
+            for old in stale:
+                (Path(self.out_dir) / self.filename_tmpl.format(old)).unlink(missing_ok=True)
         runner.message_hub.update_info("keep_ckpt_ids", list(self.keep_ckpt_ids))
 
 

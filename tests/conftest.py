@@ -17,6 +17,16 @@ torch.set_num_threads(2)
 REPO = Path(__file__).resolve().parents[1]
 
 
+def pytest_report_header(config) -> str:
+    """Free disk and memory where the tests write: a full disk shows up as errors in every test after it."""
+    import shutil
+    import tempfile
+
+    free = shutil.disk_usage(tempfile.gettempdir()).free / 2**30
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES") / 2**30
+    return f"dropbench: {free:.1f} GiB free in {tempfile.gettempdir()}, {mem:.1f} GiB memory free, {os.cpu_count()} CPUs"
+
+
 @pytest.fixture(scope="session", autouse=True)
 def feature_cache(tmp_path_factory) -> Path:
     """The probe's feature cache of every test and of the commands they start: a fresh folder, never ~/.cache."""

@@ -9,4 +9,4 @@ augment = dict(auto_augment=None, scale=(0.4, 1.0), re_prob=0.0, mixup=0.0, cutm
                color_jitter=0.0)
 optim = dict(lr=5e-4, lr_batch_size=16, weight_decay=0.05)
 schedule = dict(epochs=6, warmup_epochs=1, min_lr=1e-5)
-runtime = dict(amp=None, save_every_iters=0)
+runtime = dict(amp=None, save_every_iters=0, keep_checkpoints=1)  # the newest epoch only: fine-tunes read checkpoint.pth

@@ -193,6 +193,7 @@ def test_finetune_ade20k_cli_trains_and_evaluates(ade, checkpoint, tmp_path, mod
         for k, v in state.summary().items():
             assert v == pytest.approx(result.metrics[k], abs=1e-6)
     assert (out / "config.py").is_file() and (out / "iter_4.pth").is_file()
+    assert sorted(p.name for p in out.glob("iter_*.pth")) == ["iter_4.pth"]  # the smoke recipe's max_keep_ckpts=1
 
 
 class _Stop(RuntimeError):
