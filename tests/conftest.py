@@ -22,9 +22,10 @@ def pytest_report_header(config) -> str:
     import shutil
     import tempfile
 
-    free = shutil.disk_usage(tempfile.gettempdir()).free / 2**30
+    tmp = tempfile.gettempdir()
+    free = shutil.disk_usage(tmp).free / 2**30
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES") / 2**30
-    return f"dropbench: {free:.1f} GiB free in {tempfile.gettempdir()}, {mem:.1f} GiB memory free, {os.cpu_count()} CPUs"
+    return f"dropbench: {free:.1f} GiB free in {tmp}, {mem:.1f} GiB memory free, {os.cpu_count()} CPUs"
 
 
 @pytest.fixture(scope="session", autouse=True)
