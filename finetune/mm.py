@@ -177,6 +177,23 @@ class StrictRunner(Runner):
                 loader.multiprocessing_context = worker_context()
         return loader
 
+    def build_visualizer(self, visualizer: Any = None) -> Any:
+        """mmengine's, except that a visualizer of an earlier Runner of this process with the same name is dropped.
+
+        mmengine keeps one visualizer per name per process (``ManagerMixin``) and hands it back to every later Runner:
+        the recipes name theirs ``visualizer`` (as mmdet's and mmseg's do), so a second run in the same process (a
+        suite, the tests) wrote its ``vis_data`` into the first run's folder, and failed once that folder was gone.
+        """
+        from mmengine.visualization import Visualizer
+
+        name = visualizer.get("name") if isinstance(visualizer, dict) else None
+        stack = [Visualizer]
+        while name and stack:
+            cls = stack.pop()
+            cls._instance_dict.pop(name, None)
+            stack.extend(cls.__subclasses__())
+        return super().build_visualizer(visualizer)
+
     def save_checkpoint(self, out_dir: str, filename: str, *args: Any, **kwargs: Any) -> None:
         """mmengine's save, made atomic (a temporary file renamed over the target: a kill mid-write leaves the older
         checkpoints and never a truncated one); a failed write (disk full) names the file."""

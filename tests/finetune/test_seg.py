@@ -194,6 +194,8 @@ def test_finetune_ade20k_cli_trains_and_evaluates(ade, checkpoint, tmp_path, mod
             assert v == pytest.approx(result.metrics[k], abs=1e-6)
     assert (out / "config.py").is_file() and (out / "iter_4.pth").is_file()
     assert sorted(p.name for p in out.glob("iter_*.pth")) == ["iter_4.pth"]  # the smoke recipe's max_keep_ckpts=1
+    # its own visualizer: the scalars go to its own folder, not to an earlier run's of this process
+    assert len(list(out.glob("*/vis_data/scalars.json"))) == 1
 
 
 class _Stop(RuntimeError):
