@@ -146,9 +146,10 @@ def pretrain_run(cfg, out_dir: str | os.PathLike, resume: str | None = None, rec
     """Pretraining as a stage: ``pretrain.train.run`` with its summary as an :class:`Outcome` (``recipe``: its name)."""
     from dropbench.finetune.cls import keep_samples
     from dropbench.pretrain.config import plain
-    from dropbench.pretrain.train import run
+    from dropbench.pretrain.train import run, write_random_init
 
-    summary = run(cfg, out_dir, resume)
+    # 0 epochs: the random-init reference (the recipe's model, untrained; a preset's ``random-init`` variant)
+    summary = write_random_init(cfg, out_dir) if int(cfg.schedule.epochs) == 0 else run(cfg, out_dir, resume)
     metrics = {k: summary[k] for k in ("top1", "top5", "train_loss") if summary.get(k) is not None}
     samples = keep_samples(summary, out_dir, metrics)  # val label + top-5 per image, for the tables' intervals
     return Outcome(

@@ -36,6 +36,7 @@ from dropbench.pretrain.data import PRETRAIN_DATASET
 from dropbench.pretrain.io import atomic_write
 from dropbench.pretrain.models import PAPER_MODELS
 from dropbench.pretrain.stop import Preempted, check, stop_signals
+from dropbench.pretrain.train import RANDOM_INIT, RANDOM_INIT_DROP
 from mmengine.config import Config
 from tqdm import tqdm
 
@@ -236,14 +237,16 @@ def plan(preset: str | Config, out: str | os.PathLike, data_roots: dict[str, str
         variants = dict(pt.variants)
         for entry in pt.runs:
             for variant in entry["variants"]:
+                opts = dict(pt.get("cfg_options", {}))
+                if variant == RANDOM_INIT:  # the reference row: the recipe's model, untrained (0 epochs)
+                    variants[variant], opts["schedule.epochs"] = dict(RANDOM_INIT_DROP), 0
                 if variant not in variants:
                     raise ValueError(f"preset {cfg.get('preset')}: variant {variant!r} of {entry['model']} is not in "
                                      f"configs/pretrain/_base_/variants.py ({', '.join(variants)})")
                 run_id = f"{PRETRAIN}/{entry['model']}/{variant}"
                 runs.append(RunSpec(id=run_id, task=PRETRAIN, model=entry["model"], variant=variant,
                                     dataset=PRETRAIN_DATASET, config=pt.config, data_root=roots[PRETRAIN_DATASET],
-                                    seed=int(dict(pt.get("cfg_options", {})).get("runtime.seed", 0)),
-                                    cfg_options=dict(pt.get("cfg_options", {})),
+                                    seed=int(opts.get("runtime.seed", 0)), cfg_options=opts,
                                     drop={**variants[variant], **dict(entry.get("drop", {})).get(variant, {})}))
                 sources.append((entry["model"], variant, run_id, None))
     else:

@@ -20,16 +20,20 @@ from dropbench.finetune.tasks import TASKS, Column, TableSpec
 from dropbench.pretrain.data import PRETRAIN_DATASET
 from dropbench.pretrain.io import atomic_write
 from dropbench.pretrain.models import PAPER_MODELS
+from dropbench.pretrain.train import RANDOM_INIT
 
 __all__ = ["PRETRAIN_TABLE", "REFERENCE", "TABLES", "Column", "TableSpec", "build_table", "build_tables",
            "data_caption", "load_reference", "mean_groups", "recipe_caption", "render", "write_tables"]
 
 REFERENCE = Path(os.environ.get("DROPBENCH_REFERENCE", Path(__file__).resolve().parents[1] / "results" / "reference"
                                 / "paper.csv"))
-VARIANT_ORDER = ("baseline", "standard-dropout", "standard-sd", "early-dropout", "early-sd", "late-dropout", "late-sd")
-VARIANT_LABELS = {"baseline": "no dropout", "standard-dropout": "standard dropout", "standard-sd": "standard s.d.",
-                  "early-dropout": "early dropout", "early-sd": "early s.d.", "late-dropout": "late dropout",
-                  "late-sd": "late s.d."}
+VARIANT_ORDER = (RANDOM_INIT, "baseline", "standard-dropout", "standard-sd", "early-dropout", "early-sd",
+                 "late-dropout", "late-sd")
+VARIANT_LABELS = {RANDOM_INIT: "random init", "baseline": "no dropout", "standard-dropout": "standard dropout",
+                  "standard-sd": "standard s.d.", "early-dropout": "early dropout", "early-sd": "early s.d.",
+                  "late-dropout": "late dropout", "late-sd": "late s.d."}
+DELTA_STATS = ("delta", "ci_low", "ci_high", "p")  # a row's difference to its backbone's baseline row
+GAIN_STATS = ("gain", "gain_low", "gain_high", "gain_p")  # a row's gain over its backbone's random-init row
 PRETRAIN_TABLE = TableSpec("pretrain", "ImageNet pretraining (top-1, %; paper: the run's recipe, basic if it has none)",
                            "pretrain", (Column("top-1", "top1", PRETRAIN_DATASET),), "imagenet",
                            reference_recipe="basic")
@@ -94,7 +98,8 @@ def build_table(results: pd.DataFrame, spec: TableSpec, reference: pd.DataFrame 
         when no run belongs to the table. ``unreadable`` counts the runs of a cell whose ``result.json`` could not be
         read (``results.attrs["unreadable"]``): the cell is marked, never silently left out.
     """
-    stats = ("mean", "std", "n", "delta", "ci_low", "ci_high", "p", "paper", "unreadable")
+    stats = ("mean", "std", "n", "delta", "ci_low", "ci_high", "p", "gain", "gain_low", "gain_high", "gain_p", "paper",
+             "unreadable")
     cols = [c for c in spec.columns if not c.optional or (f"metric:{c.metric}" in results
                                                            and results[f"metric:{c.metric}"].notna().any())]
     means = mean_groups(spec, cols)
@@ -166,6 +171,14 @@ def build_table(results: pd.DataFrame, spec: TableSpec, reference: pd.DataFrame 
         _add_intervals(table, runs, spec, cols, pairs, n_boot, level)
     elif pairs:
         table.attrs["caption"] = "Differences to the backbone's baseline row (intervals not computed)."
+    # the gain over the backbone's random-init row (the same recipe from untrained weights): what pretraining gives
+    gains = [(m, v, RANDOM_INIT) for m in dict.fromkeys(k[0] for k in keys) if RANDOM_INIT in table.loc[m].index
+             for v in table.loc[m].index if v != RANDOM_INIT]
+    for title in titles:
+        for m, v, r in gains:
+            table.loc[(m, v), (title, "gain")] = table.loc[(m, v), (title, "mean")] - table.loc[(m, r), (title, "mean")]
+    if gains and intervals:
+        _add_intervals(table, runs, spec, cols, gains, n_boot, level, GAIN_STATS)
     return table
 
 
@@ -275,8 +288,12 @@ def recipe_caption(runs: pd.DataFrame, spec: TableSpec) -> str:
 
 
 def _add_intervals(table: pd.DataFrame, runs: pd.DataFrame, spec: TableSpec, cols: list[Column],
-                   pairs: list[tuple[str, str, str]], n_boot: int, level: float) -> None:
-    """Fill ``ci_low``, ``ci_high``, ``p`` of every difference that per-sample outputs support, and the caption."""
+                   pairs: list[tuple[str, str, str]], n_boot: int, level: float,
+                   names: tuple[str, str, str, str] = DELTA_STATS) -> None:
+    """Fill the interval and p-value of every difference that per-sample outputs support: ``names`` are the
+    difference's statistic and those three (``delta``, ``ci_low``, ``ci_high``, ``p``: differences to the baseline
+    row, whose call also writes the caption; :data:`GAIN_STATS`: gains over the random-init row)."""
+    diff, low, high, pval = names
     found: dict[str, dict] = {}
     for col in cols:
         found[col.title] = delta_intervals(runs, col.metric, col.dataset, pairs, col.scale, n_boot, level)
@@ -286,14 +303,16 @@ def _add_intervals(table: pd.DataFrame, runs: pd.DataFrame, spec: TableSpec, col
     missing = False
     for title, cells in found.items():
         for (m, v), r in cells.items():
-            if pd.isna(table.loc[(m, v), (title, "delta")]):
+            if pd.isna(table.loc[(m, v), (title, diff)]):
                 continue
             if r is None:
                 missing = True
                 continue
-            table.loc[(m, v), (title, "ci_low")] = r.ci_low
-            table.loc[(m, v), (title, "ci_high")] = r.ci_high
-            table.loc[(m, v), (title, "p")] = r.p
+            table.loc[(m, v), (title, low)] = r.ci_low
+            table.loc[(m, v), (title, high)] = r.ci_high
+            table.loc[(m, v), (title, pval)] = r.p
+    if names != DELTA_STATS:
+        return
     any_interval = any(r is not None for cells in found.values() for r in cells.values())
     seed_counts = [table.loc[(m, x), (c.title, "n")] for m, v, base in pairs for x in (v, base) for c in cols]
     table.attrs["caption"] = interval_caption(n_boot, level, [n for n in seed_counts if pd.notna(n)], missing,
@@ -369,6 +388,18 @@ def _delta_cells(table: pd.DataFrame, idx: tuple, title: str) -> dict[str, str]:
     return out
 
 
+def _gain_cell(table: pd.DataFrame, idx: tuple, title: str, tex: bool) -> str:
+    """The gain over the random-init row: ``+8.1* [5.0, 11.2]`` (``*``: the interval excludes 0)."""
+    gain, lo, hi = (table.loc[idx, (title, s)] for s in GAIN_STATS[:3])
+    if pd.isna(gain):
+        return "--" if tex else "–"
+    if pd.isna(lo):
+        return _signed(gain, tex)
+    lo_s, hi_s = (_fmt(x) if x >= 0 or _fmt(abs(x)) == _fmt(0.0) else ("$-$" if tex else "−") + _fmt(abs(x))
+                  for x in (lo, hi))
+    return f"{_signed(gain, tex)}{'*' if lo > 0 or hi < 0 else ''} [{lo_s}, {hi_s}]"
+
+
 def _display(table: pd.DataFrame, tex: bool = False) -> pd.DataFrame:
     """The table as the strings shown: Markdown text (with the delta / interval columns), or LaTeX (escaped labels,
     ``--`` for a missing value, the difference and its interval inside the cell)."""
@@ -384,6 +415,8 @@ def _display(table: pd.DataFrame, tex: bool = False) -> pd.DataFrame:
             row[text(t)] = _cell(table, idx, t, tex=tex).replace("–", dash)
             if not tex and _has(table, t, "delta"):
                 row.update(_delta_cells(table, idx, t))
+            if _has(table, t, "gain"):
+                row[text(f"{t} vs random init")] = _gain_cell(table, idx, t, tex)
             if table[(t, "paper")].notna().any():
                 row[text(f"{t} (paper)")] = _fmt(table.loc[idx, (t, "paper")]) or dash
         rows.append(row)
@@ -399,6 +432,8 @@ def render(table: pd.DataFrame, fmt: str = "md", title: str | None = None) -> st
 
     Markdown has ``delta``, ``ci_low``, ``ci_high`` and ``p`` columns per measured column (the last three when some
     row has an interval), LaTeX the difference and interval in the cell; both end with ``table.attrs["caption"]``.
+    Where a backbone has a ``random init`` row, both have a ``<column> vs random init`` column: each row's gain over
+    it, with its interval.
     """
     if fmt not in ("md", "tex", "csv"):
         raise ValueError(f"format must be md, tex or csv, got {fmt!r}")

@@ -50,11 +50,15 @@ from timm.scheduler import CosineLRScheduler
 from timm.utils import ModelEmaV3
 
 __all__ = [
-    "Preempted", "build_config", "get_args_parser", "imagenet_datasets", "pretrain_metadata", "run", "variants",
+    "RANDOM_INIT", "RANDOM_INIT_DROP", "Preempted", "build_config", "get_args_parser", "imagenet_datasets",
+    "pretrain_metadata", "run", "variants", "write_random_init",
 ]
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pth"
+# the variant name of the random-init reference row (:func:`write_random_init`; presets list it like a variant)
+RANDOM_INIT = "random-init"
+RANDOM_INIT_DROP = {"kind": "none", "rate": 0.0, "mode": "standard", "schedule": "constant", "cutoff_epoch": 0}
 # Keys that may differ between a run and its resumption without changing what it computes.
 _RESUME_FREE = ("runtime",)
 AMP_CHOICES = ("fp32", "bf16", "fp16")
@@ -98,7 +102,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                                    "(required unless a config file names it)")
     p.add_argument("--data", "--data_path", help="ImageNet-layout root (train/<class>/*, val/<class>/*)")
     p.add_argument("--out", "--output_dir", required=True, help="run directory (checkpoints, log.jsonl, config.py)")
-    p.add_argument("--epochs", type=int)
+    p.add_argument("--epochs", type=int, help="0 writes the random-init reference: the model untrained, evaluated once")
     p.add_argument("--warmup-epochs", "--warmup_epochs", type=int)
     p.add_argument("--batch-size", "--batch_size", type=int, help="per-process batch size")
     p.add_argument("--update-freq", "--update_freq", type=int, help="gradient accumulation steps")
@@ -292,6 +296,50 @@ def imagenet_datasets(cfg: Config, train_tf: Callable, eval_tf: Callable, seed: 
     """The default data of :func:`run`: the ImageNet-layout folder at ``cfg.data.root``."""
     train_set, val_set = build_imagenet(cfg.data.root, train_tf, eval_tf, seed)
     return train_set, val_set, len(train_set.base.classes)
+
+
+def write_random_init(cfg: Config, out_dir: str | os.PathLike,
+                      datasets: Callable[[Config, Callable, Callable, int], tuple[Any, Any, int]] = imagenet_datasets
+                      ) -> dict:
+    """The random-init reference of a transfer table: the recipe's model as built (seed ``runtime.seed``), untrained.
+
+    Written as ``checkpoint.pth`` in the pretraining layout (``model``, ``pretrain`` with ``init: random`` and 0
+    epochs), so every downstream task fine-tunes it exactly as it fine-tunes a pretrained checkpoint: its rows show
+    what a recipe reaches without pretraining. Its validation top-1 / top-5 (chance level) are measured once, so the
+    pretraining table has the row too. Returns a summary like :func:`run`'s.
+    """
+    t_start, out_dir = time.time(), Path(out_dir)
+    drop = DropSpec.from_config(cfg.drop)
+    if drop.kind != "none":
+        raise ValueError(f"a random-init checkpoint has no drop schedule; got drop.kind {drop.kind!r}")
+    if cfg.data.root is None:
+        raise ValueError("no data root: give --data (an ImageNet-layout folder)")
+    dist = init_distributed(cfg.runtime.device)
+    seed = int(cfg.runtime.seed)
+    torch.manual_seed(seed)
+    _, eval_tf = build_transforms(cfg.data, cfg.augment)
+    _, val_set, found_classes = datasets(cfg, eval_tf, eval_tf, seed)
+    num_classes = int(cfg.model.num_classes or found_classes)
+    torch.manual_seed(seed)
+    model = _build_model(cfg, num_classes, drop)
+    meta = {**pretrain_metadata(cfg), "epochs": 0, "init": "random"}
+    ev = evaluate(model.to(dist.device), eval_loader(val_set, int(cfg.data.eval_batch_size), dist.rank,
+                                                      dist.world_size, int(cfg.data.num_workers)), dist.device,
+                  keep_samples=True)
+    if dist.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        dump_config(cfg, out_dir)
+        atomic_save({"model": model.cpu().state_dict(), "epoch": -1, "iteration": 0, "config": plain(cfg),
+                     "pretrain": meta, "num_classes": num_classes}, out_dir / CHECKPOINT)
+        _write_log(out_dir, [{"epoch": -1, "val_top1": ev["top1"], "val_top5": ev["top5"], "val_loss": ev["loss"]}])
+        log.info("random init of %s (seed %d, val top-1 %.2f): %s", cfg.model.name, seed, ev["top1"],
+                 out_dir / CHECKPOINT)
+    barrier()
+    cleanup()
+    return {"checkpoint": str(out_dir / CHECKPOINT), "top1": ev["top1"], "top5": ev["top5"], "train_loss": None,
+            "epochs": 0, "num_classes": num_classes, "pretrain": meta, "samples": ev.get("samples"),
+            "wall_time_s": time.time() - t_start,
+            "world_size": dist.world_size, "precision": None, "loop": None}
 
 
 def run(

@@ -157,6 +157,30 @@ def test_plan_orders_fine_tunes_after_their_pretraining(tmp_path):
     assert len({r.key for r in p.runs}) == len(p.runs)
 
 
+def test_random_init_is_listed_like_a_variant_and_written_untrained(tmp_path, synth_imagenet):
+    """A preset's ``random-init`` variant plans a 0-epoch "pretraining" run (no drop schedule), whose checkpoint holds
+    the recipe's untrained model; its fine-tunes chain to it like any variant's."""
+    import torch
+    from dropbench.benchmarks.suite import execute_run
+    from dropbench.pretrain.models import create_model
+
+    p = plan(cls_preset(tmp_path, ("random-init", "baseline")), tmp_path / "out",
+             data_roots={"imagenet": str(synth_imagenet)})
+    by = p.by_id()
+    rand = by["pretrain/vit_tiny/random-init"]
+    assert rand.cfg_options["schedule.epochs"] == 0 and rand.drop["kind"] == "none"
+    assert by["cls/pets/vit_tiny/random-init/seed0"].upstream == rand.id
+    assert rand.key != by["pretrain/vit_tiny/baseline"].key
+    assert execute_run(rand, p.out) == "done"
+    result = read_result(p.run_dir(rand))
+    assert result.status == "ok" and result.pretrain["init"] == "random" and result.pretrain["epochs"] == 0
+    assert 0.0 <= result.metrics["top1"] <= 100.0 and result.extra["samples"]  # evaluated once, untrained
+    ckpt = torch.load(p.run_dir(rand) / "checkpoint.pth", weights_only=True)
+    torch.manual_seed(0)
+    fresh = create_model("vit_tiny", num_classes=ckpt["num_classes"], img_size=32)
+    assert all(torch.equal(v, ckpt["model"][k]) for k, v in fresh.state_dict().items())  # the seeded init, untouched
+
+
 def test_suite_plan_shows_the_data_above_the_runs_and_writes_nothing(tmp_path, capsys):
     from dropbench.benchmarks.cli import main
 
@@ -177,7 +201,7 @@ def test_paper_preset_plans_the_late_sd_baselines_under_the_baseline_name(tmp_pa
     by = p.by_id()
     assert by["pretrain/vit_base/standard-sd"].drop["rate"] == 0.4
     assert by["pretrain/vit_tiny/baseline"].drop["kind"] == "none"
-    assert {r.variant for r in p.runs if r.model == "mixer_b16"} == {"standard-sd", "late-sd"}
+    assert {r.variant for r in p.runs if r.model == "mixer_b16"} == {"random-init", "standard-sd", "late-sd"}
     assert not any(r.task in ("coco", "ade20k") and r.model.startswith("mixer") for r in p.runs)
     assert len({r.key for r in p.runs}) == len(p.runs)
 

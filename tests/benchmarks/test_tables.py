@@ -223,6 +223,8 @@ def test_paper_csv_has_a_row_for_every_run_of_the_paper_preset():
     assert set(preset.finetune) - set(metrics) == {"probe"}  # the paper reports no frozen-feature probes
     for entry in preset.pretrain.runs:
         for variant in entry["variants"]:
+            if variant == "random-init":  # dropbench's reference row: the paper has none
+                continue
             wanted.add(("imagenet", "imagenet", entry["model"], variant, "top1"))
             for task, spec in preset.finetune.items():
                 if entry["model"] not in spec["models"] or task == "probe":
@@ -305,3 +307,31 @@ def test_rows_of_any_architecture_follow_the_paper_models(tmp_path):
                                                           ("convnext_tiny", "zz-base")]
     report = write_report(tmp_path, tmp_path / "report").read_text()
     assert "convnext_tiny" in report and (tmp_path / "report" / "deltas_table5.png").is_file()
+
+
+def test_random_init_row_comes_first_and_every_row_has_its_gain_over_it(tmp_path):
+    """A backbone's ``random init`` row (the recipe from untrained weights) is the first row, and every other row gets
+    its gain over it with a paired interval, beside the differences to the baseline row."""
+    for ds in ("cifar100", "flowers102", "pets", "stl10", "food101"):
+        _add_with_samples(tmp_path, ds, "random-init", 0, 0.40)
+        _add_with_samples(tmp_path, ds, "baseline", 1, 0.70)
+        _add_with_samples(tmp_path, ds, "early-dropout", 2, 0.71)
+    t = build_table(collect_results(tmp_path), TABLES["table6"], n_boot=300)
+    assert list(t.loc["vit_tiny"].index) == ["random-init", "baseline", "early-dropout"]
+    assert pd.isna(t.loc[("vit_tiny", "random-init"), ("C-100", "gain")])
+    for v in ("baseline", "early-dropout"):
+        row = t.loc[("vit_tiny", v)]
+        assert row[("C-100", "gain")] == pytest.approx(row[("C-100", "mean")] - t.loc[("vit_tiny", "random-init"),
+                                                                                     ("C-100", "mean")])
+        assert 0 < row[("C-100", "gain_low")] < row[("C-100", "gain")] < row[("C-100", "gain_high")]
+        assert 0 < row[("mean", "gain_low")] and row[("mean", "gain_p")] < 0.05
+    # the baseline differences are unchanged by the reference row: early dropout's +1 is not a real difference
+    ed = t.loc[("vit_tiny", "early-dropout")]
+    assert ed[("C-100", "ci_low")] < 0 < ed[("C-100", "ci_high")]
+    md = render(t, "md", "T6")
+    lines = md.splitlines()
+    assert "| C-100 vs random init " in lines[2] and "| random init " in lines[4]
+    gain = t.loc[("vit_tiny", "baseline"), ("C-100", "gain")]
+    assert f"+{gain:.1f}* [" in lines[5]
+    assert "C-100 gain,C-100 gain_low,C-100 gain_high,C-100 gain_p" in render(t, "csv").splitlines()[0]
+    assert "vs random init" in render(t, "tex", "Table 6")
