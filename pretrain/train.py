@@ -188,6 +188,9 @@ def check_config(cfg: Config) -> None:
     if spec is None and (drop.kind == "dropout" or drop.scheduled):
         raise ValueError(f"{cfg.model.name} is not a paper model: dropout and drop schedules are the paper models' "
                          f"({', '.join(PAPER_MODELS)}); use a fixed drop path (drop.kind='drop_path', mode 'standard')")
+    if int(cfg.schedule.epochs) == 0 and drop.kind != "none":
+        raise ValueError("--epochs 0 writes the random-init reference, which trains nothing and has no drop schedule: "
+                         "leave out --dropout / --drop-path / --variant")
     drop.check(cfg.schedule.epochs)
     if cfg.data.root is None:
         raise ValueError("no data root: give --data (an ImageNet-layout folder; `dropbench data synth-imagenet` "

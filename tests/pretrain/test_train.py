@@ -208,3 +208,10 @@ def test_cli_reports_errors_in_one_line(tmp_path):
                          text=True)
     assert res.returncode == 2
     assert "error: unknown model 'vit_x'" in res.stderr
+
+
+def test_random_init_with_a_drop_setting_is_refused_with_the_fix(synth_imagenet, tmp_path):
+    """``--epochs 0`` (the random-init reference) trains nothing: a drop setting beside it is named, not half-run."""
+    with pytest.raises(ValueError, match="--epochs 0 writes the random-init reference.*leave out --dropout"):
+        build_config(_args(synth_imagenet, tmp_path / "r", "--dropout", "0.1", epochs=0))
+    assert not (tmp_path / "r").exists()
