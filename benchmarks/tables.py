@@ -345,6 +345,12 @@ def _signed(x: float, tex: bool) -> str:
     return f"{'+' if x >= 0 else '$-$' if tex else '−'}{_fmt(abs(x))}"
 
 
+def _bounds(lo: float, hi: float, tex: bool) -> tuple[str, str]:
+    """An interval's ends as shown: one decimal, a minus sign for negatives (``$-$`` in LaTeX), never ``-0.0``."""
+    return tuple(_fmt(x) if x >= 0 or _fmt(abs(x)) == _fmt(0.0) else ("$-$" if tex else "−") + _fmt(abs(x))
+                 for x in (lo, hi))
+
+
 def _has(table: pd.DataFrame, title: str, stat: str) -> bool:
     return (title, stat) in table and table[(title, stat)].notna().any()
 
@@ -372,7 +378,7 @@ def _cell(table: pd.DataFrame, idx: tuple, title: str, tex: bool) -> str:
             text += f" ({_signed(delta, tex)})"
         else:
             mark = "$^*$" if lo > 0 or hi < 0 else ""
-            lo_s, hi_s = (_fmt(x) if x >= 0 or _fmt(abs(x)) == _fmt(0.0) else f"$-${_fmt(abs(x))}" for x in (lo, hi))
+            lo_s, hi_s = _bounds(lo, hi, tex)
             text += f" {_signed(delta, tex)}{mark} {{\\scriptsize[{lo_s}, {hi_s}]}}"
     return text
 
@@ -395,8 +401,7 @@ def _gain_cell(table: pd.DataFrame, idx: tuple, title: str, tex: bool) -> str:
         return "--" if tex else "–"
     if pd.isna(lo):
         return _signed(gain, tex)
-    lo_s, hi_s = (_fmt(x) if x >= 0 or _fmt(abs(x)) == _fmt(0.0) else ("$-$" if tex else "−") + _fmt(abs(x))
-                  for x in (lo, hi))
+    lo_s, hi_s = _bounds(lo, hi, tex)
     return f"{_signed(gain, tex)}{'*' if lo > 0 or hi < 0 else ''} [{lo_s}, {hi_s}]"
 
 
