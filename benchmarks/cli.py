@@ -163,7 +163,8 @@ def _cmd_rehearse(args: argparse.Namespace) -> int:
     from dropbench.benchmarks.rehearse import rehearse
 
     out = args.out or Path("results") / f"{Path(args.preset).stem}-rehearsal"
-    report = rehearse(args.preset, out, runs=args.runs, progress=not args.no_progress)
+    report = rehearse(args.preset, out, runs=args.runs, progress=not args.no_progress,
+                      keep_checkpoints=args.keep_checkpoints)
     print(report.render())
     return 0 if report.ok else 1
 
@@ -390,6 +391,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="rehearsal folder (default: results/PRESET-rehearsal)")
     p.add_argument("--runs", nargs="+", metavar="PREFIX", help="only the runs whose id starts so (with their "
                    "pretraining), e.g. cls/cifar100 ade20k/swin_femto")
+    p.add_argument("--keep-checkpoints", action="store_true",
+                   help="keep the fine-tunes' checkpoint files (default: deleted once a run has finished)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_rehearse)
 

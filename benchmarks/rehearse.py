@@ -6,8 +6,11 @@
   sizes; COCO's 640x480 / 427x640 images, 80 categories, up to 50 objects; ADE20K's 256x341 to 2100x1600 images,
   150 classes; the five classification sets at their native resolution and class count), a few images per class;
 * the lengths: two epochs / iterations, evaluation at the end only;
-* on a CPU only, where a step would otherwise take minutes (listed per run in the table): the pretraining batch, and
-  UperNet's head width;
+* on a CPU only, where a step would otherwise take minutes (listed per run in the table): the pretraining batch,
+  UperNet's head width, and ViT-B's and Mixer-B's depth (2 blocks of 12; every other setting of their recipes kept);
+* on a CPU only, a path gone through once is not gone through again in full: the first run of each task, model and
+  data set is stopped and resumed (and evaluated at several scales where its recipe says so); the other variants'
+  runs of that group go straight through (ADE20K: single-scale), which their rows say;
 * one seed.
 
 What each stage changes is its :class:`~finetune.tasks.Rehearsal`: pretraining's is :data:`PRETRAIN_REHEARSAL`, each
@@ -27,21 +30,32 @@ import copy
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from dropbench.benchmarks.results import RESULT_FILE, ResultError, collect_results, read_result
-from dropbench.benchmarks.suite import PRETRAIN, SuitePlan, index, load_preset, plan, run_suite, status_of
+from dropbench.benchmarks.suite import (
+    PRETRAIN,
+    RunSpec,
+    SuitePlan,
+    index,
+    key_runs,
+    load_preset,
+    plan,
+    run_suite,
+    status_of,
+)
 from dropbench.finetune.tasks import TASKS, Rehearsal, get_task
 from dropbench.pretrain.config import resolve_config
 from dropbench.pretrain.data import PRETRAIN_DATASET
+from dropbench.pretrain.train import RANDOM_INIT
 from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
-__all__ = ["PRETRAIN_REHEARSAL", "RehearsalReport", "RehearsalStop", "realistic_synth", "rehearsal_preset",
-           "rehearse"]
+__all__ = ["CPU_MODEL_REDUCTIONS", "PRETRAIN_REHEARSAL", "RehearsalReport", "RehearsalStop", "realistic_synth",
+           "rehearsal_preset", "rehearse"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +69,14 @@ PRETRAIN_REHEARSAL = Rehearsal(
     stages="train, ckpt, stop@it1, resume, val, ckpt, result")
 
 
+# on a CPU, the paper's base-size models at 2 of their 12 blocks (one ViT-B step at 224 px takes seconds there); the
+# pretraining checkpoint records the depth (pretrain.model_args), so fine-tuning and probes rebuild the same model
+CPU_MODEL_REDUCTIONS: dict[str, dict[str, Any]] = {
+    "vit_base": {"model.kwargs": {"depth": 2}},
+    "mixer_b16": {"model.kwargs": {"num_blocks": 2}},
+}
+
+
 def _rehearsal(task: str) -> Rehearsal:
     """The rehearsal of ``pretrain`` or a registered task; a task without one raises naming the fix."""
     if task == PRETRAIN:
@@ -66,12 +88,14 @@ def _rehearsal(task: str) -> Rehearsal:
     return rehearsal
 
 
-def realistic_synth() -> dict[str, dict[str, Any]]:
-    """Generator options per data set for generated data shaped like the real sets, a few images per class."""
+def realistic_synth(cpu: bool = False) -> dict[str, dict[str, Any]]:
+    """Generator options per data set for generated data shaped like the real sets, a few images per class (fewer
+    training images on a CPU: each task's ``cpu_synth``)."""
     out = {PRETRAIN_DATASET: dict(PRETRAIN_REHEARSAL.synth)}
     for task in TASKS.values():
         if task.rehearsal is not None:
-            out.update({d: dict(task.rehearsal.synth) for d in task.datasets if d not in out})
+            opts = {**task.rehearsal.synth, **(task.rehearsal.cpu_synth if cpu else {})}
+            out.update({d: dict(opts) for d in task.datasets if d not in out})
     return out
 
 
@@ -90,7 +114,9 @@ class RehearsalStop(Hook):
         self.epoch, self.iteration = epoch, iteration
 
     def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
-        if self.iteration is not None and runner.iter == self.iteration:
+        # mmengine counts iterations from 0 and increments after this hook; the checkpoint of iteration 1 is saved
+        # (as iter_1.pth) in this same hook call at runner.iter == 0
+        if self.iteration is not None and runner.iter + 1 == self.iteration:
             raise _Stopped(f"rehearsal: stopped after iteration {runner.iter} in {runner.work_dir}")
 
     def after_train_epoch(self, runner: Any) -> None:
@@ -117,13 +143,16 @@ def rehearsal_preset(preset: str | Config, cpu: bool | None = None) -> tuple[Con
     cfg.preset = f"{cfg.get('preset', 'custom')}-rehearsal"
     cfg.seeds = [0]
     cfg.data = {k: None for k in dict(cfg.get("data", {}))}
-    cfg.synth = realistic_synth()
+    cfg.synth = realistic_synth(cpu)
     # every data set is generated (shaped like the real one), so no real root is required and no official count applies
     cfg.data_policy = {k: "generated" for k in dict(cfg.get("data", {}))}
     cfg.official_counts = False
     pt = cfg.pretrain
     pt.cfg_options = {**dict(pt.get("cfg_options", {})), **PRETRAIN_REHEARSAL.lengths,
                       **reductions.get(PRETRAIN, {})}
+    for entry in pt.runs if cpu else ():
+        if entry["model"] in CPU_MODEL_REDUCTIONS:
+            entry["cfg_options"] = {**dict(entry.get("cfg_options", {})), **CPU_MODEL_REDUCTIONS[entry["model"]]}
     for name, variant in dict(pt.variants).items():  # a cutoff inside the two rehearsal epochs
         if variant.get("cutoff_epoch"):
             pt.variants[name]["cutoff_epoch"] = 1
@@ -172,19 +201,28 @@ def _partial(plan_: SuitePlan) -> list[str]:
 
 
 def rehearse(preset: str | Config, out: str | os.PathLike, runs: list[str] | None = None, cpu: bool | None = None,
-             progress: bool = False) -> RehearsalReport:
+             progress: bool = False, keep_checkpoints: bool = False) -> RehearsalReport:
     """Rehearse every run of ``preset`` (or those whose id starts with one of ``runs``) into ``out``.
 
     Each run is stopped once right after its first checkpoint and resumed by starting the suite again; the time of a
-    run is its two parts together. Never raises for a failing run: its row says why.
+    run is its two parts together. Never raises for a failing run: its row says why. Unless ``keep_checkpoints``, a
+    finished fine-tune's checkpoint files are deleted (its results stay): the paper preset's rehearsal would otherwise
+    leave about 12 GB of them.
     """
+    import torch
+
     t0 = time.time()
+    cpu = not torch.cuda.is_available() if cpu is None else cpu
     cfg, reductions = rehearsal_preset(preset, cpu)
-    plan_ = plan(cfg, out, seeds=1)
+    plan_ = plan(cfg, out, seeds=1, keys=False)  # keyed below, once the runs are final
     if runs:
         keep = {r.id for r in plan_.runs if any(r.id.startswith(p) for p in runs)}
         keep |= {r.upstream for r in plan_.runs if r.id in keep and r.upstream}  # a fine-tune needs its pretraining
         plan_.runs = [r for r in plan_.runs if r.id in keep]
+    repeats: dict[str, str] = {}
+    if cpu:
+        plan_.runs, repeats = _straight_repeats(plan_.runs)
+    plan_.runs = key_runs(plan_.runs, plan_.out)
     seconds: dict[str, float] = {}
     stopped: set[str] = set()
     for _ in range(2 * len(plan_.runs) + 2):  # each run stops at most once
@@ -198,6 +236,9 @@ def rehearse(preset: str | Config, out: str | os.PathLike, runs: list[str] | Non
         except SystemExit as e:  # pretrain.train.Preempted: dropbench's loop stopped at runtime.stop_at_iter
             if "stopped by runtime.stop_at_iter" not in str(e):
                 raise
+        finally:
+            if not keep_checkpoints:
+                _drop_checkpoints(plan_)
         finished = {r.id for r in plan_.runs if status_of(plan_, r) in ("done", "failed")} - before
         spent = time.time() - t_call - sum(_wall(plan_, i) for i in finished)
         for rid in set(_partial(plan_)) - stopped:
@@ -213,12 +254,18 @@ def rehearse(preset: str | Config, out: str | os.PathLike, runs: list[str] | Non
         elif status != "done":
             error = f"not run ({status}: its pretraining failed)" if r.upstream else f"not finished ({status})"
         stages = _rehearsal(r.task).stages
+        if r.task == PRETRAIN and r.variant == RANDOM_INIT:  # no training: the recipe's model, evaluated and saved
+            stages = "untrained model, val, ckpt, result"
         stages = stages.format(ms=" + multi-scale" if "{ms}" in stages and _multi_scale(plan_, r) else "")
-        if r.id not in stopped and status == "done":
-            stages = stages.replace("stop@it1, resume, ", "").replace("stop@ep1, resume, ", "") + " (no stop)"
+        if r.id not in stopped and status == "done" and "stop@" in stages:
+            stages = stages.replace("stop@it1, resume, ", "").replace("stop@ep1, resume, ", "")
+            stages += f" (no stop: {repeats[r.id]} went through it)" if r.id in repeats else " (no stop)"
         if status == "done" and not _metrics(plan_, r.id):
             error = "evaluated, but no metrics (an untrained detector finds nothing above the score threshold)"
-        reduced = ", ".join(f"{k}={v}" for k, v in reductions.get(r.task, {}).items())
+        cut = {**reductions.get(r.task, {}), **(CPU_MODEL_REDUCTIONS.get(r.model, {}) if cpu else {}),
+               **({f"data {k}": v for k, v in _rehearsal(r.task).cpu_synth.items()} if cpu else {}),
+               **(_rehearsal(r.task).repeat if r.id in repeats else {})}
+        reduced = ", ".join(f"{k}={v}" for k, v in cut.items())
         report.rows.append({"run": r.id, "task": r.task, "stages": stages, "reduced": reduced,
                             "seconds": seconds.get(r.id, 0.0) + _wall(plan_, r.id),
                             "status": "ok" if status == "done" else "failed", "error": error})
@@ -229,6 +276,39 @@ def rehearse(preset: str | Config, out: str | os.PathLike, runs: list[str] | Non
         report.tables = write_tables(build_tables(collect_results(plan_.out / "runs")), plan_.out / "tables")
     report.seconds = time.time() - t0
     return report
+
+
+def _straight_repeats(runs: list[RunSpec]) -> tuple[list[RunSpec], dict[str, str]]:
+    """The first run of each downstream task, model and data set as it is; the others without the planned stop and
+    with their task's ``repeat`` overrides. Returns (the runs, {repeat's id: the id of the run it repeats})."""
+    first: dict[tuple[str, str, str], str] = {}
+    out, repeats = [], {}
+    for r in runs:
+        group = (r.task, r.model, r.dataset)
+        if r.task == PRETRAIN or group not in first:
+            first.setdefault(group, r.id)
+            out.append(r)
+            continue
+        opts = {k: v for k, v in r.cfg_options.items() if k != "runtime.stop_at_iter"}
+        if "custom_hooks" in opts:
+            opts["custom_hooks"] = [h for h in opts["custom_hooks"] if dict(h).get("type") != "RehearsalStop"]
+        opts.update(_rehearsal(r.task).repeat)
+        out.append(replace(r, cfg_options=opts))
+        repeats[r.id] = first[group]
+    return out, repeats
+
+
+_CHECKPOINT_FILES = ("*.pth", "last_checkpoint")  # dropbench's loop: checkpoint*.pth; mmengine: epoch_/iter_*.pth
+
+
+def _drop_checkpoints(plan_: SuitePlan) -> None:
+    """Delete the checkpoint files of the finished downstream runs (nothing reads them; pretraining checkpoints stay,
+    for the fine-tunes of a later rehearsal in the same folder)."""
+    for r in plan_.runs:
+        if r.task != PRETRAIN and status_of(plan_, r) in ("done", "failed"):
+            for pattern in _CHECKPOINT_FILES:
+                for path in plan_.run_dir(r).glob(pattern):
+                    path.unlink(missing_ok=True)
 
 
 def _wall(plan_: SuitePlan, run_id: str) -> float:

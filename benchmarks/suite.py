@@ -40,7 +40,7 @@ from dropbench.pretrain.train import RANDOM_INIT, RANDOM_INIT_DROP
 from mmengine.config import Config
 from tqdm import tqdm
 
-__all__ = ["RunSpec", "SuitePlan", "execute_run", "load_preset", "plan", "run_suite", "status_of"]
+__all__ = ["RunSpec", "SuitePlan", "execute_run", "key_runs", "load_preset", "plan", "run_suite", "status_of"]
 
 log = logging.getLogger(__name__)
 SPEC_FILE = "suite_run.json"
@@ -237,7 +237,8 @@ def plan(preset: str | Config, out: str | os.PathLike, data_roots: dict[str, str
         variants = dict(pt.variants)
         for entry in pt.runs:
             for variant in entry["variants"]:
-                opts = dict(pt.get("cfg_options", {}))
+                # the preset's overrides, then the entry's own (a model's, e.g. a rehearsal's reduced depth)
+                opts = {**dict(pt.get("cfg_options", {})), **dict(entry.get("cfg_options", {}))}
                 if variant == RANDOM_INIT:  # the reference row: the recipe's model, untrained (0 epochs)
                     variants[variant], opts["schedule.epochs"] = dict(RANDOM_INIT_DROP), 0
                 if variant not in variants:
@@ -291,9 +292,21 @@ def plan(preset: str | Config, out: str | os.PathLike, data_roots: dict[str, str
         from dropbench.finetune.convert import resolve_model
 
         resolve_model(checkpoint, model)  # a --model that disagrees with the architecture the file names: refused
+    return SuitePlan(preset=str(cfg.get("preset", "custom")), out=out, runs=key_runs(runs, out) if keys else runs,
+                     slurm=dict(cfg.get("slurm", {})), source=str(cfg.filename or ""),
+                     data={d: None if d in missing else roots[d] for d in needed},
+                     data_policy={d: policy[d] for d in needed},
+                     generated=frozenset(d for d in needed if given[d] is None and d not in missing),
+                     official_counts=bool(cfg.get("official_counts", False)))
+
+
+def key_runs(runs: list[RunSpec], out: str | os.PathLike) -> list[RunSpec]:
+    """The runs (in dependency order) with their keys: a hash of the recipe's text, what the run is, its overrides,
+    its data and its source (the upstream run's key, or an external checkpoint's sha256)."""
+    out = Path(out).resolve()
     keyed: dict[str, RunSpec] = {}
     recipes: dict[tuple[str, str, str], str] = {}
-    for r in runs if keys else []:
+    for r in runs:
         stage = _stage_dir(r.task)
         if (stage, r.config, r.model) not in recipes:
             recipes[(stage, r.config, r.model)] = _recipe_text(stage, r.config, r.model, r.checkpoint)
@@ -313,12 +326,7 @@ def plan(preset: str | Config, out: str | os.PathLike, data_roots: dict[str, str
         key = _hash(recipes[(stage, r.config, r.model)], r.task, r.model, r.dataset, r.seed, r.cfg_options, r.drop,
                     data, source)
         keyed[r.id] = replace(r, key=key)
-    return SuitePlan(preset=str(cfg.get("preset", "custom")), out=out, runs=list(keyed.values()) if keys else runs,
-                     slurm=dict(cfg.get("slurm", {})), source=str(cfg.filename or ""),
-                     data={d: None if d in missing else roots[d] for d in needed},
-                     data_policy={d: policy[d] for d in needed},
-                     generated=frozenset(d for d in needed if given[d] is None and d not in missing),
-                     official_counts=bool(cfg.get("official_counts", False)))
+    return list(keyed.values())
 
 
 def status_of(plan_: SuitePlan, run: RunSpec) -> str:

@@ -347,8 +347,9 @@ def _signed(x: float, tex: bool) -> str:
 
 def _bounds(lo: float, hi: float, tex: bool) -> tuple[str, str]:
     """An interval's ends as shown: one decimal, a minus sign for negatives (``$-$`` in LaTeX), never ``-0.0``."""
-    return tuple(_fmt(x) if x >= 0 or _fmt(abs(x)) == _fmt(0.0) else ("$-$" if tex else "−") + _fmt(abs(x))
-                 for x in (lo, hi))
+    shown = [_fmt(abs(x)) for x in (lo, hi)]
+    return tuple(s if x >= 0 or s == _fmt(0.0) else ("$-$" if tex else "−") + s for x, s in zip((lo, hi), shown,
+                                                                                              strict=True))
 
 
 def _has(table: pd.DataFrame, title: str, stat: str) -> bool:

@@ -21,7 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import torch.nn as nn
-from dropbench.finetune.convert import CheckpointError, LoadReport, checkpoint_data_config, hub_config, load_pretrained
+from dropbench.finetune.convert import (
+    CheckpointError,
+    LoadReport,
+    checkpoint_data_config,
+    checkpoint_model_args,
+    load_pretrained,
+)
 from dropbench.finetune.datasets.cls import CLS_DATASETS, ClsData, load_cls_data
 from dropbench.finetune.samples import ClassificationState, kept_samples, write_samples
 from dropbench.finetune.tasks import Job, Outcome, get_task
@@ -68,7 +74,8 @@ def checkpoint_settings(model: str, checkpoint: str | None, cfg: Config) -> dict
 
     A timm hub checkpoint's ``pretrained_cfg`` sets the input size, interpolation, crop and normalisation
     (``data.input_size``, ``data.interpolation``, ``data.crop_pct``, ``data.mean`` / ``data.std``) and its
-    ``model_args`` the architecture's reconstruction arguments (``model.kwargs``, e.g. a reduced width); a model
+    ``model_args`` the architecture's reconstruction arguments (``model.kwargs``, e.g. a reduced width; a dropbench
+    checkpoint's come from its pretraining's ``model.kwargs``); a model
     without a ``group_matcher`` trains without layer decay (``optim.layer_decay`` None; the run's
     ``extra.hparams.layer_decay_grouping`` says so). Empty for the paper models' checkpoints, so their recipes and
     config hashes are unchanged.
@@ -86,8 +93,7 @@ def checkpoint_settings(model: str, checkpoint: str | None, cfg: Config) -> dict
     for key in ("interpolation", "crop_pct"):
         if data.get(key):
             out[f"data.{key}"] = data[key]
-    config = hub_config(checkpoint)
-    kwargs = {k: v for k, v in ((config or {}).get("model_args") or {}).items() if k not in ("num_classes", "img_size")}
+    kwargs = checkpoint_model_args(checkpoint)
     if kwargs:
         out["model.kwargs"] = kwargs
     return out

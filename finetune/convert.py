@@ -50,6 +50,7 @@ __all__ = [
     "LoadReport",
     "checkpoint_architecture",
     "checkpoint_data_config",
+    "checkpoint_model_args",
     "checkpoint_sha256",
     "convert_checkpoint",
     "convert_state_dict",
@@ -302,6 +303,22 @@ def checkpoint_data_config(path: str | os.PathLike | None) -> dict:
     cfg = config["pretrained_cfg"]
     return {k: list(cfg[k]) if isinstance(cfg[k], (list, tuple)) else cfg[k]
             for k in ("mean", "std", "input_size", "interpolation", "crop_pct") if cfg.get(k) is not None}
+
+
+def checkpoint_model_args(path: str | os.PathLike | None) -> dict:
+    """The architecture's reconstruction arguments a checkpoint records (e.g. a reduced depth), without
+    ``num_classes`` / ``img_size``: a hub folder's ``config.json`` ``model_args``, or a dropbench checkpoint's
+    ``pretrain.model_args`` (its pretraining's ``model.kwargs``); empty where it records none."""
+    if path is None or not Path(path).exists():
+        return {}
+    config = hub_config(path)
+    if config is not None:
+        args = config["model_args"]
+    else:
+        weights, _ = _locate(path)
+        obj = {} if weights.suffix == ".safetensors" else load_checkpoint_file(weights, mmap=True)
+        args = (obj.get("pretrain") or {}).get("model_args") if isinstance(obj, dict) else None
+    return {k: v for k, v in (args or {}).items() if k not in ("num_classes", "img_size")}
 
 
 def _head_keys(model: nn.Module) -> frozenset[str]:

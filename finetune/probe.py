@@ -41,7 +41,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from dropbench.finetune.convert import CheckpointError, LoadReport, load_pretrained
+from dropbench.finetune.convert import CheckpointError, LoadReport, checkpoint_model_args, load_pretrained
 from dropbench.finetune.datasets.cls import CLS_DATASETS, ClsData, load_cls_data, split_labels
 from dropbench.finetune.samples import ClassificationState, write_samples
 from dropbench.finetune.tasks import Job, Outcome, get_task
@@ -410,7 +410,8 @@ def _probe(job: Job, cfg: Config, cache: FeatureCache) -> Outcome:
     data = load_cls_data(cfg.data.dataset, cfg.data.root)
     train_split_labels = np.asarray(split_labels(data.train), dtype=np.int64)
     _check_training_split(data, train_split_labels, cfg.data.dataset)
-    model = create_paper_model(cfg.model.name, num_classes=0, img_size=int(cfg.data.input_size))
+    model = create_paper_model(cfg.model.name, num_classes=0, img_size=int(cfg.data.input_size),
+                               **checkpoint_model_args(cfg.model.checkpoint))
     try:
         report = load_pretrained(model, cfg.model.checkpoint, cfg.model.name, bool(cfg.model.use_ema))
     except CheckpointError as e:

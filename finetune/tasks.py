@@ -164,17 +164,24 @@ class Rehearsal:
             an evaluation at the end (with ``runtime.stop_at_iter`` where dropbench's own loop runs the task).
         cpu: recipe overrides applied on a CPU only, where one step of the real recipe would take minutes (the
             rehearsal's table lists them per run).
+        cpu_synth: generator options applied on a CPU only (one training image instead of two: one iteration per
+            epoch where a CPU step takes seconds).
         stop: the mmengine hook config that stops a run right after its first checkpoint (``RehearsalStop``),
             appended to the recipe's ``custom_hooks``; None where ``lengths`` stops it (``runtime.stop_at_iter``).
         stages: what a rehearsed run goes through, for the table (``{ms}``: `` + multi-scale`` where the run
             evaluated at several scales).
+        repeat: on a CPU, overrides for a run whose path an earlier run of the same task, model and data set went
+            through in full (the other pretraining variants' runs): they also run without the stop and resume, and
+            these drop what costs most and depends on no weights (ADE20K's multi-scale test).
     """
 
     synth: dict[str, Any]
     lengths: dict[str, Any]
     cpu: dict[str, Any] = field(default_factory=dict)
+    cpu_synth: dict[str, Any] = field(default_factory=dict)
     stop: dict[str, Any] | None = None
     stages: str = ""
+    repeat: dict[str, Any] = field(default_factory=dict)
 
 
 def load_entry(ref: str) -> Callable:
@@ -277,7 +284,8 @@ _MM_DROP_PATH = {"model.backbone.drop_path_rate": "{rate}"}
 _MM_REHEARSAL = {"train_cfg.val_interval": 2, "default_hooks.checkpoint.interval": 1,
                  **{f"{k}.{o}": v for k in ("train_dataloader", "val_dataloader", "test_dataloader")
                     for o, v in (("num_workers", 0), ("persistent_workers", False))}}
-_CLS_REHEARSAL_SYNTH = dict(train_per_class=2, test_per_class=1, realistic=True)  # the classification sets' generator
+# the classification sets' generator: every set's class count and native size, images for 10 of its classes
+_CLS_REHEARSAL_SYNTH = dict(train_per_class=2, test_per_class=1, realistic=True, drawn_classes=10)
 
 TASKS: dict[str, Task] = _register(
     Task("coco", "dropbench.finetune.det:run_coco", "det", ("coco",),
@@ -295,7 +303,7 @@ TASKS: dict[str, Task] = _register(
              # a two-epoch detector scores nothing above the recipe's 0.05: keep every detection, so COCO's evaluation
              # (and the per-sample outputs) run on real detections instead of returning no metrics
              {"train_cfg.max_epochs": 2, **_MM_REHEARSAL, "model.test_cfg.rcnn.score_thr": 0.0},
-             stop=dict(type="RehearsalStop", epoch=1),
+             cpu_synth=dict(num_train=1), stop=dict(type="RehearsalStop", epoch=1),
              stages="load ckpt, train, ckpt, stop@ep1, resume, train, COCO eval, result")),
     Task("ade20k", "dropbench.finetune.seg:run_ade20k", "seg", ("ade20k",),
          TableSpec("table5", "Table 5: ADE20K semantic segmentation (UperNet, mIoU)", "ade20k",
@@ -310,8 +318,10 @@ TASKS: dict[str, Task] = _register(
          rehearsal=Rehearsal(
              dict(train_images=2, val_images=1, realistic=True), {"train_cfg.max_iters": 2, **_MM_REHEARSAL},
              cpu={"model.decode_head.channels": 64, "model.auxiliary_head.channels": 64},  # 512 / 256
+             cpu_synth=dict(train_images=1),
              stop=dict(type="RehearsalStop", iteration=1),
-             stages="load ckpt, train, ckpt, stop@it1, resume, train, slide eval{ms}, result")),
+             stages="load ckpt, train, ckpt, stop@it1, resume, train, slide eval{ms}, result",
+             repeat={"test_multi_scale": False})),
     Task("cls", "dropbench.finetune.cls:run_cls", "cls", CLS_DATASETS,
          TableSpec("table6", "Table 6: downstream classification (top-1, %)", "cls",
                    tuple(Column(CLS_TITLES.get(d, d), "top1", d) for d in _CLS_TABLE_SETS), "table6", mean_column=True),
@@ -324,7 +334,7 @@ TASKS: dict[str, Task] = _register(
          rehearsal=Rehearsal(
              _CLS_REHEARSAL_SYNTH,
              {"schedule.epochs": 1, "schedule.warmup_epochs": 0, "data.num_workers": 0, "runtime.stop_at_iter": 1,
-              "runtime.eval_every": 1, "runtime.progress": False},
+              "runtime.max_iters_per_epoch": 2, "runtime.eval_every": 1, "runtime.progress": False},
              cpu={"data.batch_size": 8, "data.eval_batch_size": 32},  # 64 (32 for the small sets) per process
              stages="load ckpt, train, ckpt, stop@it1, resume, test, result")),
     Task("probe", "dropbench.finetune.probe:run_probe", "probe", CLS_DATASETS,

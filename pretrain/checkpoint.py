@@ -46,8 +46,9 @@ def safe_globals() -> list[Any]:
     return allowed
 
 
-def load_checkpoint_file(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
-    """Load a checkpoint file as data.
+def load_checkpoint_file(path: str | os.PathLike, map_location: str | torch.device = "cpu", mmap: bool = False) -> Any:
+    """Load a checkpoint file as data (``mmap``: tensors mapped from the file, read only where touched: a cheap read
+    of a checkpoint's metadata).
 
     Raises:
         CheckpointError: the file is missing, empty, truncated, not a torch checkpoint, or needs code to load.
@@ -59,7 +60,7 @@ def load_checkpoint_file(path: str | os.PathLike, map_location: str | torch.devi
         raise CheckpointError(f"checkpoint {path} is empty (an interrupted copy or save?)")
     try:
         with torch.serialization.safe_globals(safe_globals()):
-            return torch.load(path, map_location=map_location, weights_only=True)
+            return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as e:
         msg = str(e)
         if "Weights only load failed" in msg or "Unsupported global" in msg:

@@ -208,6 +208,8 @@ def pretrain_metadata(cfg: Config) -> dict:
         "epochs": int(cfg.schedule.epochs),
         "recipe": Path(cfg.filename).stem if cfg.filename else None,  # basic / improved / smoke / a file's name
         "config_hash": config_hash(cfg, exclude=_RESUME_FREE),
+        # the architecture's reconstruction arguments (e.g. a reduced depth): fine-tuning rebuilds the model with them
+        **({"model_args": dict(cfg.model.kwargs)} if cfg.model.get("kwargs") else {}),
     }
 
 
@@ -396,6 +398,9 @@ def _run(cfg: Config, out_dir: str | os.PathLike, resume: str | None, datasets: 
     if iters_per_epoch < 1:
         raise ValueError(f"{len(train_set)} training images are fewer than one total batch of {total_batch} "
                          f"(batch_size x update_freq x world_size); lower --batch-size")
+    # runtime.max_iters_per_epoch (not in the recipes; rehearsals set it): an epoch ends after that many iterations,
+    # and the schedules (learning rate, drop rates) count that length
+    iters_per_epoch = min(iters_per_epoch, int(cfg.runtime.get("max_iters_per_epoch") or iters_per_epoch))
     sampler = ResumableSampler(len(train_set), batch, dist.rank, dist.world_size, seed=seed)
     loader = train_loader(train_set, sampler, int(cfg.data.num_workers), bool(cfg.data.pin_memory) and
                           dist.device.type == "cuda")

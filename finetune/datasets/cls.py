@@ -698,15 +698,16 @@ def _name(dataset: str, c: int) -> str:
     return f"Breed_{c}" if dataset == "pets" and c % 3 == 0 else f"{dataset}_class_{c:03d}"
 
 
-def _labels_for(num_classes: int, per_class: int, rng: np.random.Generator) -> list[int]:
-    labels = [c for c in range(num_classes) for _ in range(per_class)]
+def _labels_for(drawn: list[int], per_class: int, rng: np.random.Generator) -> list[int]:
+    labels = [c for c in drawn for _ in range(per_class)]
     return [labels[i] for i in rng.permutation(len(labels))]
 
 
-def _synth_cifar100(folder: Path, rng: np.random.Generator, k: int, n_train: int, n_test: int) -> None:
+def _synth_cifar100(folder: Path, rng: np.random.Generator, k: int, drawn: list[int], n_train: int,
+                    n_test: int) -> None:
     folder.mkdir(parents=True)
     for split, n in (("train", n_train), ("test", n_test)):
-        labels = _labels_for(k, n, rng)
+        labels = _labels_for(drawn, n, rng)
         data = np.stack([_draw(rng, c, 32, 32).transpose(2, 0, 1).reshape(-1) for c in labels])  # R, G, B planes
         batch = {"filenames": [f"{_name('cifar100', c)}_s_{i:06d}.png" for i, c in enumerate(labels)],
                  "batch_label": f"{'training' if split == 'train' else 'testing'} batch 1 of 1",
@@ -718,15 +719,16 @@ def _synth_cifar100(folder: Path, rng: np.random.Generator, k: int, n_train: int
                     f, protocol=2)
 
 
-def _synth_flowers102(folder: Path, rng: np.random.Generator, k: int, n_train: int, n_test: int) -> None:
+def _synth_flowers102(folder: Path, rng: np.random.Generator, k: int, drawn: list[int], n_train: int,
+                      n_test: int) -> None:
     from scipy.io import savemat
 
     # the real split has 10 train and 10 val images per class and the rest for test; ids are shuffled over splits
     n_val = max(n_train // 2, 1)
     n_trn = max(n_train - n_val, 1)
-    splits = [("trnid", c) for c in range(k) for _ in range(n_trn)] + \
-             [("valid", c) for c in range(k) for _ in range(n_val)] + \
-             [("tstid", c) for c in range(k) for _ in range(n_test)]
+    splits = [("trnid", c) for c in drawn for _ in range(n_trn)] + \
+             [("valid", c) for c in drawn for _ in range(n_val)] + \
+             [("tstid", c) for c in drawn for _ in range(n_test)]
     order = rng.permutation(len(splits))
     labels = np.zeros(len(splits), np.uint8)
     ids: dict[str, list[int]] = {"trnid": [], "valid": [], "tstid": []}
@@ -739,7 +741,7 @@ def _synth_flowers102(folder: Path, rng: np.random.Generator, k: int, n_train: i
     savemat(folder / "setid.mat", {k_: np.array(sorted(v), np.uint16)[None, :] for k_, v in ids.items()})
 
 
-def _synth_pets(folder: Path, rng: np.random.Generator, k: int, n_train: int, n_test: int) -> None:
+def _synth_pets(folder: Path, rng: np.random.Generator, k: int, drawn: list[int], n_train: int, n_test: int) -> None:
     names = [_name("pets", c) for c in range(k)]
     breed, counts = [], {1: 0, 2: 0}
     for name in names:  # species 1 = cat (capitalised names), 2 = dog; breed ids count within a species
@@ -750,7 +752,7 @@ def _synth_pets(folder: Path, rng: np.random.Generator, k: int, n_train: int, n_
     number = 0
     for c, name in enumerate(names):
         for split, n in (("trainval", n_train), ("test", n_test)):
-            for _ in range(n):
+            for _ in range(n if c in drawn else 0):
                 number += 1
                 stem = f"{name}_{number}"
                 _jpeg(folder / "images" / f"{stem}.jpg", _draw(rng, c, *_size(rng)))
@@ -765,10 +767,11 @@ def _stl_records(images: list[np.ndarray]) -> bytes:
     return np.stack([img.transpose(2, 1, 0) for img in images]).astype(np.uint8).tobytes()
 
 
-def _synth_stl10(folder: Path, rng: np.random.Generator, k: int, n_train: int, n_test: int) -> None:
+def _synth_stl10(folder: Path, rng: np.random.Generator, k: int, drawn: list[int], n_train: int,
+                 n_test: int) -> None:
     folder.mkdir(parents=True)
     for split, n in (("train", n_train), ("test", n_test)):
-        labels = _labels_for(k, n, rng)
+        labels = _labels_for(drawn, n, rng)
         (folder / f"{split}_X.bin").write_bytes(_stl_records([_draw(rng, c, 96, 96) for c in labels]))
         (folder / f"{split}_y.bin").write_bytes((np.array(labels, np.uint8) + 1).tobytes())  # 1-based
         if split == "train":  # ten folds of training indices, as fold_indices.txt holds
@@ -780,12 +783,17 @@ def _synth_stl10(folder: Path, rng: np.random.Generator, k: int, n_train: int, n
     (folder / "class_names.txt").write_text("\n".join(_name("stl10", c) for c in range(k)) + "\n")
 
 
-def _synth_food101(folder: Path, rng: np.random.Generator, k: int, n_train: int, n_test: int) -> None:
+def _synth_food101(folder: Path, rng: np.random.Generator, k: int, drawn: list[int], n_train: int,
+                   n_test: int) -> None:
     names = [_name("food101", c) for c in range(k)]
     meta: dict[str, dict[str, list[str]]] = {"train": {}, "test": {}}
     for c, name in enumerate(names):
-        ids = rng.choice(3_999_999, n_train + n_test, replace=False) + 1_000_000
-        for split, chunk in (("train", ids[:n_train]), ("test", ids[n_train:])):
+        if c not in drawn:
+            n_train_c = n_test_c = 0
+        else:
+            n_train_c, n_test_c = n_train, n_test
+        ids = rng.choice(3_999_999, n_train_c + n_test_c, replace=False) + 1_000_000
+        for split, chunk in (("train", ids[:n_train_c]), ("test", ids[n_train_c:])):
             meta[split][name] = [f"{name}/{i}" for i in sorted(chunk)]
             for i in chunk:
                 _jpeg(folder / "images" / name / f"{i}.jpg", _draw(rng, c, *_size(rng)))
@@ -797,8 +805,9 @@ def _synth_food101(folder: Path, rng: np.random.Generator, k: int, n_train: int,
     (folder / "meta" / "labels.txt").write_text("\n".join(n.replace("_", " ").capitalize() for n in names) + "\n")
 
 
-def _synth_imagefolder(folder: Path, rng: np.random.Generator, k: int, n_train: int, n_test: int) -> None:
-    for c in range(k):
+def _synth_imagefolder(folder: Path, rng: np.random.Generator, k: int, drawn: list[int], n_train: int,
+                       n_test: int) -> None:
+    for c in drawn:
         name = f"class_{c:02d}_{SHAPES[c % len(SHAPES)]}"
         for split, n in (("train", n_train), ("val", n_test)):
             for i in range(n):
@@ -806,7 +815,7 @@ def _synth_imagefolder(folder: Path, rng: np.random.Generator, k: int, n_train: 
                 _jpeg(folder / split / name / f"{name}_{i:04d}.jpg", _draw(rng, c, *wh))
 
 
-_WRITERS: dict[str, Callable[[Path, np.random.Generator, int, int, int], None]] = {
+_WRITERS: dict[str, Callable[[Path, np.random.Generator, int, list[int], int, int], None]] = {
     "cifar100": _synth_cifar100,
     "flowers102": _synth_flowers102,
     "pets": _synth_pets,
@@ -825,6 +834,7 @@ def write_synth_cls(
     train_per_class: int = 16,
     test_per_class: int = 8,
     realistic: bool = False,
+    drawn_classes: int | None = None,
 ) -> Path:
     """Write a tiny generated data set in ``dataset``'s own format and return the ROOT to pass as ``--data``.
 
@@ -843,6 +853,9 @@ def write_synth_cls(
         realistic: shape the set like the real one (for rehearsing a recipe): its class count
             (:data:`REAL_CLASSES`; ``num_classes`` is then unused) and native image size (CIFAR-100 32 px, STL-10
             96 px, Flowers-102 and Pets about 500 px, Food-101 up to 512 px).
+        drawn_classes: images for this many classes only, spread over the label range with the first and the last
+            included (so the readers still find every class, the head its real size); the others are named in the
+            set's files but have no images. None: every class (a rehearsal draws 10 of CIFAR-100's 100).
     """
     global _SIZES
     fmt = _format(dataset)
@@ -852,6 +865,13 @@ def write_synth_cls(
         raise ValueError(f"num_classes must be between 2 and {_MAX_CLASSES}, got {num_classes}")
     if train_per_class < 2 or test_per_class < 1:
         raise ValueError(f"need train_per_class >= 2 and test_per_class >= 1, got {train_per_class}, {test_per_class}")
+    if drawn_classes is not None and not 2 <= drawn_classes:
+        raise ValueError(f"drawn_classes must be >= 2 (or None: every class), got {drawn_classes}")
+    if drawn_classes is not None and drawn_classes < num_classes and dataset == "imagefolder":
+        raise ValueError("drawn_classes: an image folder's classes are its folders with images; generate every class "
+                         "(drawn_classes=None)")
+    drawn = sorted({int(round(x)) for x in np.linspace(0, num_classes - 1, min(drawn_classes or num_classes,
+                                                                                  num_classes))})
     out = Path(out)
     folder = out / fmt.folder if fmt.folder else out
     if folder.exists() and any(folder.iterdir()):
@@ -861,12 +881,13 @@ def write_synth_cls(
     rng = np.random.default_rng(seed)
     _SIZES = _REAL_SIZES.get(dataset) if realistic else None
     try:
-        _WRITERS[dataset](tmp, rng, num_classes, train_per_class, test_per_class)
+        _WRITERS[dataset](tmp, rng, num_classes, drawn, train_per_class, test_per_class)
     finally:
         _SIZES = None
     tmp.mkdir(parents=True, exist_ok=True)
     synth_marker(tmp, f"cls-{dataset}", dataset=dataset, classes=num_classes, train_per_class=train_per_class,
-                 test_per_class=test_per_class, seed=seed, realistic=realistic)
+                 test_per_class=test_per_class, seed=seed, realistic=realistic,
+                 **({"drawn_classes": len(drawn)} if len(drawn) < num_classes else {}))
     if folder.exists():
         folder.rmdir()
     tmp.rename(folder)

@@ -30,6 +30,35 @@ def test_rehearsal_preset_keeps_the_recipes_and_replaces_lengths_and_data():
     assert reductions["ade20k"]["model.decode_head.channels"] == 64
 
 
+def test_on_a_cpu_the_first_run_of_a_group_goes_through_the_full_path_and_the_others_straight(tmp_path):
+    """The paper preset's rehearsal plan on a CPU: ViT-B and Mixer-B pretrain at 2 blocks; in each group of runs of one
+    task, model and data set the first is stopped and resumed (ADE20K: multi-scale), the others run straight."""
+    from dropbench.benchmarks.rehearse import _straight_repeats
+    from dropbench.benchmarks.suite import plan
+
+    cfg, _ = rehearsal_preset("paper", cpu=True)
+    runs, repeats = _straight_repeats(plan(cfg, tmp_path, seeds=1).runs)
+    by = {r.id: r for r in runs}
+    assert by["pretrain/vit_base/late-sd"].cfg_options["model.kwargs"] == {"depth": 2}
+    assert by["pretrain/mixer_b16/standard-sd"].cfg_options["model.kwargs"] == {"num_blocks": 2}
+    assert "model.kwargs" not in by["pretrain/swin_femto/baseline"].cfg_options
+    assert not any(r.startswith("pretrain/") for r in repeats)
+
+    def stops(run_id: str) -> bool:
+        opts = by[run_id].cfg_options
+        return ("runtime.stop_at_iter" in opts
+                or any(dict(h)["type"] == "RehearsalStop" for h in opts.get("custom_hooks", [])))
+
+    first, other = "ade20k/swin_femto/random-init/seed0", "ade20k/swin_femto/early-sd/seed0"
+    assert stops(first) and "test_multi_scale" not in by[first].cfg_options and first not in repeats
+    assert not stops(other) and by[other].cfg_options["test_multi_scale"] is False and repeats[other] == first
+    assert by[other].cfg_options["custom_hooks"] == by[first].cfg_options["custom_hooks"][:-1]  # the recipe's stay
+    assert stops("cls/food101/vit_base/random-init/seed0") and not stops("cls/food101/vit_base/late-sd/seed0")
+    assert not stops("coco/convnext_femto/baseline/seed0") and stops("coco/convnext_femto/random-init/seed0")
+    groups = {(r.task, r.model, r.dataset) for r in runs if r.task != "pretrain"}
+    assert len(runs) - len(repeats) == 17 + len(groups)  # every pretraining run, and one run per group in full
+
+
 @pytest.mark.slow
 def test_rehearsal_runs_every_task_through_its_full_path(tmp_path):
     report = rehearse("paper", tmp_path, runs=list(reversed(RUNS)))  # in plan order whatever order they are given
@@ -43,11 +72,17 @@ def test_rehearsal_runs_every_task_through_its_full_path(tmp_path):
         stop = ("rehearsal: stopped after" if row["task"] in ("coco", "ade20k")
                 else "stopped by runtime.stop_at_iter at iteration 1")
         assert stop in (folder / "run.log").read_text(), row  # the first part ended there, the second resumed
+        # a finished fine-tune's checkpoints are deleted, the pretraining checkpoint stays for later fine-tunes
+        assert (folder / "checkpoint.pth").exists() if row["task"] == "pretrain" else not list(folder.glob("*.pth"))
         if row["task"] in ("coco", "ade20k"):
-            assert read_result(folder).extra["resumed_from"], row
+            # resumed from the first checkpoint: the second part trains the rest
+            first = "epoch_1.pth" if row["task"] == "coco" else "iter_1.pth"
+            assert read_result(folder).extra["resumed_from"].endswith(first), row
     epochs = [json.loads(line)["epoch"] for line in
               (tmp_path / "runs" / "pretrain/swin_femto/baseline" / "log.jsonl").read_text().splitlines()]
     assert epochs == [0, 1]  # the resumed run finished the interrupted epoch 0 and ran epoch 1
+    cls_log = (tmp_path / "runs" / f"{RUNS[2]}/seed0" / "log.jsonl").read_text().splitlines()
+    assert [json.loads(line)["iteration"] for line in cls_log] == [2]  # runtime.max_iters_per_epoch: one epoch of 2
     ade = read_result(tmp_path / "runs" / f"{RUNS[1]}/seed0")
     assert {"mIoU", "mIoU_ms"} <= set(ade.metrics) and ade.config["test_multi_scale"]
     coco = tmp_path / "runs" / f"{RUNS[0]}/seed0"

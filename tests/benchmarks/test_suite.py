@@ -181,6 +181,32 @@ def test_random_init_is_listed_like_a_variant_and_written_untrained(tmp_path, sy
     assert all(torch.equal(v, ckpt["model"][k]) for k, v in fresh.state_dict().items())  # the seeded init, untouched
 
 
+def test_an_entry_s_own_options_reach_its_checkpoint_and_the_fine_tunes_rebuild_that_model(tmp_path, synth_imagenet):
+    """A pretraining entry's own overrides (a rehearsal's 2-block ViT-B) are its runs'; the checkpoint records the
+    model's reconstruction arguments, and classification and probes rebuild that model from them."""
+    from dropbench.benchmarks.suite import execute_run
+    from dropbench.finetune.cls import checkpoint_settings
+    from dropbench.finetune.convert import checkpoint_model_args, load_pretrained
+    from dropbench.pretrain.models import create_model
+    from mmengine.config import Config
+
+    path = cls_preset(tmp_path, ("random-init",))
+    path.write_text(path.read_text().replace("dict(model='vit_tiny', variants=",
+                                             "dict(model='vit_tiny', cfg_options={'model.kwargs': {'depth': 2}}, "
+                                             "variants="))
+    p = plan(path, tmp_path / "out", data_roots={"imagenet": str(synth_imagenet)})
+    rand = p.by_id()["pretrain/vit_tiny/random-init"]
+    assert rand.cfg_options["model.kwargs"] == {"depth": 2} and rand.cfg_options["data.input_size"] == 32
+    assert execute_run(rand, p.out) == "done"
+    ckpt = p.run_dir(rand) / "checkpoint.pth"
+    assert checkpoint_model_args(ckpt) == {"depth": 2}
+    assert checkpoint_settings("vit_tiny", str(ckpt), Config(dict(optim=dict(layer_decay=0.75))))["model.kwargs"] == {
+        "depth": 2}
+    report = load_pretrained(create_model("vit_tiny", num_classes=0, img_size=32, **checkpoint_model_args(ckpt)),
+                             ckpt, "vit_tiny")  # strict but for the head: a 12-block model would not load
+    assert report.loaded and not report.missing and not report.unexpected
+
+
 def test_suite_plan_shows_the_data_above_the_runs_and_writes_nothing(tmp_path, capsys):
     from dropbench.benchmarks.cli import main
 

@@ -335,3 +335,10 @@ def test_random_init_row_comes_first_and_every_row_has_its_gain_over_it(tmp_path
     assert f"+{gain:.1f}* [" in lines[5]
     assert "C-100 gain,C-100 gain_low,C-100 gain_high,C-100 gain_p" in render(t, "csv").splitlines()[0]
     assert "vs random init" in render(t, "tex", "Table 6")
+
+
+def test_an_interval_end_that_rounds_to_zero_shows_no_minus_sign():
+    from dropbench.benchmarks.tables import _bounds
+
+    assert _bounds(-0.04, -0.01, tex=False) == ("0.0", "0.0")
+    assert _bounds(-0.5, 0.2, tex=False) == ("−0.5", "0.2") and _bounds(-0.5, -0.04, tex=True) == ("$-$0.5", "0.0")

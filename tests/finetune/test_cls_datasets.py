@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from dropbench.finetune.datasets.cls import (
     CLS_DATASETS,
+    REAL_CLASSES,
     DataLayoutError,
     find_cls_folder,
     is_generated,
@@ -225,3 +226,20 @@ def test_bad_arguments_are_refused(tmp_path, roots):
         read_cls_split("pets", roots["pets"], "train")
     with pytest.raises(DataLayoutError, match="does not exist"):
         read_cls_split("stl10", tmp_path / "nowhere", "train")
+
+
+@pytest.mark.parametrize("dataset", [d for d in CLS_DATASETS if d != "imagefolder"])
+def test_a_realistic_set_with_images_for_a_few_classes_keeps_the_real_class_count(tmp_path, dataset):
+    """A rehearsal's sets: the real class count and native size, images for 3 classes spread over the labels."""
+    root = write_synth_cls(tmp_path / dataset, dataset=dataset, train_per_class=2, test_per_class=1, realistic=True,
+                           drawn_classes=3)
+    data = load_cls_data(dataset, root)
+    k = REAL_CLASSES[dataset]
+    assert data.num_classes == k and (data.classes is None or len(data.classes) == k)
+    train = sorted(int(y) for _, y in data.train)
+    test = sorted(int(y) for _, y in data.test)
+    assert len(set(train)) == 3 and {0, k - 1} <= set(train) and train == sorted(list(set(train)) * 2) and \
+        set(test) == set(train) and len(test) == 3
+    if dataset == "cifar100":  # an image folder cannot (a class is a folder with images): refused
+        with pytest.raises(ValueError, match="image folder"):
+            write_synth_cls(tmp_path / "folders", dataset="imagefolder", realistic=True, drawn_classes=3)
