@@ -54,8 +54,8 @@ from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
-__all__ = ["CPU_MODEL_REDUCTIONS", "PRETRAIN_REHEARSAL", "RehearsalReport", "RehearsalStop", "realistic_synth",
-           "rehearsal_preset", "rehearse"]
+__all__ = ["CPU_MODEL_REDUCTIONS", "MEMORY_LIMIT", "PRETRAIN_REHEARSAL", "RehearsalReport", "RehearsalStop",
+           "memory_check", "realistic_synth", "rehearsal_preset", "rehearse"]
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +66,13 @@ PRETRAIN_REHEARSAL = Rehearsal(
     {"schedule.epochs": 2, "schedule.warmup_epochs": 1, "data.num_workers": 0, "runtime.stop_at_iter": 1,
      "runtime.progress": False},
     cpu={"data.batch_size": 8, "data.eval_batch_size": 16},  # 128 per process
+    gpu_synth=dict(train_per_class=26),  # 260 images: two batches of 128
     stages="train, ckpt, stop@it1, resume, val, ckpt, result")
 
+
+# a run whose peak GPU memory (reserved by torch's caching allocator) passes this share of the device's fails the
+# rehearsal: the real run, at the same per-GPU batch, would be one allocation from running out
+MEMORY_LIMIT = 0.95
 
 # on a CPU, the paper's base-size models at 2 of their 12 blocks (one ViT-B step at 224 px takes seconds there); the
 # pretraining checkpoint records the depth (pretrain.model_args), so fine-tuning and probes rebuild the same model
@@ -89,12 +94,16 @@ def _rehearsal(task: str) -> Rehearsal:
 
 
 def realistic_synth(cpu: bool = False) -> dict[str, dict[str, Any]]:
-    """Generator options per data set for generated data shaped like the real sets, a few images per class (fewer
-    training images on a CPU: each task's ``cpu_synth``)."""
-    out = {PRETRAIN_DATASET: dict(PRETRAIN_REHEARSAL.synth)}
+    """Generator options per data set for generated data shaped like the real sets, a few images per class (each
+    task's ``cpu_synth`` on a CPU, its ``gpu_synth`` on a GPU)."""
+
+    def options(r: Rehearsal) -> dict[str, Any]:
+        return {**r.synth, **(r.cpu_synth if cpu else r.gpu_synth)}
+
+    out = {PRETRAIN_DATASET: options(PRETRAIN_REHEARSAL)}
     for task in TASKS.values():
         if task.rehearsal is not None:
-            opts = {**task.rehearsal.synth, **(task.rehearsal.cpu_synth if cpu else {})}
+            opts = options(task.rehearsal)
             out.update({d: dict(opts) for d in task.datasets if d not in out})
     return out
 
@@ -187,7 +196,8 @@ class RehearsalReport:
         width = max([len(r["run"]) for r in self.rows] + [3])
         lines = [f"{'run':{width}}  {'time':>7}  {'status':6}  stages exercised / reduced on CPU / error"]
         for r in self.rows:
-            detail = r["stages"] + (f" | reduced: {r['reduced']}" if r["reduced"] else "")
+            detail = r["stages"] + (f" | {r['memory']}" if r.get("memory") else "")
+            detail += f" | reduced: {r['reduced']}" if r["reduced"] else ""
             if r["error"]:
                 detail += f" | {r['error']}"
             lines.append(f"{r['run']:{width}}  {r['seconds']:6.1f}s  {r['status']:6}  {detail}")
@@ -266,8 +276,11 @@ def rehearse(preset: str | Config, out: str | os.PathLike, runs: list[str] | Non
                **({f"data {k}": v for k, v in _rehearsal(r.task).cpu_synth.items()} if cpu else {}),
                **(_rehearsal(r.task).repeat if r.id in repeats else {})}
         reduced = ", ".join(f"{k}={v}" for k, v in cut.items())
+        memory, too_big = memory_check(_extra(plan_, r.id).get("gpu_memory"))
+        if too_big and status == "done":
+            status, error = "failed", too_big
         report.rows.append({"run": r.id, "task": r.task, "stages": stages, "reduced": reduced,
-                            "seconds": seconds.get(r.id, 0.0) + _wall(plan_, r.id),
+                            "seconds": seconds.get(r.id, 0.0) + _wall(plan_, r.id), "memory": memory,
                             "status": "ok" if status == "done" else "failed", "error": error})
     if (plan_.out / "runs").exists():
         from dropbench.benchmarks.tables import build_tables, write_tables
@@ -323,6 +336,26 @@ def _error(plan_: SuitePlan, run_id: str) -> str:
         return read_result(plan_.out / "runs" / run_id / RESULT_FILE).error or "failed"
     except ResultError:
         return "failed"
+
+
+def memory_check(memory: dict | None) -> tuple[str, str]:
+    """A run's GPU memory (``result.json`` ``extra.gpu_memory``, :func:`~benchmarks.runs.gpu_memory`) as the table
+    shows it, and the error when its peak passes :data:`MEMORY_LIMIT` of the device's (empty strings without one)."""
+    if not memory:
+        return "", ""
+    peak, total = float(memory["peak_reserved_gib"]), float(memory["total_gib"])
+    shown = f"GPU peak {peak:.1f} of {total:.1f} GiB ({memory.get('device', 'GPU')})"
+    if peak <= MEMORY_LIMIT * total:
+        return shown, ""
+    return shown, (f"{shown}: over {MEMORY_LIMIT:.0%} of the device's memory at the recipe's batch size, so the real "
+                   f"run may run out; lower data.batch_size (raise data.update_freq to keep the total batch)")
+
+
+def _extra(plan_: SuitePlan, run_id: str) -> dict:
+    try:
+        return dict(read_result(plan_.out / "runs" / run_id / RESULT_FILE).extra)
+    except ResultError:
+        return {}
 
 
 def _metrics(plan_: SuitePlan, run_id: str) -> dict:

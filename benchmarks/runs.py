@@ -26,7 +26,7 @@ from dropbench.benchmarks.results import (
 )
 from dropbench.finetune.tasks import Job, Outcome, get_task
 
-__all__ = ["NoMetricsError", "pretrain_run", "run_and_record", "run_task"]
+__all__ = ["NoMetricsError", "gpu_memory", "pretrain_run", "run_and_record", "run_task"]
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +53,28 @@ def run_and_record(task: str, dataset: str, model: str, run_dir: str | os.PathLi
         return _run_and_record(task, dataset, model, Path(run_dir), fn, variant, data)
 
 
+def gpu_memory(start: bool = False) -> dict | None:
+    """This process's peak GPU memory since the last ``start=True`` call, against the device's: ``{"device",
+    "total_gib", "peak_allocated_gib", "peak_reserved_gib"}`` (reserved: what the caching allocator held, the figure
+    an out-of-memory error compares); None without CUDA."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    if start:
+        torch.cuda.reset_peak_memory_stats()
+        return None
+    props = torch.cuda.get_device_properties(torch.cuda.current_device())
+    gib = 1024 ** 3
+    return {"device": props.name, "total_gib": round(props.total_memory / gib, 2),
+            "peak_allocated_gib": round(torch.cuda.max_memory_allocated() / gib, 2),
+            "peak_reserved_gib": round(torch.cuda.max_memory_reserved() / gib, 2)}
+
+
 def _run_and_record(task: str, dataset: str, model: str, run_dir: Path, fn: Callable[[], Outcome],
                     variant: str | None, data: dict | None) -> RunResult:
     t0 = time.time()
+    gpu_memory(start=True)
     try:
         outcome = fn()
         if not isinstance(outcome, Outcome):
@@ -82,6 +101,9 @@ def _run_and_record(task: str, dataset: str, model: str, run_dir: Path, fn: Call
         checkpoint=outcome.checkpoint, checkpoint_sha256=outcome.checkpoint_sha256, pretrain=dict(outcome.pretrain),
         seed=outcome.seed, versions=package_versions(), wall_time_s=time.time() - t0, log_path=outcome.log_path,
         run_dir=str(run_dir), extra=outcome.record_extra(), data=dict(data or {}))
+    memory = gpu_memory()
+    if memory is not None:  # the rehearsal checks it against the device (benchmarks.rehearse)
+        result.extra["gpu_memory"] = memory
     if _is_main():
         path = write_result(result, run_dir)
         log.info("wrote %s", path)

@@ -166,6 +166,8 @@ class Rehearsal:
             rehearsal's table lists them per run).
         cpu_synth: generator options applied on a CPU only (one training image instead of two: one iteration per
             epoch where a CPU step takes seconds).
+        gpu_synth: generator options applied on a GPU only, where the recipe's batch is kept: enough training images
+            for two iterations at that batch (and the memory the rehearsal reports is the real run's).
         stop: the mmengine hook config that stops a run right after its first checkpoint (``RehearsalStop``),
             appended to the recipe's ``custom_hooks``; None where ``lengths`` stops it (``runtime.stop_at_iter``).
         stages: what a rehearsed run goes through, for the table (``{ms}``: `` + multi-scale`` where the run
@@ -179,6 +181,7 @@ class Rehearsal:
     lengths: dict[str, Any]
     cpu: dict[str, Any] = field(default_factory=dict)
     cpu_synth: dict[str, Any] = field(default_factory=dict)
+    gpu_synth: dict[str, Any] = field(default_factory=dict)
     stop: dict[str, Any] | None = None
     stages: str = ""
     repeat: dict[str, Any] = field(default_factory=dict)
@@ -336,6 +339,7 @@ TASKS: dict[str, Task] = _register(
              {"schedule.epochs": 1, "schedule.warmup_epochs": 0, "data.num_workers": 0, "runtime.stop_at_iter": 1,
               "runtime.max_iters_per_epoch": 2, "runtime.eval_every": 1, "runtime.progress": False},
              cpu={"data.batch_size": 8, "data.eval_batch_size": 32},  # 64 (32 for the small sets) per process
+             gpu_synth=dict(train_per_class=13),  # 130 images: two batches of 64
              stages="load ckpt, train, ckpt, stop@it1, resume, test, result")),
     Task("probe", "dropbench.finetune.probe:run_probe", "probe", CLS_DATASETS,
          TableSpec("probe", "Frozen-feature probes: kNN (k = 20) and linear top-1 (%)", "probe",

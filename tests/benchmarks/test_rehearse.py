@@ -30,6 +30,29 @@ def test_rehearsal_preset_keeps_the_recipes_and_replaces_lengths_and_data():
     assert reductions["ade20k"]["model.decode_head.channels"] == 64
 
 
+def test_on_a_gpu_the_generated_sets_hold_two_batches_of_the_recipes_and_memory_is_checked():
+    """A GPU rehearsal keeps the recipes' per-GPU batches (so the peak memory it reports is the real run's): every set
+    dropbench's own loop reads holds two of them; a run whose peak passes the limit fails its row."""
+    from dropbench.benchmarks.rehearse import MEMORY_LIMIT, memory_check
+    from dropbench.pretrain.config import load_config, resolve_config
+
+    cfg, reductions = rehearsal_preset("paper", cpu=False)
+    assert reductions == {} and "model.kwargs" not in str(cfg.pretrain.runs)  # no CPU reduction on a GPU
+    imagenet = cfg.synth["imagenet"]
+    assert imagenet["num_classes"] * imagenet["train_per_class"] >= 2 * load_config(
+        resolve_config("pretrain", cfg.pretrain.config)).data.batch_size
+    transfer = load_config(resolve_config("cls", cfg.finetune.cls.config))
+    for dataset in cfg.finetune.cls.datasets:
+        batch = transfer.per_dataset.get(dataset, {}).get("data", {}).get("batch_size", transfer.data.batch_size)
+        opts = cfg.synth[dataset]
+        assert opts["drawn_classes"] * opts["train_per_class"] >= 2 * batch, dataset
+    fits = {"device": "H100", "total_gib": 79.2, "peak_allocated_gib": 30.0, "peak_reserved_gib": 31.5}
+    assert memory_check(fits) == ("GPU peak 31.5 of 79.2 GiB (H100)", "")
+    shown, error = memory_check({**fits, "peak_reserved_gib": round(79.2 * MEMORY_LIMIT + 0.5, 1)})
+    assert shown.startswith("GPU peak 75.7 of 79.2") and "lower data.batch_size" in error
+    assert memory_check(None) == ("", "")
+
+
 def test_on_a_cpu_the_first_run_of_a_group_goes_through_the_full_path_and_the_others_straight(tmp_path):
     """The paper preset's rehearsal plan on a CPU: ViT-B and Mixer-B pretrain at 2 blocks; in each group of runs of one
     task, model and data set the first is stopped and resumed (ADE20K: multi-scale), the others run straight."""

@@ -76,3 +76,25 @@ def test_signal_handlers_are_given_back_after_a_run(synth_imagenet, tmp_path):
     assert signal.getsignal(signal.SIGTERM) is before
     # the loop options in force are reported (result.json's extra.loop): channels-last asked for, on the CPU
     assert summary["loop"] == {"channels_last": True, "fused_optimizer": False, "compile": False, "sync_every": 50}
+
+
+def test_a_run_on_a_gpu_records_its_peak_memory_and_the_device_s(tmp_path, monkeypatch):
+    """On CUDA the peak is reset before the stage and recorded after it (``extra.gpu_memory``); on a CPU nothing."""
+    import types
+
+    import torch
+
+    assert "gpu_memory" not in run_and_record("cls", "pets", "vit_tiny", tmp_path / "cpu", _ok).extra
+    gib, resets = 1024 ** 3, []
+    cuda = torch.cuda
+    monkeypatch.setattr(cuda, "is_available", lambda: True)
+    monkeypatch.setattr(cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(cuda, "reset_peak_memory_stats", lambda *a: resets.append(1))
+    h100 = types.SimpleNamespace(name="H100", total_memory=80 * gib)
+    monkeypatch.setattr(cuda, "get_device_properties", lambda i: h100)
+    monkeypatch.setattr(cuda, "max_memory_allocated", lambda *a: 30 * gib)
+    monkeypatch.setattr(cuda, "max_memory_reserved", lambda *a: 32.5 * gib)
+    r = run_and_record("cls", "pets", "vit_tiny", tmp_path / "gpu", _ok)
+    assert resets == [1]
+    assert read_result(tmp_path / "gpu").extra["gpu_memory"] == r.extra["gpu_memory"] == {
+        "device": "H100", "total_gib": 80.0, "peak_allocated_gib": 30.0, "peak_reserved_gib": 32.5}
