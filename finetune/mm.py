@@ -181,6 +181,12 @@ class StrictRunner(Runner):
                 loader.multiprocessing_context = worker_context()
         return loader
 
+    def _log_env(self, env_cfg: dict) -> None:
+        """mmengine's, with the engine's console level (``DROPBENCH_ENGINE_CONSOLE``) in force first: the environment
+        and the whole config (over 1,000 lines for Mask R-CNN) go to the run's log file, not to a suite's console."""
+        _console_level(self)
+        super()._log_env(env_cfg)
+
     def build_visualizer(self, visualizer: Any = None) -> Any:
         """mmengine's, except that a visualizer of an earlier Runner of this process with the same name is dropped.
 

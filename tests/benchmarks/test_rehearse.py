@@ -83,8 +83,10 @@ def test_on_a_cpu_the_first_run_of_a_group_goes_through_the_full_path_and_the_ot
 
 
 @pytest.mark.slow
-def test_rehearsal_runs_every_task_through_its_full_path(tmp_path):
+def test_rehearsal_runs_every_task_through_its_full_path(tmp_path, capfd):
     report = rehearse("paper", tmp_path, runs=list(reversed(RUNS)))  # in plan order whatever order they are given
+    console = "".join(capfd.readouterr())
+    assert "Config:" not in console  # mmengine's environment and config dump: the run's log file only
     print(report.render())
     assert [r["run"] for r in report.rows] == ["pretrain/swin_femto/baseline", *[f"{r}/seed0" for r in RUNS]]
     assert report.ok, report.render()
@@ -113,5 +115,6 @@ def test_rehearsal_runs_every_task_through_its_full_path(tmp_path):
     # two iterations leave Mask R-CNN without detections above its score threshold: mmdet's CocoMetric ran, found the
     # results empty and returned no metrics, which the row says
     assert any("Evaluating bbox" in f.read_text() for f in coco.glob("*/*.log"))
+    assert all("Config:" in f.read_text() for f in coco.glob("*/*.log"))  # the config dump is in each part's log
     assert {p.name for p in report.tables} >= {"table4.md", "table5.md", "table6.md", "pretrain.md"}
     assert "4/4 runs ok" in report.render()
