@@ -229,6 +229,9 @@ def rehearse(preset: str | Config, out: str | os.PathLike, runs: list[str] | Non
         keep = {r.id for r in plan_.runs if any(r.id.startswith(p) for p in runs)}
         keep |= {r.upstream for r in plan_.runs if r.id in keep and r.upstream}  # a fine-tune needs its pretraining
         plan_.runs = [r for r in plan_.runs if r.id in keep]
+        if not plan_.runs:
+            raise ValueError(f"--runs {' '.join(runs)}: no run of preset {cfg.preset} starts so; run ids look like "
+                             f"'coco/swin_femto/baseline/seed0' ('dropbench suite plan --preset ...' lists them)")
     repeats: dict[str, str] = {}
     if cpu:
         plan_.runs, repeats = _straight_repeats(plan_.runs)
@@ -257,26 +260,27 @@ def rehearse(preset: str | Config, out: str | os.PathLike, runs: list[str] | Non
         log.info("rehearsal: stopped %s after its first checkpoint; resuming", sorted(stopped)[-1:])
     report = RehearsalReport()
     for r in plan_.runs:
-        status = status_of(plan_, r)
+        status, result = status_of(plan_, r), _result(plan_, r.id)
+        metrics, extra = (dict(result.metrics), dict(result.extra)) if result is not None else ({}, {})
         error = ""
         if status == "failed":
-            error = _error(plan_, r.id)
+            error = (result.error if result is not None else "") or "failed"
         elif status != "done":
             error = f"not run ({status}: its pretraining failed)" if r.upstream else f"not finished ({status})"
         stages = _rehearsal(r.task).stages
         if r.task == PRETRAIN and r.variant == RANDOM_INIT:  # no training: the recipe's model, evaluated and saved
             stages = "untrained model, val, ckpt, result"
-        stages = stages.format(ms=" + multi-scale" if "{ms}" in stages and _multi_scale(plan_, r) else "")
+        stages = stages.format(ms=" + multi-scale" if "{ms}" in stages and "mIoU_ms" in metrics else "")
         if r.id not in stopped and status == "done" and "stop@" in stages:
             stages = stages.replace("stop@it1, resume, ", "").replace("stop@ep1, resume, ", "")
             stages += f" (no stop: {repeats[r.id]} went through it)" if r.id in repeats else " (no stop)"
-        if status == "done" and not _metrics(plan_, r.id):
+        if status == "done" and not metrics:
             error = "evaluated, but no metrics (an untrained detector finds nothing above the score threshold)"
         cut = {**reductions.get(r.task, {}), **(CPU_MODEL_REDUCTIONS.get(r.model, {}) if cpu else {}),
                **({f"data {k}": v for k, v in _rehearsal(r.task).cpu_synth.items()} if cpu else {}),
                **(_rehearsal(r.task).repeat if r.id in repeats else {})}
         reduced = ", ".join(f"{k}={v}" for k, v in cut.items())
-        memory, too_big = memory_check(_extra(plan_, r.id).get("gpu_memory"))
+        memory, too_big = memory_check(extra.get("gpu_memory"))
         if too_big and status == "done":
             status, error = "failed", too_big
         report.rows.append({"run": r.id, "task": r.task, "stages": stages, "reduced": reduced,
@@ -324,18 +328,17 @@ def _drop_checkpoints(plan_: SuitePlan) -> None:
                     path.unlink(missing_ok=True)
 
 
+def _result(plan_: SuitePlan, run_id: str) -> Any:
+    """A run's ``result.json`` (None where there is none, or it cannot be read)."""
+    try:
+        return read_result(plan_.out / "runs" / run_id / RESULT_FILE)
+    except ResultError:
+        return None
+
+
 def _wall(plan_: SuitePlan, run_id: str) -> float:
-    try:
-        return float(read_result(plan_.out / "runs" / run_id / RESULT_FILE).wall_time_s or 0.0)
-    except ResultError:
-        return 0.0
-
-
-def _error(plan_: SuitePlan, run_id: str) -> str:
-    try:
-        return read_result(plan_.out / "runs" / run_id / RESULT_FILE).error or "failed"
-    except ResultError:
-        return "failed"
+    result = _result(plan_, run_id)
+    return float(result.wall_time_s or 0.0) if result is not None else 0.0
 
 
 def memory_check(memory: dict | None) -> tuple[str, str]:
@@ -351,19 +354,3 @@ def memory_check(memory: dict | None) -> tuple[str, str]:
                    f"run may run out; lower data.batch_size (raise data.update_freq to keep the total batch)")
 
 
-def _extra(plan_: SuitePlan, run_id: str) -> dict:
-    try:
-        return dict(read_result(plan_.out / "runs" / run_id / RESULT_FILE).extra)
-    except ResultError:
-        return {}
-
-
-def _metrics(plan_: SuitePlan, run_id: str) -> dict:
-    try:
-        return dict(read_result(plan_.out / "runs" / run_id / RESULT_FILE).metrics)
-    except ResultError:
-        return {}
-
-
-def _multi_scale(plan_: SuitePlan, run: Any) -> bool:
-    return "mIoU_ms" in _metrics(plan_, run.id)

@@ -118,3 +118,9 @@ def test_rehearsal_runs_every_task_through_its_full_path(tmp_path, capfd):
     assert all("Config:" in f.read_text() for f in coco.glob("*/*.log"))  # the config dump is in each part's log
     assert {p.name for p in report.tables} >= {"table4.md", "table5.md", "table6.md", "pretrain.md"}
     assert "4/4 runs ok" in report.render()
+
+
+def test_runs_that_match_nothing_are_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(ValueError, match="no run of preset paper-rehearsal starts so"):
+        rehearse("paper", tmp_path / "out", runs=["cls/svhn"])
+    assert not (tmp_path / "out").exists()
