@@ -471,10 +471,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_data_check)
     p = dsub.add_parser("synth-imagenet", help="a small generated ImageNet-layout set with learnable classes")
     p.add_argument("--out", required=True, help="output root (gets train/ and val/)")
-    p.add_argument("--classes", type=int, default=10)
+    p.add_argument("--classes", type=int, default=6,
+                   help="classes (the 6 textures; more classes also differ in shape, which is much harder to learn)")
     p.add_argument("--train-per-class", type=int, default=100)
     p.add_argument("--val-per-class", type=int, default=20)
-    p.add_argument("--size", type=int, default=64, help="image side in pixels")
+    p.add_argument("--size", type=int, default=48, help="image side in pixels (the smoke recipe's input)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_synth_imagenet)
     for task in TASKS.values():

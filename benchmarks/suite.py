@@ -268,7 +268,16 @@ def plan(preset: str | Config, out: str | os.PathLike, data_roots: dict[str, str
             raise ValueError(f"preset {cfg.get('preset')}: unknown downstream task {task!r}; registered: "
                              f"{', '.join(TASKS)}")
         entry_ = TASKS[task]
+        only = spec.get("variants")  # None: every pretraining variant of the listed models
+        if only is not None and checkpoint is None:
+            unknown = sorted(set(only) - {v for _, v, _, _ in sources})
+            if unknown:
+                raise ValueError(f"preset {cfg.get('preset')}: finetune.{task}.variants names {', '.join(unknown)}, "
+                                 f"which no pretraining run of the preset has; its variants: "
+                                 f"{', '.join(dict.fromkeys(v for _, v, _, _ in sources))}")
         for model_name, variant, upstream, ckpt in sources:
+            if only is not None and checkpoint is None and variant not in only:
+                continue
             if model_name not in spec["models"]:
                 if checkpoint is None:
                     continue

@@ -1,9 +1,16 @@
 """Generated image data with learnable structure: the embedded default when no real data set is at hand.
 
-Scenes are drawn from a few primitives (filled polygons of several shapes, each with a colour and a texture) on a
-noisy gradient background. :func:`write_synth_imagenet` writes an ImageNet-layout folder whose class decides an
-object's shape and colour, so a classifier can learn it; the downstream generators (``finetune.synth``) draw scenes of
-several objects from the same primitives and keep their boxes, polygons and masks.
+Every generated set shares one visual vocabulary: the :data:`TEXTURES` (flat, diagonal / horizontal / vertical
+stripes, dots, checker) painted on filled polygons of a random shape in a random vivid colour, over a muted noisy
+background. :func:`write_synth_imagenet` writes an ImageNet-layout folder whose class is the object's texture; the
+downstream generators (COCO categories, ADE20K classes, the classification sets' classes) recombine the same textures
+into scenes, regions and new label sets. Colour and shape carry no label anywhere, so an untrained network's features
+(which separate colours well) do not solve the downstream tasks: what pretraining learned about textures does. That
+is what lets the embedded default measure transfer (a pretrained row against its random-init row).
+
+Texture periods are 6 to 10 px at the scale a recipe feeds the network (``scale`` maps image pixels to those units):
+ImageNet images at 48 px, COCO scenes resized to 128 px, ADE20K scenes at about 160 x 128, classification images at
+48-64 px.
 """
 
 from __future__ import annotations
@@ -17,10 +24,14 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-__all__ = ["IMAGENET_SIZES", "SHAPES", "Shape", "background", "draw_shape", "synth_marker", "write_synth_imagenet"]
+__all__ = ["IMAGENET_SIZES", "SHAPES", "TEXTURES", "TEXTURE_SIDE", "Shape", "background", "class_look", "draw_shape",
+           "muted_background", "synth_marker", "vivid_color", "write_synth_imagenet"]
 
 SHAPES = ("circle", "square", "triangle", "cross", "star", "hexagon", "diamond", "arrow")
+# the label-carrying vocabulary of every generated set (index = ``Shape.texture``)
+TEXTURES = ("flat", "diagonal stripes", "horizontal stripes", "vertical stripes", "dots", "checker")
 MARKER = "DROPBENCH_GENERATED.json"
+TEXTURE_SIDE = 48  # an image side at which texture periods are 6-10 px (the smoke pretraining input)
 # (width, height) of ``realistic`` generated ImageNet images: ILSVRC-2012's JPEGs are mostly 500 px on the long side
 # (500x375 the most common, then 375x500, 500x333, 500x500, 333x500), with a tail of larger and smaller photos
 IMAGENET_SIZES: tuple[tuple[int, int], ...] = ((500, 375), (500, 375), (375, 500), (500, 333), (500, 500),
@@ -37,7 +48,7 @@ class Shape:
     radius: float
     angle: float
     color: tuple[int, int, int]
-    texture: int = 0  # 0 flat, 1 stripes, 2 dots, 3 checker
+    texture: int = 0  # index into TEXTURES
 
     def polygon(self) -> list[tuple[float, float]]:
         """The outline as (x, y) vertices (a circle is a 32-gon)."""
@@ -78,25 +89,36 @@ def background(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
     return np.clip(np.broadcast_to(img, (h, w, 3)), 0, 255).astype(np.uint8)
 
 
-def _texture(kind: int, size: tuple[int, int], color: np.ndarray, origin: tuple[int, int] = (0, 0)) -> np.ndarray:
-    """The texture over a ``size`` (width, height) window whose top-left pixel is ``origin`` (x, y) of the image."""
+def muted_background(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
+    """:func:`background` pulled towards grey (30 % colour), so that a vivid object stands out from it."""
+    img = background(rng, size)
+    return (0.3 * img + 0.7 * img.mean(axis=2, keepdims=True)).astype(np.uint8)
+
+
+def vivid_color(rng: np.random.Generator) -> tuple[int, int, int]:
+    """A saturated colour of a uniformly random hue."""
+    hue = rng.random()
+    return tuple(int(127 + 110 * math.cos(2 * math.pi * (hue + k / 3))) for k in range(3))
+
+
+def _texture(kind: int, size: tuple[int, int], color: np.ndarray, origin: tuple[int, int] = (0, 0),
+             scale: float = 1.0) -> np.ndarray:
+    """Texture ``kind`` over a ``size`` (width, height) window whose top-left pixel is ``origin`` (x, y) of the image;
+    ``scale`` texture units per image pixel. The "off" parts are the colour at 35 % brightness."""
+    if not 0 <= kind < len(TEXTURES):
+        raise ValueError(f"texture must be 0..{len(TEXTURES) - 1} (TEXTURES), got {kind}")
     w, h = size
     x0, y0 = origin
-    yy, xx = np.mgrid[y0:y0 + h, x0:x0 + w]
-    if kind == 1:
-        on = (xx + yy) // 3 % 2 == 0
-    elif kind == 2:
-        on = (xx % 5 < 2) & (yy % 5 < 2)
-    elif kind == 3:
-        on = (xx // 4 + yy // 4) % 2 == 0
-    else:
-        on = np.ones((h, w), bool)
-    dark = (color * 0.45).astype(np.uint8)
+    yy, xx = np.mgrid[y0:y0 + h, x0:x0 + w] * scale
+    on = (np.ones((h, w), bool), (xx + yy) // 4 % 2 == 0, yy // 3 % 2 == 0, xx // 3 % 2 == 0,
+          (xx % 6 < 3) & (yy % 6 < 3), (xx // 5 + yy // 5) % 2 == 0)[kind]
+    dark = color * 0.35
     return np.where(on[..., None], color[None, None], dark[None, None]).astype(np.uint8)
 
 
-def draw_shape(img: np.ndarray, shape: Shape) -> np.ndarray:
-    """Paint ``shape`` into ``img`` (HxWx3 uint8, in place) and return its boolean mask."""
+def draw_shape(img: np.ndarray, shape: Shape, scale: float = 1.0) -> np.ndarray:
+    """Paint ``shape`` into ``img`` (HxWx3 uint8, in place) and return its boolean mask; ``scale``: texture units per
+    image pixel (``TEXTURE_SIDE / side`` paints the texture as it looks at that side)."""
     h, w = img.shape[:2]
     m = Image.new("L", (w, h), 0)
     ImageDraw.Draw(m).polygon(shape.polygon(), fill=255)
@@ -105,7 +127,8 @@ def draw_shape(img: np.ndarray, shape: Shape) -> np.ndarray:
     if rows.size:  # the texture is computed over the shape's bounding box only (large images stay fast)
         y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
         inside = mask[y0:y1, x0:x1]
-        tex = _texture(shape.texture, (x1 - x0, y1 - y0), np.asarray(shape.color, dtype=np.float64), (x0, y0))
+        tex = _texture(shape.texture, (x1 - x0, y1 - y0), np.asarray(shape.color, dtype=np.float64), (x0, y0),
+                       scale)
         img[y0:y1, x0:x1][inside] = tex[inside]
     return mask
 
@@ -115,29 +138,30 @@ def synth_marker(root: Path, kind: str, **info) -> None:
     (root / MARKER).write_text(json.dumps({"generator": "dropbench", "kind": kind, **info}, indent=2))
 
 
-def _class_look(c: int) -> tuple[str, tuple[int, int, int]]:
-    kind = SHAPES[c % len(SHAPES)]
-    hue = (c // len(SHAPES)) * 0.37 % 1.0 + (c % len(SHAPES)) * 0.11
-    r, g, b = (int(127 + 110 * math.cos(2 * math.pi * (hue + k / 3))) for k in range(3))
-    return kind, (r, g, b)
+def class_look(c: int, num_classes: int) -> tuple[int, str | None]:
+    """Class ``c``'s (texture, shape) in a set of ``num_classes``: its texture is ``TEXTURES[c % 6]``; the shape is
+    free (None: drawn at random) while there are no more classes than textures, else it tells apart the classes that
+    share a texture (``SHAPES[c // 6]``, much harder to learn)."""
+    return c % len(TEXTURES), (SHAPES[c // len(TEXTURES) % len(SHAPES)] if num_classes > len(TEXTURES) else None)
 
 
 def write_synth_imagenet(
     out: str | Path,
-    num_classes: int = 10,
+    num_classes: int = 6,
     train_per_class: int = 100,
     val_per_class: int = 20,
-    size: int = 64,
+    size: int = 48,
     seed: int = 0,
     progress: bool = True,
     realistic: bool = False,
 ) -> Path:
     """Write an ImageNet-layout set (``train/<wnid>/*.JPEG``, ``val/<wnid>/*.JPEG``) of generated images.
 
-    Each class is one shape in one colour, drawn at a random place, size and angle over a random background, with a
-    second, smaller distractor object of a random other class half of the time: learnable, not trivial.
-    ``realistic`` draws each image's size from :data:`IMAGENET_SIZES` (the real set's JPEG sizes) instead of
-    ``size`` x ``size`` (for rehearsing a recipe's real input pipeline).
+    Each image holds one large object (a random polygon in a random vivid colour, at a random place and angle, over
+    a muted background) whose texture is its class (:func:`class_look`): learnable from the image, not from colour or
+    shape. Texture periods are set for the image's side (48 px units). ``realistic`` draws each image's size from
+    :data:`IMAGENET_SIZES` (the real set's JPEG sizes) instead of ``size`` x ``size`` (for rehearsing a recipe's real
+    input pipeline).
     """
     if num_classes < 2:
         raise ValueError(f"num_classes must be >= 2, got {num_classes}")
@@ -148,16 +172,11 @@ def write_synth_imagenet(
             for c in range(num_classes) for i in range(n)]
     for split, c, i in tqdm(jobs, desc="synth-imagenet", disable=not progress):
         wh = IMAGENET_SIZES[int(rng.integers(len(IMAGENET_SIZES)))] if realistic else (size, size)
-        img, side = background(rng, wh), min(wh)
-        if rng.random() < 0.5:
-            other = int(rng.integers(num_classes))
-            kind, color = _class_look(other)
-            draw_shape(img, Shape(kind, *rng.uniform(0.1, 0.9, 2) * wh, side * rng.uniform(0.08, 0.14),
-                                  rng.uniform(0, 2 * math.pi), color))
-        kind, color = _class_look(c)
-        jitter = np.clip(np.array(color) + rng.normal(0, 12, 3), 0, 255).astype(int)
-        draw_shape(img, Shape(kind, *rng.uniform(0.3, 0.7, 2) * wh, side * rng.uniform(0.18, 0.32),
-                              rng.uniform(0, 2 * math.pi), tuple(int(v) for v in jitter)))
+        img, side = muted_background(rng, wh), min(wh)
+        texture, kind = class_look(c, num_classes)
+        shape = Shape(kind or SHAPES[int(rng.integers(len(SHAPES)))], *rng.uniform(0.35, 0.65, 2) * wh,
+                      side * rng.uniform(0.33, 0.48), rng.uniform(0, 2 * math.pi), vivid_color(rng), texture)
+        draw_shape(img, shape, TEXTURE_SIDE / side)
         folder = out / split / wnids[c]
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(img).save(folder / f"{wnids[c]}_{i:05d}.JPEG", quality=92)

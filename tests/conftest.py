@@ -79,6 +79,24 @@ def paper_checkpoint(tmp_path_factory) -> Callable[..., Path]:
 
 
 @pytest.fixture(scope="session")
+def pretrained_vit_tiny(tmp_path_factory) -> Path:
+    """A ViT-T checkpoint pretrained with the smoke recipe on generated textures (6 classes x 100 images, 48 px, 4
+    epochs: ~70 % top-1, about 15 s): the generated downstream sets' classes are textures too, which untrained weights
+    do not learn in a short fine-tune, so tests that ask a fine-tune to beat chance start from this."""
+    from dropbench.pretrain.synth import write_synth_imagenet
+    from dropbench.pretrain.train import build_config, get_args_parser, run
+
+    base = tmp_path_factory.mktemp("pretrained")
+    data = write_synth_imagenet(base / "data", num_classes=6, train_per_class=100, val_per_class=10, size=48,
+                                progress=False)
+    args = get_args_parser().parse_args(["--config", "smoke", "--model", "vit_tiny", "--data", str(data), "--out",
+                                         str(base / "run"), "--epochs", "4", "--cfg-options", "data.num_workers=0",
+                                         "runtime.progress=False"])
+    run(build_config(args), args.out)
+    return base / "run" / "checkpoint.pth"
+
+
+@pytest.fixture(scope="session")
 def synth_cls(tmp_path_factory) -> Callable[..., Path]:
     """Factory: ``synth_cls(dataset, num_classes=4, train_per_class=16, test_per_class=8)`` is the root of a generated
     classification set in that data set's format (``write_synth_cls``, seed 0), written once per session for each

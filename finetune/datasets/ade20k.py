@@ -11,9 +11,11 @@ Label maps are single-channel 8-bit PNGs holding 0 (unlabelled, ignored: mmseg's
 :data:`DATA_CHECKS` is what the data preflight knows of it: the official split sizes, source and layout, and a count
 of a root from its listings (:func:`pair_files`).
 
-:func:`write_synth_ade20k` writes small generated scenes in the same layout: sky / wall above, floor / grass below,
-and a few objects (person, car, tree, chair), each class with its own colour, texture and shape, with unlabelled
-(0) outlines as real ADE20K has. A UperNet learns it on a CPU in a minute or two. ``realistic=True`` shapes the set
+:func:`write_synth_ade20k` writes small generated scenes in the same layout: a few regions (sky, wall, floor, grass,
+person, car under their ADE20K ids) meeting at irregular borders, and a few objects over them, with unlabelled (0)
+outlines as real ADE20K has. A class is a texture of the shared vocabulary (``pretrain.synth.TEXTURES``) in any
+colour, and any class may fill a region or an object anywhere in the image: neither colour nor position tells it,
+what the backbone knows of textures does. ``realistic=True`` shapes the set
 like the real one instead (for rehearsing a recipe): image sizes from 256x341 to 2100x1600 (:data:`ADE20K_SIZES`)
 and all 150 classes, regions and 3 to 12 objects drawn from any of them.
 """
@@ -27,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 from dropbench.pretrain.inventory import DataCheck, Inventory, Official, decode_files, spread
-from dropbench.pretrain.synth import Shape, draw_shape, synth_marker
+from dropbench.pretrain.synth import SHAPES, TEXTURES, Shape, draw_shape, synth_marker, vivid_color
 from PIL import Image, UnidentifiedImageError
 
 __all__ = ["ADE20KDataError", "ADE20K_SIZES", "DATA_CHECKS", "NUM_CLASSES", "OFFICIAL", "SPLITS", "SYNTH_CLASSES",
@@ -185,29 +187,19 @@ DATA_CHECKS: dict[str, DataCheck] = {"ade20k": DataCheck(_inventory, OFFICIAL, (
 class _SynthClass:
     label: int  # value in the PNG: ADE20K class id + 1
     name: str
-    color: tuple[int, int, int]
-    texture: int  # pretrain.synth texture: 0 flat, 1 stripes, 2 dots, 3 checker
-    shape: str | None = None  # objects only
+    texture: int  # index into pretrain.synth.TEXTURES
 
 
-# Stuff (image regions) and things (objects), under ADE20K's own ids and names, each with its own look.
-_STUFF_TOP = (_SynthClass(3, "sky", (90, 150, 235), 0), _SynthClass(1, "wall", (170, 170, 160), 1))
-_STUFF_BOTTOM = (_SynthClass(4, "floor", (140, 90, 50), 3), _SynthClass(10, "grass", (60, 180, 70), 2))
-_THINGS = (_SynthClass(13, "person", (225, 60, 60), 1, "star"), _SynthClass(21, "car", (235, 205, 40), 3, "square"),
-           _SynthClass(5, "tree", (20, 95, 35), 0, "circle"), _SynthClass(20, "chair", (160, 60, 205), 2, "triangle"))
-SYNTH_CLASSES = {c.label: c.name for c in (*_STUFF_TOP, *_STUFF_BOTTOM, *_THINGS)}
+# the generated classes under ADE20K's own ids and names, one texture each
+_SYNTH = (_SynthClass(3, "sky", 0), _SynthClass(1, "wall", 2), _SynthClass(4, "floor", 5), _SynthClass(10, "grass", 1),
+          _SynthClass(13, "person", 4), _SynthClass(21, "car", 3))
+SYNTH_CLASSES = {c.label: c.name for c in _SYNTH}
 # ``realistic``: (width, height) as ADE20K's images come (most 683x512 / 512x683 or near, from 256x341 up to
-# 2100x1600), and every class value 1..150 with its own look
+# 2100x1600), and every class value 1..150
 ADE20K_SIZES: tuple[tuple[int, int], ...] = ((683, 512), (512, 683), (512, 512), (640, 480), (341, 256), (256, 341),
                                              (1024, 768), (2100, 1600))
-_ALL_CLASSES = tuple(_SynthClass(v, f"class_{v}", (int(97 * v % 216 + 20), int(57 * v % 216 + 20),
-                                                   int(151 * v % 216 + 20)), v % 4, ("circle", "square", "triangle",
-                                                                                      "star", "hexagon")[v % 5])
-                     for v in range(1, NUM_CLASSES + 1))
-
-
-def _jitter(rng: np.random.Generator, color: tuple[int, int, int], sd: float = 12.0) -> tuple[int, int, int]:
-    return tuple(int(v) for v in np.clip(np.asarray(color) + rng.normal(0, sd, 3), 0, 255))
+_ALL_CLASSES = tuple(_SynthClass(v, f"class_{v}", v % len(TEXTURES)) for v in range(1, NUM_CLASSES + 1))
+_SCENE_SIDE = 160  # the long side the smoke recipe resizes to; textures are painted at their 6-10 px periods there
 
 
 def _outline(mask: np.ndarray) -> np.ndarray:
@@ -219,28 +211,36 @@ def _outline(mask: np.ndarray) -> np.ndarray:
     return mask & ~inner
 
 
+def _paint(img: np.ndarray, region: np.ndarray, cls: _SynthClass, rng: np.random.Generator, scale: float) -> None:
+    """Fill ``region`` of ``img`` with ``cls``'s texture in a random colour, half-way to grey (stuff is duller)."""
+    h, w = region.shape
+    patch = np.zeros_like(img)
+    draw_shape(patch, Shape("square", w / 2, h / 2, 2 * max(w, h), 0.0, vivid_color(rng), cls.texture), scale)
+    img[region] = (0.5 * patch + 0.5 * patch.mean(axis=2, keepdims=True)).astype(np.uint8)[region]
+
+
 def _scene(rng: np.random.Generator, w: int, h: int, realistic: bool = False) -> tuple[np.ndarray, np.ndarray]:
     img = np.zeros((h, w, 3), np.uint8)
     label = np.zeros((h, w), np.uint8)
-    tops, bottoms, things = (_ALL_CLASSES,) * 3 if realistic else (_STUFF_TOP, _STUFF_BOTTOM, _THINGS)
-    top, bottom = tops[rng.integers(len(tops))], bottoms[rng.integers(len(bottoms))]
-    xs = np.arange(w)
-    horizon = h * (rng.uniform(0.35, 0.6) + 0.06 * np.sin(2 * math.pi * rng.uniform(0.5, 2) * xs / w
-                                                           + rng.uniform(0, 2 * math.pi)))
-    below = np.arange(h)[:, None] >= horizon[None, :]
-    for cls, region in ((top, ~below), (bottom, below)):
-        full = Shape("square", w / 2, h / 2, 2 * max(w, h), 0.0, _jitter(rng, cls.color), cls.texture)  # covers all
-        patch = img.copy()
-        draw_shape(patch, full)
-        img[region] = patch[region]
+    classes, scale = (_ALL_CLASSES if realistic else _SYNTH), _SCENE_SIDE / max(w, h)
+    # regions: the cells of a few random seeds under a wobbly distance, so borders are irregular
+    seeds = rng.uniform(0, 1, (int(rng.integers(3, 6)), 2)) * (w, h)
+    yy, xx = np.mgrid[0:h, 0:w]
+    wobble = 0.06 * min(w, h) * np.sin(2 * math.pi * (xx / w * rng.uniform(1, 3) + yy / h * rng.uniform(1, 3)))
+    dist = np.stack([np.hypot(xx - x, yy - y) + wobble * (-1) ** k for k, (x, y) in enumerate(seeds)])
+    cell = dist.argmin(axis=0)
+    for k in range(len(seeds)):
+        region = cell == k
+        cls = classes[rng.integers(len(classes))]
+        _paint(img, region, cls, rng, scale)
         label[region] = cls.label
-    label[_outline(below) | _outline(~below)] = 0
-    for _ in range(int(rng.integers(3, 13) if realistic else rng.integers(2, 5))):
-        cls = things[rng.integers(len(things))]
-        radius = min(w, h) * (rng.uniform(0.04, 0.2) if realistic else rng.uniform(0.12, 0.25))
-        shape = Shape(cls.shape, rng.uniform(0.15, 0.85) * w, rng.uniform(0.2, 0.85) * h, radius,
-                      rng.uniform(0, 2 * math.pi), _jitter(rng, cls.color), cls.texture)
-        mask = draw_shape(img, shape)
+        label[_outline(region)] = 0
+    for _ in range(int(rng.integers(3, 13) if realistic else rng.integers(1, 4))):
+        cls = classes[rng.integers(len(classes))]
+        radius = min(w, h) * (rng.uniform(0.04, 0.2) if realistic else rng.uniform(0.15, 0.28))
+        shape = Shape(SHAPES[int(rng.integers(len(SHAPES)))], rng.uniform(0.15, 0.85) * w, rng.uniform(0.15, 0.85) * h,
+                      radius, rng.uniform(0, 2 * math.pi), vivid_color(rng), cls.texture)
+        mask = draw_shape(img, shape, scale)
         label[mask] = cls.label
         label[_outline(mask)] = 0
     noisy = img.astype(np.float64) + rng.normal(0, 8, img.shape)
@@ -257,9 +257,10 @@ def write_synth_ade20k(
 ) -> Path:
     """Write a small generated set in the ADEChallengeData2016 layout and return its root.
 
-    Each scene has a top region (sky or wall), a bottom region (floor or grass) split by a wavy horizon, and two to
-    four objects (person, car, tree, chair); the eight classes keep their ADE20K ids (label value = class id + 1) and
-    differ in colour, texture and shape. Region and object outlines are 0 (unlabelled). Image sizes (width, height)
+    Each scene is split into three to five regions with irregular borders, with one to three objects over them; a
+    region or object is any of six classes (sky, wall, floor, grass, person, car, under their ADE20K ids: label value
+    = class id + 1), each a texture in a random colour (see the module docstring). Region and object outlines are 0
+    (unlabelled). Image sizes (width, height)
     are drawn from ``sizes``. ``realistic`` draws them from :data:`ADE20K_SIZES` instead, and regions and objects
     from all 150 classes (see the module docstring).
     """

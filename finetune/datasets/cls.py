@@ -48,7 +48,17 @@ from dropbench.pretrain.inventory import (
     read_meta,
     spread,
 )
-from dropbench.pretrain.synth import MARKER, SHAPES, Shape, background, draw_shape, synth_marker
+from dropbench.pretrain.synth import (
+    MARKER,
+    SHAPES,
+    TEXTURE_SIDE,
+    Shape,
+    class_look,
+    draw_shape,
+    muted_background,
+    synth_marker,
+    vivid_color,
+)
 from PIL import Image
 from torch.utils.data import ConcatDataset, Dataset
 from torchvision.datasets import CIFAR100, STL10, Flowers102, Food101, ImageFolder, OxfordIIITPet
@@ -650,8 +660,6 @@ _CIFAR_COARSE = ["aquatic_mammals", "fish", "flowers", "food_containers", "fruit
                  "medium_mammals", "non-insect_invertebrates", "people", "reptiles", "small_mammals", "trees",
                  "vehicles_1", "vehicles_2"]
 _CIFAR_COARSE_OF = [4, 1, 14, 8, 0, 6, 7, 7, 18, 3]  # the real coarse label of each of _NAMES["cifar100"]
-_PALETTE = [(220, 40, 40), (40, 170, 60), (50, 80, 230), (235, 205, 40), (200, 60, 200), (40, 200, 210),
-            (245, 130, 30), (120, 80, 40), (240, 240, 240), (30, 30, 30)]
 _MAX_CLASSES = 10
 # ``realistic``: each set's real class count and native image size (width, height choices; CIFAR-100 and STL-10 are
 # fixed by their formats: 32 and 96 px). Flowers-102 and Pets are photos of about 500 px, Food-101's are at most 512.
@@ -664,15 +672,15 @@ _REAL_SIZES: dict[str, tuple[tuple[int, int], ...]] = {
 }
 
 
-def _draw(rng: np.random.Generator, c: int, width: int, height: int) -> np.ndarray:
-    """An HxWx3 image of class ``c``: its shape in its colour over a noisy background (learnable, not trivial)."""
-    img = background(rng, (width, height))
-    grey = img.mean(axis=2, keepdims=True)
-    img = (0.3 * img + 0.7 * grey).astype(np.uint8)  # a muted background, so that the object's colour stands out
-    color = np.clip(np.array(_PALETTE[c % len(_PALETTE)]) + rng.normal(0, 15, 3), 0, 255).astype(int)
+def _draw(rng: np.random.Generator, c: int, k: int, width: int, height: int) -> np.ndarray:
+    """An HxWx3 image of class ``c`` of ``k``: an object whose texture is the class (``pretrain.synth.class_look``), of
+    a random shape and vivid colour, over a muted background; textures are painted as they look at 48 px."""
+    img = muted_background(rng, (width, height))
     side = min(width, height)
-    draw_shape(img, Shape(SHAPES[c % len(SHAPES)], width * rng.uniform(0.35, 0.65), height * rng.uniform(0.35, 0.65),
-                          side * rng.uniform(0.28, 0.4), rng.uniform(0, 2 * math.pi), tuple(int(v) for v in color)))
+    texture, kind = class_look(c, k)
+    draw_shape(img, Shape(kind or SHAPES[int(rng.integers(len(SHAPES)))], width * rng.uniform(0.35, 0.65),
+                          height * rng.uniform(0.35, 0.65), side * rng.uniform(0.3, 0.45), rng.uniform(0, 2 * math.pi),
+                          vivid_color(rng), texture), TEXTURE_SIDE / side)
     return img
 
 
@@ -708,7 +716,7 @@ def _synth_cifar100(folder: Path, rng: np.random.Generator, k: int, drawn: list[
     folder.mkdir(parents=True)
     for split, n in (("train", n_train), ("test", n_test)):
         labels = _labels_for(drawn, n, rng)
-        data = np.stack([_draw(rng, c, 32, 32).transpose(2, 0, 1).reshape(-1) for c in labels])  # R, G, B planes
+        data = np.stack([_draw(rng, c, k, 32, 32).transpose(2, 0, 1).reshape(-1) for c in labels])  # R, G, B planes
         batch = {"filenames": [f"{_name('cifar100', c)}_s_{i:06d}.png" for i, c in enumerate(labels)],
                  "batch_label": f"{'training' if split == 'train' else 'testing'} batch 1 of 1",
                  "fine_labels": labels, "coarse_labels": [_CIFAR_COARSE_OF[c % 10] for c in labels], "data": data}
@@ -736,7 +744,7 @@ def _synth_flowers102(folder: Path, rng: np.random.Generator, k: int, drawn: lis
         split, c = splits[j]
         labels[image_id - 1] = c + 1  # 1-based, as in imagelabels.mat
         ids[split].append(image_id)
-        _jpeg(folder / "jpg" / f"image_{image_id:05d}.jpg", _draw(rng, c, *_size(rng)))
+        _jpeg(folder / "jpg" / f"image_{image_id:05d}.jpg", _draw(rng, c, k, *_size(rng)))
     savemat(folder / "imagelabels.mat", {"labels": labels[None, :]})
     savemat(folder / "setid.mat", {k_: np.array(sorted(v), np.uint16)[None, :] for k_, v in ids.items()})
 
@@ -755,7 +763,7 @@ def _synth_pets(folder: Path, rng: np.random.Generator, k: int, drawn: list[int]
             for _ in range(n if c in drawn else 0):
                 number += 1
                 stem = f"{name}_{number}"
-                _jpeg(folder / "images" / f"{stem}.jpg", _draw(rng, c, *_size(rng)))
+                _jpeg(folder / "images" / f"{stem}.jpg", _draw(rng, c, k, *_size(rng)))
                 lines[split].append(f"{stem} {c + 1} {breed[c][0]} {breed[c][1]}")
     (folder / "annotations").mkdir(parents=True)
     for split, rows in lines.items():
@@ -772,13 +780,13 @@ def _synth_stl10(folder: Path, rng: np.random.Generator, k: int, drawn: list[int
     folder.mkdir(parents=True)
     for split, n in (("train", n_train), ("test", n_test)):
         labels = _labels_for(drawn, n, rng)
-        (folder / f"{split}_X.bin").write_bytes(_stl_records([_draw(rng, c, 96, 96) for c in labels]))
+        (folder / f"{split}_X.bin").write_bytes(_stl_records([_draw(rng, c, k, 96, 96) for c in labels]))
         (folder / f"{split}_y.bin").write_bytes((np.array(labels, np.uint8) + 1).tobytes())  # 1-based
         if split == "train":  # ten folds of training indices, as fold_indices.txt holds
             size = max(len(labels) // 5, 1)
             folds = [" ".join(map(str, sorted(rng.choice(len(labels), size, replace=False)))) for _ in range(10)]
             (folder / "fold_indices.txt").write_text("\n".join(folds) + "\n")
-    unlabeled = [_draw(rng, int(rng.integers(k)), 96, 96) for _ in range(max(k, 4))]
+    unlabeled = [_draw(rng, int(rng.integers(k)), k, 96, 96) for _ in range(max(k, 4))]
     (folder / "unlabeled_X.bin").write_bytes(_stl_records(unlabeled))
     (folder / "class_names.txt").write_text("\n".join(_name("stl10", c) for c in range(k)) + "\n")
 
@@ -796,7 +804,7 @@ def _synth_food101(folder: Path, rng: np.random.Generator, k: int, drawn: list[i
         for split, chunk in (("train", ids[:n_train_c]), ("test", ids[n_train_c:])):
             meta[split][name] = [f"{name}/{i}" for i in sorted(chunk)]
             for i in chunk:
-                _jpeg(folder / "images" / name / f"{i}.jpg", _draw(rng, c, *_size(rng)))
+                _jpeg(folder / "images" / name / f"{i}.jpg", _draw(rng, c, k, *_size(rng)))
     (folder / "meta").mkdir(parents=True)
     for split, table in meta.items():
         (folder / "meta" / f"{split}.json").write_text(json.dumps(table))
@@ -812,7 +820,7 @@ def _synth_imagefolder(folder: Path, rng: np.random.Generator, k: int, drawn: li
         for split, n in (("train", n_train), ("val", n_test)):
             for i in range(n):
                 wh = _size(rng) if _SIZES else (64, 64)
-                _jpeg(folder / split / name / f"{name}_{i:04d}.jpg", _draw(rng, c, *wh))
+                _jpeg(folder / split / name / f"{name}_{i:04d}.jpg", _draw(rng, c, k, *wh))
 
 
 _WRITERS: dict[str, Callable[[Path, np.random.Generator, int, list[int], int, int], None]] = {
@@ -840,8 +848,9 @@ def write_synth_cls(
 
     The files are exactly what the distribution ships (CIFAR-100 pickles, Flowers-102 jpg + .mat, Pets images +
     annotation lists, STL-10 binaries, Food-101 images + meta JSON, or train/val image folders) under
-    ``out/<folder>/``, plus the generator's marker, so that the real readers run on them. Each class is one shape in
-    one colour at a random place, size and angle over a noisy background.
+    ``out/<folder>/``, plus the generator's marker, so that the real readers run on them. Each class is one
+    texture (any shape and colour) at a random place, size and angle over a muted background
+    (``pretrain.synth``: the pretraining set's vocabulary).
 
     Args:
         out: output root; ``out/<folder>`` (``out`` for image folders) must not exist yet or be empty.

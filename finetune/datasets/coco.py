@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from dropbench.pretrain.inventory import DataCheck, Inventory, Official, decode_files, file_sizes, spread
 from dropbench.pretrain.io import atomic_write
-from dropbench.pretrain.synth import SHAPES, Shape, background, draw_shape, synth_marker
+from dropbench.pretrain.synth import SHAPES, TEXTURES, Shape, draw_shape, muted_background, synth_marker, vivid_color
 from PIL import Image
 
 __all__ = ["DATA_CHECKS", "OFFICIAL", "SYNTH_CATEGORIES", "CocoFormatError", "CocoSplit", "check_coco",
@@ -33,13 +33,11 @@ SPLITS = ("train2017", "val2017")
 MAX_REPORTED = 5
 _BOX_TOLERANCE = 1.0  # pixels a box may exceed the image by (rounding in real annotation files)
 
-# generated categories: (name, shape, base colour); shape and colour both tell the class
-SYNTH_CATEGORIES: tuple[tuple[str, str, tuple[int, int, int]], ...] = (
-    ("circle", "circle", (220, 60, 50)),
-    ("square", "square", (50, 190, 80)),
-    ("triangle", "triangle", (60, 90, 230)),
-    ("star", "star", (235, 205, 40)),
-)
+# generated categories: the shared texture vocabulary (category i is texture i of pretrain.synth.TEXTURES; any shape,
+# any colour), so that a detector's classification rests on what the backbone knows of textures
+SYNTH_CATEGORIES: tuple[str, ...] = TEXTURES
+# the side (px) the smoke detection recipe resizes scenes to; textures are painted at their 6-10 px periods there
+_SCENE_SIDE = 96
 
 
 # ``realistic``: COCO 2017's 80 categories under their own (non-contiguous) ids, and its common image sizes
@@ -311,10 +309,10 @@ def _place(rng: np.random.Generator, size: tuple[int, int], placed: list[tuple[f
     return None
 
 
-def _scene(rng: np.random.Generator, size: tuple[int, int], max_objects: int,
-           categories: tuple[tuple[str, str, tuple[int, int, int]], ...] = SYNTH_CATEGORIES,
-           r_range: tuple[float, float] = (0.12, 0.26), min_objects: int = 2) -> tuple[np.ndarray, list[dict]]:
-    img = background(rng, size)
+def _scene(rng: np.random.Generator, size: tuple[int, int], max_objects: int, num_categories: int,
+           r_range: tuple[float, float] = (0.12, 0.26), min_objects: int = 2,
+           squares: bool = False) -> tuple[np.ndarray, list[dict]]:
+    img = muted_background(rng, size)
     w, h = size
     r_range = (r_range[0] * min(w, h), r_range[1] * min(w, h))
     objects: list[dict] = []
@@ -324,11 +322,13 @@ def _scene(rng: np.random.Generator, size: tuple[int, int], max_objects: int,
         if spot is None:
             continue
         placed.append(spot)
-        label = int(rng.integers(len(categories)))
-        _, kind, base = categories[label]
-        color = tuple(int(v) for v in np.clip(np.array(base) + rng.normal(0, 15, 3), 0, 255))
-        shape = Shape(kind, *spot, rng.uniform(0, 2 * math.pi), color, texture=int(rng.integers(0, 4)))
-        mask = draw_shape(img, shape)
+        label = int(rng.integers(num_categories))
+        if squares:
+            kind, angle = "square", 0.0
+        else:
+            kind, angle = SHAPES[int(rng.integers(len(SHAPES)))], rng.uniform(0, 2 * math.pi)
+        shape = Shape(kind, *spot, angle, vivid_color(rng), texture=label % len(TEXTURES))
+        mask = draw_shape(img, shape, _SCENE_SIDE / max(w, h))
         if mask.sum() < 16:
             continue
         poly = [(min(max(x, 0.0), w), min(max(y, 0.0), h)) for x, y in shape.polygon()]
@@ -347,15 +347,21 @@ def write_synth_coco(
     sizes: tuple[int, ...] = (128, 160, 192),
     max_objects: int = 4,
     realistic: bool = False,
+    radius: tuple[float, float] = (0.12, 0.26),
+    squares: bool = False,
 ) -> Path:
     """Write a small COCO-layout set of generated scenes.
 
     Each image (sides drawn from ``sizes``) holds 2 to ``max_objects`` non-overlapping objects of the
-    :data:`SYNTH_CATEGORIES`; a category is one shape in one colour family (textures vary), so a detector can learn it.
-    Boxes are tight around the polygons, areas are the painted pixel counts, masks are polygons. ``realistic`` shapes
-    the set like COCO 2017 instead (for rehearsing a recipe): its 80 categories under their real ids
-    (:data:`COCO_CATEGORIES`), its image sizes (:data:`COCO_SIZES`: 640x480, 427x640, ...) and 1 to
-    :data:`COCO_MAX_OBJECTS` objects per image, from small to large; ``sizes`` and ``max_objects`` are then unused.
+    :data:`SYNTH_CATEGORIES`: a category is a texture (any shape, any vivid colour, textures painted as they look at
+    96 px, the side the smoke recipe resizes to), so a detector classifies what its backbone knows of textures.
+    ``radius`` bounds the objects' radii (fractions of the image's short side); ``squares`` draws axis-aligned squares
+    only (a box is then its object: localisation is easy, and AP turns on telling the textures apart, which is what
+    pretraining changes; the smoke preset's choice). Boxes are tight around the polygons, areas are the painted pixel
+    counts, masks are polygons. ``realistic`` shapes the set like COCO 2017 instead (for rehearsing a recipe): its 80
+    categories under their real ids (:data:`COCO_CATEGORIES`), its image sizes (:data:`COCO_SIZES`: 640x480,
+    427x640, ...) and 1 to :data:`COCO_MAX_OBJECTS` objects per image, from small to large; ``sizes`` and
+    ``max_objects`` are then unused.
 
     Returns:
         The root, with ``train2017/``, ``val2017/`` and ``annotations/instances_{train,val}2017.json``.
@@ -367,12 +373,10 @@ def write_synth_coco(
     root = Path(out)
     rng = np.random.default_rng(seed)
     if realistic:
-        looks = tuple((name, SHAPES[i % len(SHAPES)], tuple(int(v) for v in rng.integers(30, 226, 3)))
-                      for i, (_, name) in enumerate(COCO_CATEGORIES))
-        ids = [cid for cid, _ in COCO_CATEGORIES]
+        names, ids = [name for _, name in COCO_CATEGORIES], [cid for cid, _ in COCO_CATEGORIES]
     else:
-        looks, ids = SYNTH_CATEGORIES, list(range(1, len(SYNTH_CATEGORIES) + 1))
-    categories = [{"id": cid, "name": name, "supercategory": "shape"} for cid, (name, _, _) in zip(ids, looks)]
+        names, ids = list(SYNTH_CATEGORIES), list(range(1, len(SYNTH_CATEGORIES) + 1))
+    categories = [{"id": cid, "name": name, "supercategory": "texture"} for cid, name in zip(ids, names, strict=True)]
     image_id, ann_id = 0, 0
     for split, n in (("train2017", num_train), ("val2017", num_val)):
         (root / split).mkdir(parents=True, exist_ok=True)
@@ -381,10 +385,10 @@ def write_synth_coco(
             image_id += 1
             if realistic:
                 w, h = COCO_SIZES[int(rng.integers(len(COCO_SIZES)))]
-                img, objects = _scene(rng, (w, h), COCO_MAX_OBJECTS, looks, (0.02, 0.2), 1)
+                img, objects = _scene(rng, (w, h), COCO_MAX_OBJECTS, len(names), (0.02, 0.2), 1)
             else:
                 w, h = int(rng.choice(sizes)), int(rng.choice(sizes))
-                img, objects = _scene(rng, (w, h), max_objects)
+                img, objects = _scene(rng, (w, h), max_objects, len(names), radius, squares=squares)
             name = f"{image_id:012d}.jpg"
             Image.fromarray(img).save(root / split / name, quality=92)
             images.append({"id": image_id, "file_name": name, "width": w, "height": h})

@@ -22,7 +22,12 @@ pytest.importorskip("mmdet")
 from dropbench.benchmarks import cli  # noqa: E402
 from dropbench.finetune.backbone import TimmPyramidBackbone, pyramid_channels  # noqa: E402
 from dropbench.finetune.convert import CheckpointError  # noqa: E402
-from dropbench.finetune.datasets.coco import CocoFormatError, check_coco, write_synth_coco  # noqa: E402
+from dropbench.finetune.datasets.coco import (  # noqa: E402
+    SYNTH_CATEGORIES,
+    CocoFormatError,
+    check_coco,
+    write_synth_coco,
+)
 from dropbench.finetune.det import COCO_METRICS, configure_coco, run_coco  # noqa: E402
 from dropbench.finetune.mm import adapt_to_device, install_safe_checkpoint_loading, prepare_runner_config  # noqa: E402
 from dropbench.finetune.samples import load_states  # noqa: E402
@@ -195,10 +200,11 @@ def test_layer_decay_groups(name):
     layer = {trainable[id(p)]: g["layer_id"] for g in groups for p in g["params"]}
     backbone = [n for n in scale if n.startswith("backbone.model.")]
     deepest = max(layer[n] for n in backbone)
-    assert all(scale[n] == pytest.approx(0.9 ** (deepest + 1 - layer[n])) for n in backbone)
+    rate = cfg.optim_wrapper.paramwise_cfg.layer_decay_rate  # the smoke recipe's 0.65
+    assert rate == 0.65 and all(scale[n] == pytest.approx(rate ** (deepest + 1 - layer[n])) for n in backbone)
     lrs = [s for _, s in sorted({(layer[n], scale[n]) for n in backbone})]
     assert len(lrs) >= 12 and lrs == sorted(lrs) and len(set(lrs)) == len(lrs)  # deeper -> larger, never equal
-    assert lrs[-1] == pytest.approx(0.9) and lrs[0] == pytest.approx(0.9 ** 13)  # BEiT: last block 0.9, stem 0.9^13
+    assert lrs[-1] == pytest.approx(rate) and lrs[0] == pytest.approx(rate ** 13)  # BEiT: last block r, stem r^13
     assert all(wd[n] == 0.0 for n, p in det.named_parameters() if p.requires_grad and p.ndim == 1)
     assert wd["neck.fpn_convs.0.conv.weight"] == pytest.approx(0.05)
 
@@ -246,8 +252,8 @@ def test_smoke_recipe_and_configs_are_data(coco):
     assert cfg.optim_wrapper.type == "OptimWrapper"  # never AMP on the CPU path
     assert cfg.model.backbone.model_name == "convnext_femto"
     assert list(cfg.model.neck.in_channels) == list(pyramid_channels("convnext_femto"))
-    assert cfg.model.roi_head.bbox_head.num_classes == cfg.model.roi_head.mask_head.num_classes == 4
-    assert cfg.train_dataloader.dataset.metainfo.classes == ("circle", "square", "triangle", "star")
+    assert cfg.model.roi_head.bbox_head.num_classes == cfg.model.roi_head.mask_head.num_classes == 6  # textures
+    assert cfg.train_dataloader.dataset.metainfo.classes == SYNTH_CATEGORIES
     assert cfg.val_evaluator.ann_file == str((coco / "annotations" / "instances_val2017.json").resolve())
     for path in (REPO / "configs" / "det").rglob("*.py"):
         text = re.sub(r"#.*", "", path.read_text())
@@ -262,7 +268,7 @@ def test_synth_coco_is_a_valid_coco_root(tmp_path):
     assert rc == 0
     splits = check_coco(tmp_path / "c")
     train, val = splits["train2017"], splits["val2017"]
-    assert train.classes == val.classes and len(train.classes) == 4
+    assert train.classes == val.classes and len(train.classes) == 6
     assert 40 <= train.num_images <= 80 and 16 <= val.num_images <= 24
     assert train.num_annotations >= 2 * train.num_images  # several objects per image
     data = json.loads(train.ann_file.read_text())
