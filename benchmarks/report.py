@@ -49,6 +49,8 @@ def plot_schedules(results: pd.DataFrame, path: str | os.PathLike, points: int =
         seen.setdefault((DropSpec.from_metadata(meta), int(meta["epochs"])), r["variant"])
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for (drop, epochs), variant in sorted(seen.items(), key=lambda kv: kv[1]):
+        if epochs == 0:  # the random-init reference: no training, nothing to schedule
+            continue
         per_epoch = max(1, points // epochs)
         x = [i / per_epoch for i in range(epochs * per_epoch)]
         ax.plot(x, drop.rates(epochs, per_epoch), label=f"{variant} ({drop.describe()})", drawstyle="steps-post")

@@ -21,10 +21,16 @@ def test_report_draws_schedules_curves_and_tables(tmp_path):
         write_result(RunResult(task="pretrain", dataset="imagenet", model="vit_tiny", metrics={"top1": 20.0},
                                config={}, config_hash="h", variant=variant, pretrain=meta,
                                log_path=str(run_dir / "log.jsonl")), run_dir)
+    # the random-init reference row (0 epochs, no log, as write_random_init leaves it): tabulated, not scheduled
+    rand = dict(drop_kind="none", drop_rate=0.0, drop_mode="standard", drop_schedule="constant", cutoff_epoch=0)
+    write_result(RunResult(task="pretrain", dataset="imagenet", model="vit_tiny", metrics={"top1": 10.0}, config={},
+                           config_hash="r", variant="random-init", pretrain={"model": "vit_tiny", "epochs": 0, **rand}),
+                 tmp_path / "runs" / "random-init")
     report = write_report(tmp_path)
     text = report.read_text()
+    assert "| ViT-T      | random init   | 10.0    | −10.0         | –                      |" in text
     assert "![schedules](schedules.png)" in text and "![pretrain_vit_tiny](pretrain_vit_tiny.png)" in text
-    assert "| ViT-T      | early dropout | 20.0    | +0.0          | 74.3            |" in text
+    assert "| ViT-T      | early dropout | 20.0    | +0.0          | +10.0                  | 74.3            |" in text
     assert "![differences, pretrain](deltas_pretrain.png)" in text
     for name in ("schedules.png", "pretrain_vit_tiny.png", "deltas_pretrain.png"):
         with Image.open(report.parent / name) as im:
