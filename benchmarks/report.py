@@ -75,7 +75,8 @@ def plot_pretraining_curves(results: pd.DataFrame, out_dir: str | os.PathLike) -
             if log_path is None or not log_path.exists() or not log_path.stat().st_size:
                 continue
             recs = pd.read_json(log_path, lines=True, convert_dates=False)
-            a.plot(recs["epoch"] + 1, recs["train_loss"], marker="o", label=r["variant"])
+            if "train_loss" in recs:  # a random-init run logs its one evaluation only (epoch -1: a point at 0)
+                a.plot(recs["epoch"] + 1, recs["train_loss"], marker="o", label=r["variant"])
             val = recs.dropna(subset=["val_top1"]) if "val_top1" in recs else recs.iloc[:0]
             b.plot(val["epoch"] + 1, val.get("val_top1", []), marker="o", label=r["variant"])
         label = PAPER_MODELS[model].label if model in PAPER_MODELS else model

@@ -21,11 +21,15 @@ def test_report_draws_schedules_curves_and_tables(tmp_path):
         write_result(RunResult(task="pretrain", dataset="imagenet", model="vit_tiny", metrics={"top1": 20.0},
                                config={}, config_hash="h", variant=variant, pretrain=meta,
                                log_path=str(run_dir / "log.jsonl")), run_dir)
-    # the random-init reference row (0 epochs, no log, as write_random_init leaves it): tabulated, not scheduled
+    # the random-init reference row (0 epochs; its log holds the one evaluation, as write_random_init writes it):
+    # tabulated and drawn as a point, not scheduled
     rand = dict(drop_kind="none", drop_rate=0.0, drop_mode="standard", drop_schedule="constant", cutoff_epoch=0)
+    run_dir = tmp_path / "runs" / "random-init"
+    run_dir.mkdir(parents=True)
+    (run_dir / "log.jsonl").write_text(json.dumps({"epoch": -1, "val_top1": 10.0, "val_loss": 2.3}) + "\n")
     write_result(RunResult(task="pretrain", dataset="imagenet", model="vit_tiny", metrics={"top1": 10.0}, config={},
-                           config_hash="r", variant="random-init", pretrain={"model": "vit_tiny", "epochs": 0, **rand}),
-                 tmp_path / "runs" / "random-init")
+                           config_hash="r", variant="random-init", pretrain={"model": "vit_tiny", "epochs": 0, **rand},
+                           log_path=str(run_dir / "log.jsonl")), run_dir)
     report = write_report(tmp_path)
     text = report.read_text()
     assert "| ViT-T      | random init   | 10.0    | −10.0         | –                      |" in text
