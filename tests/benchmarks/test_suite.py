@@ -467,6 +467,10 @@ def test_smoke_preset_end_to_end(tmp_path):
     assert "Generated data (dropbench's stand-ins, not the real data sets, not comparable with the paper): " \
            "ade20k, imagenet." in (out / "tables" / "table5.md").read_text()
     assert "cifar100, flowers102, food101, imagenet, pets, stl10." in (out / "tables" / "table6.tex").read_text()
+    # make demo's second command: the report, random-init rows included
+    res = subprocess.run([*CLI, "report", "--results", str(out)], cwd=REPO, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "| ViT-T      | random init   |" in (out / "report" / "report.md").read_text()
 
 
 @pytest.mark.slow
