@@ -370,6 +370,9 @@ def write_synth_coco(
         raise ValueError(f"num_train and num_val must be >= 1, got {num_train} and {num_val}")
     if max_objects < 2:
         raise ValueError(f"max_objects must be >= 2, got {max_objects}")
+    if not 0 < radius[0] <= radius[1] < 0.5:
+        raise ValueError(f"radius must be (low, high) with 0 < low <= high < 0.5 (fractions of the short side: an "
+                         f"object must fit in the image), got {tuple(radius)}")
     root = Path(out)
     rng = np.random.default_rng(seed)
     if realistic:

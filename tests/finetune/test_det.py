@@ -262,6 +262,12 @@ def test_smoke_recipe_and_configs_are_data(coco):
 
 # ---------------------------------------------------------------- data: generator and checks
 
+def test_synth_coco_refuses_objects_that_cannot_fit(tmp_path):
+    """A radius of half the short side or more would write scenes without objects; it is refused, nothing written."""
+    with pytest.raises(ValueError, match=r"radius must be .* got \(0.6, 0.8\)"):
+        write_synth_coco(tmp_path / "c", num_train=2, num_val=2, radius=(0.6, 0.8))
+    assert not (tmp_path / "c").exists()
+
 
 def test_synth_coco_is_a_valid_coco_root(tmp_path):
     rc = cli.main(["data", "synth-coco", "--out", str(tmp_path / "c"), "--seed", "3"])
